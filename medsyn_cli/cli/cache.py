@@ -1,0 +1,5 @@
+"""`medsyn cache` (being written)."""
+
+
+def register(app) -> None:
+    pass

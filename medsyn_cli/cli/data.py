@@ -1,0 +1,5 @@
+"""`medsyn data` (being written)."""
+
+
+def register(app) -> None:
+    pass

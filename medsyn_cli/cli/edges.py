@@ -1,0 +1,5 @@
+"""`medsyn edges` (being written)."""
+
+
+def register(app) -> None:
+    pass

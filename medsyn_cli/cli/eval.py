@@ -1,0 +1,5 @@
+"""`medsyn eval` (being written)."""
+
+
+def register(app) -> None:
+    pass

@@ -1,0 +1,5 @@
+"""`medsyn sample` (being written)."""
+
+
+def register(app) -> None:
+    pass

@@ -1,0 +1,5 @@
+"""`medsyn train` (being written)."""
+
+
+def register(app) -> None:
+    pass

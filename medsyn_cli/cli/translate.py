@@ -1,0 +1,5 @@
+"""`medsyn translate` (being written)."""
+
+
+def register(app) -> None:
+    pass

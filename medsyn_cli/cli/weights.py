@@ -1,0 +1,5 @@
+"""`medsyn weights` (being written)."""
+
+
+def register(app) -> None:
+    pass

@@ -1,0 +1,114 @@
+"""The model contract: the trainer owns the loop, the model owns its step.
+
+A model subclasses :class:`GANModel`, builds its ``networks`` and ``optimizers`` (named), and
+implements ``train_step``; an unconditional model implements ``sample``, a translation model
+``translate``. Everything needed to resume exactly is in ``state_dict()``: the networks, the
+optimizers and whatever ``extra_state()`` returns (image pools, schedules, counters).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+
+class GANModel:
+    #: "unconditional" or "translation"; must match the ModelSpec.
+    task = "unconditional"
+    #: Networks that are exported for sharing/sampling (safetensors) and averaged by EMA.
+    inference_networks: tuple[str, ...] = ("generator",)
+    #: Set True to have the trainer keep an exponential moving average of inference networks.
+    wants_ema = False
+
+    def __init__(self, config: Any, res: int, channels: int):
+        self.config = config
+        self.res = res
+        self.channels = channels
+        self.networks: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.device = torch.device("cpu")
+        # Set by the trainer: averages gradients across ranks (torchrun) before each step.
+        self.grad_sync: Callable[[nn.Module], None] | None = None
+        # Set by the trainer: bf16 autocast on GPU, a no-op context otherwise.
+        self.autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+
+    # -- what a model implements -------------------------------------------------------------
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        """One optimisation step on ``batch``; returns its losses as plain floats."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` images in [-1, 1], shape (n, C, res, res) (unconditional models)."""
+        raise NotImplementedError(f"{type(self).__name__} is not an unconditional model")
+
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor, to: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Translate a batch in [-1, 1] to domain ``to``; returns (images, attention or None)."""
+        raise NotImplementedError(f"{type(self).__name__} is not a translation model")
+
+    def extra_state(self) -> dict[str, Any]:
+        """Anything beyond networks and optimizers that resuming needs (tensors or plain data)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int) -> None:
+        """Hook for schedules that move per epoch (e.g. CycleGAN's linear decay)."""
+
+    # -- provided ----------------------------------------------------------------------------
+    def to(self, device: torch.device | str) -> "GANModel":
+        self.device = torch.device(device)
+        for net in self.networks.values():
+            net.to(self.device)
+        for opt in self.optimizers.values():  # optimizer state follows the parameters
+            for state in opt.state.values():
+                for k, v in state.items():
+                    if torch.is_tensor(v) and k != "step":
+                        state[k] = v.to(self.device)
+        return self
+
+    def train(self, mode: bool = True) -> "GANModel":
+        for net in self.networks.values():
+            net.train(mode)
+        return self
+
+    def eval(self) -> "GANModel":
+        return self.train(False)
+
+    def optimize(self, name: str, loss: torch.Tensor, *, retain_graph: bool = False) -> None:
+        """Zero, backpropagate, synchronise across ranks and step the optimizer ``name``."""
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward(retain_graph=retain_graph)
+        if self.grad_sync is not None:
+            for group in opt.param_groups:
+                self.grad_sync(group["params"])
+        opt.step()
+
+    @staticmethod
+    def requires_grad(module: nn.Module, flag: bool) -> None:
+        """Freeze a network while another is updated (saves backward work, as the references do)."""
+        for p in module.parameters():
+            p.requires_grad_(flag)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "networks": {k: v.state_dict() for k, v in self.networks.items()},
+            "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
+            "extra": self.extra_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, net in self.networks.items():
+            net.load_state_dict(state["networks"][k])
+        for k, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][k])
+        self.load_extra_state(state.get("extra", {}))
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {k: sum(p.numel() for p in v.parameters()) for k, v in self.networks.items()}

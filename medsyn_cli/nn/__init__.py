@@ -1,0 +1,1 @@
+"""Shared building blocks for the models (losses, gradient penalty, attention, augmentation)."""

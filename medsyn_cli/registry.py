@@ -1,0 +1,85 @@
+"""Model specs: light, frozen descriptions that the host can list without importing torch."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from medsyn_cli.errors import InputError
+from medsyn_cli.plugins import load_plugins, pm
+
+TASKS = ("unconditional", "translation")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a plugin registers. ``factory(config, res, channels)`` builds a :class:`GANModel`."""
+
+    name: str
+    task: str
+    config_cls: type
+    factory: Callable[..., Any]
+    summary: str
+    citation: str
+    resolutions: tuple[int, ...] = (64, 128, 256)
+    channels: tuple[int, ...] = (1, 3)
+    aliases: tuple[str, ...] = ()
+    default_batch_size: int = 32
+    plugin: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"model {self.name!r}: task must be one of {TASKS}, not {self.task!r}")
+        if not dataclasses.is_dataclass(self.config_cls):
+            raise TypeError(f"model {self.name!r}: config_cls must be a dataclass")
+
+    def default_config(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.config_cls())
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready description for ``medsyn models --json``."""
+        return {
+            "name": self.name,
+            "aliases": list(self.aliases),
+            "task": self.task,
+            "resolutions": list(self.resolutions),
+            "channels": list(self.channels),
+            "default_batch_size": self.default_batch_size,
+            "summary": self.summary,
+            "citation": self.citation,
+            "plugin": self.plugin,
+            "config": self.default_config(),
+        }
+
+
+def all_models() -> dict[str, ModelSpec]:
+    """Every registered model by name. Registration happens afresh each call, so a plugin
+    registered or unregistered at run time (as tests do) is seen at once."""
+    load_plugins()
+    specs: dict[str, ModelSpec] = {}
+    for plugin_name, plugin in pm.list_name_plugin():
+        impl = getattr(plugin, "register_models", None)
+        if impl is None:
+            continue
+
+        def register(spec: ModelSpec, _plugin=plugin_name) -> None:
+            if spec.name in specs:
+                raise ValueError(f"model {spec.name!r} registered twice")
+            specs[spec.name] = dataclasses.replace(spec, plugin=spec.plugin or _plugin)
+
+        impl(register=register)
+    return dict(sorted(specs.items()))
+
+
+def get_model(name: str) -> ModelSpec:
+    """Look a model up by name or alias (case-insensitive, ``_`` and ``-`` equivalent)."""
+    key = name.lower().replace("_", "-")
+    models = all_models()
+    for spec in models.values():
+        names = [spec.name, *spec.aliases]
+        if key in (n.lower().replace("_", "-") for n in names):
+            return spec
+    known = ", ".join(models) or "none installed"
+    raise InputError(f"unknown model {name!r}", hint=f"known models: {known}; see `medsyn models`")

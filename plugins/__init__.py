@@ -1,0 +1,1 @@
+"""medsyn's built-in models, one package each, registered through the ``medsyn`` entry points."""

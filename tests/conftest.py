@@ -1,0 +1,63 @@
+"""Shared fixtures. Every test gets its own MEDSYN_HOME so no test touches the user's dirs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SHARED_DATA = SHARED / "data"
+FID_WEIGHTS = SHARED / "weights" / "fid-inception-pool3.pth"
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("MEDSYN_SLOW") == "1" or "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow test: set MEDSYN_SLOW=1 (make test-all) to run")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def medsyn_home(tmp_path_factory, monkeypatch) -> Path:
+    home = tmp_path_factory.mktemp("medsyn-home")
+    monkeypatch.setenv("MEDSYN_HOME", str(home))
+    monkeypatch.delenv("MEDSYN_DEBUG", raising=False)
+    return home
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (only present beside a CI/dev checkout)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def fid_weights() -> Path:
+    if not FID_WEIGHTS.is_file():
+        pytest.skip(f"FID Inception weights not found at {FID_WEIGHTS}")
+    return FID_WEIGHTS
+
+
+def run_cli(*args: str, input: str | None = None, env: dict | None = None, timeout: int = 600,
+            cwd: str | Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m medsyn_cli ARGS`` as a user would; returns the completed process."""
+    full_env = dict(os.environ)
+    full_env.setdefault("MEDSYN_PROGRESS", "0")
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "medsyn_cli", *map(str, args)],
+        input=input, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd,
+    )
+
+
+@pytest.fixture
+def cli():
+    return run_cli
