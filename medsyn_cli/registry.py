@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from medsyn_cli.errors import InputError
-from medsyn_cli.plugins import load_plugins, pm
+from medsyn_cli.plugins import failed, load_plugins, pm
 
 TASKS = ("unconditional", "translation")
 
@@ -69,8 +70,22 @@ def all_models() -> dict[str, ModelSpec]:
                 raise ValueError(f"model {spec.name!r} registered twice")
             specs[spec.name] = dataclasses.replace(spec, plugin=spec.plugin or _plugin)
 
-        impl(register=register)
+        try:
+            impl(register=register)
+        except Exception as exc:  # one plugin's bad registration must not hide the others
+            _report_once(plugin_name, f"{type(exc).__name__}: {exc}")
     return dict(sorted(specs.items()))
+
+
+_reported: set[str] = set()
+
+
+def _report_once(plugin_name: str, reason: str) -> None:
+    if plugin_name in _reported:
+        return
+    _reported.add(plugin_name)
+    failed[plugin_name] = reason
+    print(f"medsyn: plugin {plugin_name!r} failed to register its models: {reason}", file=sys.stderr)
 
 
 def get_model(name: str) -> ModelSpec:
