@@ -44,6 +44,113 @@ def models(
     Console(width=200).print(table)
 
 
+#: How ``models info`` feeds each network; documented for model authors in docs/metrics.md.
+INPUT_CONVENTION = (
+    "inputs come from model.example_inputs(network_name, batch) -> tuple when the model defines it; "
+    "otherwise a network whose name contains 'generator' in an unconditional model gets a latent "
+    "(batch, latent_dim) (then (batch, latent_dim, 1, 1) if that fails) and every other network an "
+    "image batch (batch, channels, res, res)"
+)
+
+
+def _network_inputs(model, name: str, batch: int) -> list[tuple]:
+    """Candidate argument tuples for network ``name``, tried in order (see INPUT_CONVENTION)."""
+    import torch
+
+    if hasattr(model, "example_inputs"):
+        return [("example_inputs", tuple(model.example_inputs(name, batch)))]
+    if model.task == "unconditional" and "generator" in name.lower():
+        dim = getattr(model, "latent_dim", None) or getattr(model.config, "latent_dim", None)
+        if dim:
+            return [("default latent", (torch.randn(batch, dim),)),
+                    ("default latent", (torch.randn(batch, dim, 1, 1),))]
+    return [("default image", (torch.randn(batch, model.channels, model.res, model.res),))]
+
+
+def network_costs(model, batch: int = 1) -> dict[str, dict]:
+    """Parameters and forward FLOPs per image of each network, from a real forward pass counted by
+    ``torch.utils.flop_counter.FlopCounterMode`` (2 FLOPs per multiply-add; MACs = FLOPs / 2)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from medsyn_cli.errors import MedsynError
+
+    out = {}
+    model.eval()
+    for name, net in model.networks.items():
+        last_error: Exception | None = None
+        for source, args in _network_inputs(model, name, batch):
+            counter = FlopCounterMode(display=False)
+            try:
+                with torch.no_grad(), counter:
+                    net(*args)
+            except (RuntimeError, TypeError, ValueError) as exc:
+                last_error = exc
+                continue
+            flops = int(counter.get_total_flops()) // batch
+            out[name] = {
+                "parameters": sum(p.numel() for p in net.parameters()),
+                "trainable_parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
+                "flops": flops, "macs": flops // 2, "gflops": round(flops / 1e9, 4),
+                "inputs": [list(a.shape) for a in args if torch.is_tensor(a)], "input_source": source,
+            }
+            break
+        else:
+            raise MedsynError(f"cannot run network {name!r} of {type(model).__name__} for FLOP counting: "
+                              f"{last_error}", hint="the model should define example_inputs(network_name, batch)")
+    return out
+
+
+@models_app.command("info")
+def info(
+    name: str = typer.Argument(..., help="Model name or alias."),
+    res: int = typer.Option(None, "--res", help="Resolution (default: the model's smallest)."),
+    channels: int = typer.Option(None, "--channels", help="Image channels (default: the model's first)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Parameter counts and forward FLOPs per image of each network of a model (HAGAN's Table I).
+
+    FLOPs are counted by PyTorch's own FlopCounterMode on a real forward pass of one image (2 FLOPs
+    per multiply-add, so MACs are half). Generators get a latent or an input image, discriminators
+    an image batch; models whose networks need other inputs define `example_inputs(name, batch)`.
+
+    Examples:
+
+        medsyn models info hagan --res 256
+
+        medsyn models info sag-gan --res 128 --json | jq '.networks[].gflops'
+    """
+    from medsyn_cli.errors import InputError
+    from medsyn_cli.registry import get_model
+
+    spec = get_model(name)
+    res = res or min(spec.resolutions)
+    channels = channels or spec.channels[0]
+    if res not in spec.resolutions:
+        raise InputError(f"{spec.name} does not support resolution {res}",
+                         hint=f"supported: {', '.join(map(str, spec.resolutions))}")
+    if channels not in spec.channels:
+        raise InputError(f"{spec.name} does not support {channels} channel(s)",
+                         hint=f"supported: {', '.join(map(str, spec.channels))}")
+    model = spec.factory(spec.config_cls(), res, channels)
+    costs = network_costs(model)
+    total_params = sum(c["parameters"] for c in costs.values())
+    if as_json:
+        echo_json({"model": spec.name, "task": spec.task, "res": res, "channels": channels,
+                   "networks": costs, "total_parameters": total_params,
+                   "flop_counter": "torch.utils.flop_counter.FlopCounterMode, forward, per image, "
+                                   "2 FLOPs per multiply-add",
+                   "input_convention": INPUT_CONVENTION})
+        return
+    width = max(len(n) for n in costs) if costs else 7
+    typer.echo(f"{'network'.ljust(width)}  {'parameters':>12}  {'GFLOPs/img':>11}  {'GMACs/img':>10}  input")
+    for n, c in costs.items():
+        shapes = ", ".join("x".join(map(str, s)) for s in c["inputs"])
+        typer.echo(f"{n.ljust(width)}  {c['parameters']:>12,}  {c['flops'] / 1e9:>11.3f}  "
+                   f"{c['macs'] / 1e9:>10.3f}  {shapes}")
+    typer.echo(f"{'total'.ljust(width)}  {total_params:>12,}   ({spec.name}, res {res}, {channels} channel(s))")
+
+
 def plugins(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
     """List the installed plugins and the hooks each implements.
 

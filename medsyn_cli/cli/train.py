@@ -1,5 +1,90 @@
-"""`medsyn train` (being written)."""
+"""``medsyn train``: train a registered model into a run directory."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
-def register(app) -> None:
-    pass
+def train(
+    model: str = typer.Argument(..., help="Model name or alias (see `medsyn models`)."),
+    data: Optional[str] = typer.Option(
+        None, "--data", "-d",
+        help="Image folder, NIfTI/DICOM, or phantom:ct / phantom:brain. Default: phantom:ct for "
+             "unconditional models, phantom:brain for translation models."),
+    res: Optional[int] = typer.Option(None, "--res", "-r", help="Resolution (must be one the model supports). [default: 64]"),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Run directory. [default: runs/MODEL-RES]"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="The run's total steps (also on --resume). [default: 10000]"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="The run's total length in epochs instead of steps."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b",
+                                             help="Global batch per step (split over torchrun processes). "
+                                                  "[default: the model's]"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (the model's `lr` setting)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed. [default: 0]"),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N. [default: auto]"),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from checkpoints/latest.pt."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved configuration as JSON and exit."),
+    sets: Optional[List[str]] = typer.Option(None, "--set", help="Model setting KEY=VALUE (repeatable)."),
+    config_file: Optional[str] = typer.Option(None, "--config",
+                                              help="TOML file with [train] (these options) and [model] tables."),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints. [default: 500]"),
+    sample_every: Optional[int] = typer.Option(None, "--sample-every", help="Steps between sample grids. [default: 500]"),
+    log_every: Optional[int] = typer.Option(None, "--log-every", help="Steps between log lines / stats records. [default: 50]"),
+    channels: Optional[int] = typer.Option(None, "--channels", help="Image channels. [default: 1]"),
+    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp",
+                                       help="bf16 autocast. [default: on for CUDA, off on CPU]"),
+    ema_decay: Optional[float] = typer.Option(None, "--ema-decay",
+                                              help="EMA decay for models that keep one. [default: 0.999]"),
+    force: bool = typer.Option(False, "--force", help="Delete an existing run in --out and start over."),
+) -> None:
+    """Train MODEL on a folder of scans (or the built-in phantoms) into a run directory.
+
+    The run directory gets config.json, stats.jsonl, log.txt, checkpoints/, samples/, loss.png and,
+    at the end, weights.safetensors; its path is printed on stdout. Settings come from the flag,
+    then MEDSYN_<NAME>, then the [train] table of the user's config.toml, then the default.
+    Ctrl-C (or SIGTERM) finishes the step, saves a checkpoint and tells how to resume.
+
+    Examples:
+
+        medsyn train dcgan --res 64 --steps 50 --out runs/try
+        medsyn train dcgan --data ./covid-ct --res 64 --out runs/dcgan64 --steps 20000
+        medsyn train dcgan --out runs/dcgan64 --resume --steps 40000
+        medsyn train wgan --data ./covid-ct --res 64 --set n_critic=5 --dry-run
+        torchrun --nproc_per_node=2 -m medsyn_cli train dcgan --res 64 --out runs/ddp
+    """
+    from medsyn_cli.cli.common import echo_json, log
+    from medsyn_cli.training.plan import TrainFlags, resolve_plan
+
+    flags = TrainFlags(
+        model=model, data=data, res=res, out=out, steps=steps, epochs=epochs, batch_size=batch_size, lr=lr,
+        seed=seed, device=device, resume=resume, sets=list(sets or []), config_file=config_file,
+        checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every,
+        channels=channels, amp=amp, ema_decay=ema_decay, force=force,
+    )
+    plan = resolve_plan(flags)
+    if dry_run:
+        echo_json(plan.as_dict())
+        return
+
+    from medsyn_cli.training.trainer import run_training
+
+    result = run_training(plan)
+    import os
+
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
+        raise typer.Exit(result.exit_code)
+    if result.exit_code:
+        log(f"medsyn: {result.message}")
+        raise typer.Exit(result.exit_code)
+    for label, path in (("sample grid", result.grid), ("loss plot", result.plot),
+                        ("weights", result.weights), ("checkpoint", result.checkpoint)):
+        if path is not None:
+            log(f"{label}: {path}")
+    typer.echo(str(result.run_dir))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train", context_settings=CONTEXT, no_args_is_help=True)(train)

@@ -1,5 +1,134 @@
-"""`medsyn translate` (being written)."""
+"""``medsyn translate``: grow a tumor into normal scans, or remove one, with a trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from medsyn_cli.cli.common import echo_json, existing, expand_inputs, log, progress
+from medsyn_cli.errors import InputError
+
+#: The model whose weights are used when --model is not given.
+DEFAULT_MODEL = "sag-gan"
 
 
-def register(app) -> None:
-    pass
+def resolve_weights(model: str | None) -> Path:
+    """--model, else the default translation weights recorded on this machine."""
+    if model:
+        return existing(model)
+    from medsyn_cli.runs_index import default_for
+
+    found = default_for(DEFAULT_MODEL)
+    if found is None:
+        raise InputError(
+            "no translation weights: pass --model RUN_OR_CHECKPOINT",
+            hint=f"train some with `medsyn train {DEFAULT_MODEL} --data DIR`, or choose a run with "
+            f"`medsyn weights default {DEFAULT_MODEL} RUN`",
+        )
+    return found
+
+
+def load_translator(weights: Path, device: str, res: int | None, channels: int | None):
+    """The model and its metadata, refused when it cannot translate or is not what was asked for."""
+    from medsyn_cli.training.checkpoint import load_for_inference
+    from medsyn_cli.training.device import resolve_device
+
+    model, meta = load_for_inference(weights, resolve_device(device))
+    name = meta.get("model", type(model).__name__)
+    if getattr(model, "task", None) != "translation":
+        raise InputError(f"model {name!r} is unconditional: it samples images, it does not translate them",
+                         path=weights, hint="use a cyclegan or sag-gan run; `medsyn sample` for this one")
+    if res is not None and model.res != res:
+        raise InputError(f"checkpoint is at resolution {model.res}, not the requested {res}", path=weights)
+    if channels is not None and model.channels != channels:
+        raise InputError(f"checkpoint has {model.channels} channel(s), not the requested {channels}",
+                         path=weights)
+    return model, meta
+
+
+def translate(
+    inputs: list[str] = typer.Argument(..., metavar="INPUT...",
+                                       help="PNG/JPEG images or NIfTI volumes ('-' reads paths from stdin)."),
+    to: str = typer.Option(..., "--to", help="Target domain: tumor or normal."),
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="Run folder or checkpoint (default: the sag-gan default weights)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="Output file (one input) or folder (several). "
+                                       "Default: beside the input, named *_to-tumor / *_to-normal."),
+    attention_out: Optional[Path] = typer.Option(None, "--attention-out",
+                                                 help="Also write the attention maps here (file or folder)."),
+    batch_size: int = typer.Option(16, "--batch-size", "-b", min=1, help="Slices per forward pass."),
+    volume_index: Optional[int] = typer.Option(None, "--volume-index", min=0,
+                                               help="Which volume of a 4D NIfTI to translate."),
+    res: Optional[int] = typer.Option(None, "--res", help="Refuse a checkpoint of another resolution."),
+    channels: Optional[int] = typer.Option(None, "--channels", help="Refuse a checkpoint of another channel count."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per input instead of paths."),
+) -> None:
+    """Translate images or volumes to the tumor or the normal domain.
+
+    Slices of any size are resized to the model's resolution and back; a NIfTI keeps its shape,
+    affine, header and intensity scale, and every voxel outside the brain keeps its value.
+    Prints each output path on stdout (one per line).
+
+    Examples:
+
+        medsyn translate --to tumor case_t1ce.nii.gz
+        medsyn translate --to normal scan.nii.gz --model runs/sag-gan-128 -o healthy.nii.gz --attention-out att.nii.gz
+        medsyn translate --to tumor slices/*.png -o translated/
+        ls *.nii.gz | medsyn translate --to tumor - -o out/ --device cuda
+    """
+    from medsyn_cli.translation import (
+        check_volume_header,
+        kind_of,
+        plan_outputs,
+        translate_image,
+        translate_volume,
+    )
+
+    to = to.strip().lower()
+    if to not in ("tumor", "normal"):
+        raise InputError(f"--to must be 'tumor' or 'normal', not {to!r}")
+    paths = [existing(p) for p in expand_inputs(inputs)]
+    if not paths:
+        raise InputError("no inputs given")
+    plans = plan_outputs(paths, to, out, attention_out, force)
+    for path in paths:  # fail fast, before the model is loaded
+        if kind_of(path) == "volume":
+            check_volume_header(path, volume_index)
+    weights = resolve_weights(model)
+    import torch  # only now: every check above answers without it
+
+    net, meta = load_translator(weights, device, res, channels)
+    if attention_out is not None and not getattr(net.config, "attention", False):
+        raise InputError(f"model {meta.get('model', '?')!r} has no attention maps", path=weights,
+                         hint="drop --attention-out, or use a sag-gan run with attention=true")
+    volumes = [p for p in paths if kind_of(p) == "volume"]
+    if volumes and net.channels != 1:
+        raise InputError(f"this model has {net.channels} channels; a NIfTI volume has one", path=volumes[0],
+                         hint="use a one-channel model for volumes")
+    log(f"translating {len(paths)} input(s) to {to} with {meta.get('model', '?')} at {net.res}px ({weights})")
+    with torch.inference_mode(), progress() as bar:
+        task = bar.add_task("translate", total=len(plans), info="")
+        for path, target, att_target in plans:
+            if kind_of(path) == "volume":
+                outcome = translate_volume(net, path, target, to, att_target, batch_size=batch_size,
+                                           volume_index=volume_index, intensity=meta.get("intensity"))
+            else:
+                outcome = translate_image(net, path, target, to, att_target)
+            bar.advance(task)
+            if as_json:
+                echo_json({"input": str(path), "output": str(outcome.output),
+                           "attention": None if outcome.attention is None else str(outcome.attention),
+                           "slices_translated": outcome.slices_translated,
+                           "slices_skipped": outcome.slices_skipped, **outcome.info})
+            else:
+                typer.echo(str(outcome.output))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("translate", context_settings={"help_option_names": ["-h", "--help"]},
+                no_args_is_help=True)(translate)

@@ -8,14 +8,13 @@ Losses are BCE computed from logits in float32 (the example's Sigmoid + BCELoss,
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import torch
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from medsyn_cli.model import GANModel
 from medsyn_cli.nn.losses import bce_fake, bce_real
+from medsyn_plugins.dcgan import DCGANConfig
 from medsyn_plugins.dcgan.networks import Discriminator, Generator, dcgan_init
 
 #: Latents are pushed through the generator in chunks of this many, so sampling thousands stays small.
@@ -30,11 +29,18 @@ class LatentGAN(GANModel):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` images in [-1, 1]. Latents come from ``generator`` on the CPU, so a seed gives the
-        same images on any device; the generator runs in eval mode (BatchNorm running statistics),
-        so an image does not depend on the others drawn with it."""
+        """``n`` images in [-1, 1] on the model's device.
+
+        Latents come from ``generator`` on the CPU, so a seed gives the same images on any device,
+        and the first k of n images are the k images that a request for k gives. The generator runs
+        in eval mode (BatchNorm running statistics), so an image does not depend on the others drawn
+        with it, and sampling leaves the training state and the global RNG untouched.
+        """
         net = self.networks["generator"]
-        z = torch.randn(n, net.latent_dim, 1, 1, generator=generator)
+        if n == 0:
+            return torch.empty(0, self.channels, self.res, self.res, device=self.device)
+        # One draw per image: a batched draw's values depend on its size (vectorised Box-Muller).
+        z = torch.stack([torch.randn(net.latent_dim, 1, 1, generator=generator) for _ in range(n)])
         was_training = net.training
         net.eval()
         try:
@@ -44,7 +50,7 @@ class LatentGAN(GANModel):
                     out.append(net(chunk.to(self.device)).float())
         finally:
             net.train(was_training)
-        return torch.cat(out) if out else z.new_empty(0, self.channels, self.res, self.res)
+        return torch.cat(out)
 
     def latents(self, n: int) -> torch.Tensor:
         """Training noise from torch's global RNG (saved and restored by the trainer for exact resume)."""
@@ -65,18 +71,6 @@ class LatentGAN(GANModel):
                 meta_net(inputs.get(name, image))
             out[name] = int(counter.get_total_flops())
         return out
-
-
-@dataclass
-class DCGANConfig:
-    """DCGAN settings; the defaults are the paper's and the PyTorch example's."""
-
-    latent_dim: int = 100
-    ngf: int = 64
-    ndf: int = 64
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
 
 
 class DCGAN(LatentGAN):

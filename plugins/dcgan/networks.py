@@ -93,12 +93,14 @@ class Discriminator(nn.Module):
 
 
 def dcgan_init(module: nn.Module) -> None:
-    """The paper's initialisation: conv weights N(0, 0.02); norm weights N(1, 0.02), biases 0."""
+    """The paper's initialisation: conv weights N(0, 0.02); BatchNorm weights N(1, 0.02), biases 0.
+
+    The critic's layer norm keeps scale 1 and offset 0, as in Gulrajani et al.'s code."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+        elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)

@@ -1,0 +1,104 @@
+"""Benchmark: HAGAN training throughput on this machine, and as a fraction of its matmul rate.
+
+Prints one JSON object: images/s of real ``train_step`` calls (default 64x64, batch 32) in the
+warm-up phase (conventional training) and in the AttnMix phase, the FLOPs one training image costs
+(forward + backward of every network, counted by ``torch.utils.flop_counter.FlopCounterMode``:
+convolutions, matmuls and the attention bmm; element-wise work is not counted), the FLOP/s of a
+large fp32 matmul measured in the same run, and the fraction of that rate the training reaches.
+
+    .venv/bin/python bench/bench_hagan.py               # paper widths, 64x64, batch 32
+    .venv/bin/python bench/bench_hagan.py --steps 5 --ablation base
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from medsyn_plugins.hagan import HAGANConfig
+from medsyn_plugins.hagan.model import HAGAN
+
+#: warm-up length used to pin each phase: steps below it are conventional, steps above it AttnMix.
+PHASE_SWITCH = 10**6
+
+
+def matmul_flops_per_s(n: int = 2048, repeats: int = 5) -> float:
+    """Best-of-``repeats`` FLOP/s of an n x n fp32 matmul (2 n^3 FLOPs)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm the kernels
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+def flops_per_training_image(model: HAGAN, batch: dict, step: int) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model.train_step(batch, step)
+    return int(counter.get_total_flops()) // batch["image"].shape[0]
+
+
+def time_phase(model: HAGAN, batch: dict, step: int, warmup: int, steps: int) -> dict:
+    for _ in range(warmup):
+        model.train_step(batch, step)
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        log = model.train_step(batch, step)
+        times.append(time.perf_counter() - t)
+    n = batch["image"].shape[0]
+    return {"attnmix_active": bool(log["attnmix"]), "step_seconds": times,
+            "images_per_s": n * steps / sum(times), "images_per_s_best_step": n / min(times)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--res", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--channels", type=int, default=1)
+    parser.add_argument("--ablation", default="full")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per phase")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per phase")
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    config = HAGANConfig(ablation=args.ablation, warmup_steps=PHASE_SWITCH)
+    model = HAGAN(config, args.res, args.channels)
+    batch = {"image": torch.rand(args.batch, args.channels, args.res, args.res) * 2 - 1}
+    phases = {"warmup_phase": 0, "attnmix_phase": PHASE_SWITCH}
+
+    result = {
+        "model": "hagan", "ablation": args.ablation, "res": args.res, "batch": args.batch,
+        "channels": args.channels, "device": "cpu", "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
+        "load_average_1min": os.getloadavg()[0],
+        "parameters": model.parameter_counts(), "paper_parameters_64": {"generator": 3.6e6, "discriminator": 2.8e6},
+        "forward_flops_per_image": model.flops_per_image(),
+    }
+    matmul_before = matmul_flops_per_s()
+    for name, step in phases.items():
+        phase = time_phase(model, batch, step, args.warmup, args.steps)
+        phase["flops_per_training_image"] = flops_per_training_image(model, batch, step)
+        result[name] = phase
+    matmul_after = matmul_flops_per_s()
+    result["matmul_fp32_flops_per_s"] = max(matmul_before, matmul_after)
+    result["matmul_fp32_flops_per_s_before_after"] = [matmul_before, matmul_after]
+    for name in phases:
+        phase = result[name]
+        achieved = phase["images_per_s"] * phase["flops_per_training_image"]
+        phase["achieved_flops_per_s"] = achieved
+        phase["fraction_of_matmul_rate"] = achieved / result["matmul_fp32_flops_per_s"]
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Benchmark: CycleGAN and SAG-GAN training throughput, and the time to translate a whole volume.
+
+Prints one JSON object:
+
+* ``train``: for each model (default settings, 128x128, batch 1 by default - the papers' batch),
+  real ``train_step`` calls on random images (and, for sag-gan, a mask on every other row):
+  pairs/s (one normal + one tumor image each) and images/s (both counted) from the median timed
+  step after warm-up steps, the FLOPs one training step costs (counted with
+  ``torch.utils.flop_counter.FlopCounterMode``: convolutions and matmuls), and the FLOP/s reached;
+* ``translate``: ``medsyn_cli.translation.translate_volume`` of one 240x240x155 volume (the real
+  BraTS 2018 t1ce from ../shared/data when present, else a synthetic head of that size) with an
+  untrained sag-gan at 128 (default widths; weights do not change the cost): seconds end to end
+  (read, slice, resize, forward passes in batches, resize back, write NIfTI), and slices/s.
+
+    .venv/bin/python bench/bench_translation.py
+    .venv/bin/python bench/bench_translation.py --steps 5 --threads 1 --translate-res 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from medsyn_cli.config import build_config
+from medsyn_cli.registry import get_model
+
+ROOT = Path(__file__).resolve().parents[1]
+BRATS = ROOT.parent / "shared" / "data" / "brats2018-sample"
+
+
+def build(name: str, res: int):
+    spec = get_model(name)
+    torch.manual_seed(0)
+    return spec.factory(build_config(spec.config_cls, {}), res, 1)
+
+
+def random_batch(res: int, batch: int) -> dict[str, torch.Tensor]:
+    mask = torch.zeros(batch, 1, res, res)
+    mask[:, :, res // 3: res // 2, res // 3: res // 2] = 1
+    return {"normal": torch.rand(batch, 1, res, res) * 2 - 1, "tumor": torch.rand(batch, 1, res, res) * 2 - 1,
+            "tumor_mask": mask, "tumor_has_mask": torch.arange(batch) % 2 == 0}
+
+
+def bench_training(name: str, res: int, batch: int, warmup: int, steps: int) -> dict:
+    model = build(name, res)
+    data = random_batch(res, batch)
+    for k in range(warmup):
+        model.train_step(data, k)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model.train_step(data, warmup)
+    flops = int(counter.get_total_flops())
+    times = []
+    for k in range(steps):
+        t = time.perf_counter()
+        model.train_step(data, warmup + 1 + k)
+        times.append(time.perf_counter() - t)
+    median = statistics.median(times)
+    return {"res": res, "batch_size": batch, "warmup_steps": warmup, "timed_steps": steps,
+            "step_seconds": [round(t, 3) for t in times],
+            # a step consumes batch normal + batch tumor images
+            "pairs_per_s": round(batch / median, 4), "images_per_s": round(2 * batch / median, 4),
+            "train_flops_per_step": flops, "achieved_flops_per_s": round(flops / median)}
+
+
+def synthetic_head(path: Path) -> None:
+    import nibabel as nib
+
+    x, y, z = np.meshgrid(np.linspace(-1, 1, 240), np.linspace(-1, 1, 240), np.linspace(-1, 1, 155), indexing="ij")
+    head = (x / 0.7) ** 2 + (y / 0.85) ** 2 + (z / 0.8) ** 2 < 1
+    vol = np.where(head, 400 + 150 * np.sin(6 * x) * np.cos(5 * y + 2 * z), 0).astype(np.int16)
+    nib.save(nib.Nifti1Image(vol, np.diag([-1.0, -1.0, 1.0, 1.0])), str(path))
+
+
+def bench_translate(res: int, batch_size: int) -> dict:
+    from medsyn_cli.translation import translate_volume
+
+    model = build("sag-gan", res).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        cases = sorted(BRATS.glob("*/*_t1ce.nii.gz")) if BRATS.is_dir() else []
+        source = cases[0] if cases else tmp / "synthetic_head.nii.gz"
+        if not cases:
+            synthetic_head(source)
+        with torch.inference_mode():
+            t = time.perf_counter()
+            outcome = translate_volume(model, source, tmp / "out.nii.gz", "tumor", tmp / "att.nii.gz",
+                                       batch_size=batch_size)
+            seconds = time.perf_counter() - t
+    return {"input": source.name if cases else "synthetic 240x240x155 int16 head", "res": res,
+            "batch_size": batch_size, "seconds": round(seconds, 2),
+            "slices_translated": outcome.slices_translated, "slices_skipped": outcome.slices_skipped,
+            "slices_per_s": round(outcome.slices_translated / seconds, 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="cyclegan,sag-gan")
+    ap.add_argument("--res", type=int, default=128)
+    ap.add_argument("--batch-size", type=int, default=1)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--translate-res", type=int, default=128)
+    ap.add_argument("--translate-batch", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = {
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
+                    "threads": torch.get_num_threads(), "device": "cpu",
+                    "load_average": [round(v, 2) for v in os.getloadavg()]},
+        "train": {m: bench_training(m, args.res, args.batch_size, args.warmup, args.steps)
+                  for m in args.models.split(",") if m},
+        "translate": bench_translate(args.translate_res, args.translate_batch),
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

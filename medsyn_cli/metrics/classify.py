@@ -1,0 +1,314 @@
+"""The downstream classification test of the SAG-GAN paper: do synthetic images help a classifier?
+
+Protocol (one run per seed, every arm sharing that seed's split):
+
+* data: a folder with exactly two class subfolders of images (e.g. ``normal/``, ``tumor/``). The
+  positive class is ``tumor`` when present, else the second name in alphabetical order. Images are
+  read grey (PIL ``convert("L")``), fitted into RES x RES with the aspect kept (bilinear, black
+  padding) and scaled to [-1, 1].
+* split: stratified and seeded, per class 70 % train / 20 % validation / the rest (about 10 %) test,
+  counts rounded to nearest (at least one validation and one test image per class when it has 3).
+* network: torchvision ResNet18 from scratch (``weights=None``), ``conv1`` taking 1 channel, 2 outputs;
+  Adam, cross-entropy; the epoch with the best validation accuracy (earliest on ties) is kept.
+* arms: ``real`` (the train split as is); ``oversample`` (minority images drawn again, seeded, until
+  the classes are even); ``undersample`` (majority images dropped, seeded, to the minority count);
+  ``augment`` (random horizontal/vertical flips, rotations within ±10°, crops of 90-100 % of the side
+  resized back, drawn fresh every epoch); ``synthetic`` (the train split plus every synthetic image,
+  labelled ``--synthetic-label``). Validation and test images are never synthetic or augmented.
+* figures on the test split: accuracy, ROC AUC (Mann-Whitney rank statistic on P(positive)), TPR
+  (sensitivity) and TNR (specificity) at argmax; mean and sample std (ddof 1) over seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from medsyn_cli.errors import InputError
+
+ARMS = ("real", "oversample", "undersample", "augment", "synthetic")
+SPLIT = (0.7, 0.2, 0.1)
+
+
+# -- metric code ------------------------------------------------------------------------------
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve = P(score of a positive > score of a negative), ties counting 1/2.
+
+    Computed from the Mann-Whitney U statistic with average ranks (``scipy.stats.rankdata``):
+    AUC = (R+ - n+(n+ + 1)/2) / (n+ n-), R+ the rank sum of the positives. NaN without both classes.
+    """
+    from scipy.stats import rankdata
+
+    y = np.asarray(labels).astype(bool)
+    s = np.asarray(scores, dtype=np.float64)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(s)  # average ranks: a tie between a positive and a negative counts 1/2
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def binary_metrics(labels: np.ndarray, pos_prob: np.ndarray) -> dict[str, float]:
+    """Accuracy, AUC, TPR and TNR with the positive class predicted when P(positive) > 0.5."""
+    y = np.asarray(labels).astype(bool)
+    p = np.asarray(pos_prob, dtype=np.float64)
+    pred = p > 0.5
+    tp, tn = int((pred & y).sum()), int((~pred & ~y).sum())
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    return {
+        "accuracy": (tp + tn) / len(y) if len(y) else float("nan"),
+        "auc": roc_auc(y, p),
+        "tpr": tp / n_pos if n_pos else float("nan"),
+        "tnr": tn / n_neg if n_neg else float("nan"),
+    }
+
+
+def stratified_split(labels: np.ndarray, seed: int, fractions: tuple[float, float, float] = SPLIT
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices (train, val, test), each sorted; per class ``round(f * n)`` val and test images."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[], [], []]
+    for cls in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == cls))
+        n = len(idx)
+        n_val = int(round(fractions[1] * n))
+        n_test = n - int(round(fractions[0] * n)) - n_val
+        if n >= 3:  # every split sees every class
+            n_val, n_test = max(n_val, 1), max(n_test, 1)
+        n_train = n - n_val - n_test
+        parts[0].append(idx[:n_train])
+        parts[1].append(idx[n_train:n_train + n_val])
+        parts[2].append(idx[n_train + n_val:])
+    return tuple(np.sort(np.concatenate(p)) for p in parts)  # type: ignore[return-value]
+
+
+def rebalance(labels: np.ndarray, how: str, seed: int) -> np.ndarray:
+    """Indices into ``labels`` after over- (minority drawn again) or under-sampling (majority cut)."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    if len(classes) < 2:
+        return np.arange(len(labels))
+    target = counts.max() if how == "oversample" else counts.min()
+    out = []
+    for cls, count in zip(classes, counts):
+        idx = np.flatnonzero(labels == cls)
+        if count < target:
+            idx = np.concatenate([idx, rng.choice(idx, target - count, replace=True)])
+        elif count > target:
+            idx = np.sort(rng.choice(idx, target, replace=False))
+        out.append(idx)
+    return np.concatenate(out)
+
+
+def mean_std(values: list[float]) -> dict[str, Any]:
+    v = np.asarray(values, dtype=np.float64)
+    ok = v[np.isfinite(v)]
+    mean = float(ok.mean()) if len(ok) else float("nan")
+    std = float(ok.std(ddof=1)) if len(ok) > 1 else 0.0
+    return {"mean": mean, "std": std, "values": [float(x) for x in v]}
+
+
+# -- data -------------------------------------------------------------------------------------
+
+
+@dataclass
+class LabelledSet:
+    images: np.ndarray  # (N, 1, R, R) float32 in [-1, 1]
+    labels: np.ndarray  # (N,) int64, 1 = positive
+    classes: tuple[str, str]  # (negative, positive)
+    sources: list[str] = field(default_factory=list)
+
+
+def _fit_square(img, res: int) -> np.ndarray:
+    from PIL import Image, ImageOps
+
+    fitted = ImageOps.pad(img, (res, res), method=Image.Resampling.BILINEAR, color=0)
+    return np.asarray(fitted, dtype=np.float32) / 127.5 - 1.0
+
+
+def _grey(item) -> "Any":
+    """A PIL 'L' image from a file path or a uint8 (H, W, C) array (ITU-R 601 luma, as PIL)."""
+    from PIL import Image
+
+    from medsyn_cli.metrics.inputs import read_image_file
+
+    arr = read_image_file(item) if isinstance(item, Path) else item
+    if arr.shape[-1] == 1:
+        return Image.fromarray(arr[..., 0], mode="L")
+    return Image.fromarray(np.ascontiguousarray(arr), mode="RGB").convert("L")
+
+
+def positive_class(names: list[str]) -> str:
+    """``tumor`` when present (any case), else the second name alphabetically."""
+    for n in names:
+        if n.lower() == "tumor":
+            return n
+    return sorted(names)[1]
+
+
+def load_labelled(folder: str | Path, res: int) -> LabelledSet:
+    from medsyn_cli.metrics.inputs import resolve_input, iter_images
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError("not a folder of class subfolders", path=root)
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) != 2:
+        raise InputError(f"expected exactly two class subfolders, found {len(classes)}"
+                         + (f" ({', '.join(classes)})" if classes else ""), path=root,
+                         hint="e.g. DATA/normal/*.png and DATA/tumor/*.png")
+    pos = positive_class(classes)
+    neg = classes[0] if classes[1] == pos else classes[1]
+    images, labels, sources = [], [], []
+    for label, name in ((0, neg), (1, pos)):
+        inp = resolve_input(str(root / name), name=f"class {name!r}")
+        for source, item in iter_images(inp):
+            images.append(_fit_square(_grey(item), res)[None])
+            labels.append(label)
+            sources.append(source)
+    return LabelledSet(np.stack(images), np.asarray(labels, dtype=np.int64), (neg, pos), sources)
+
+
+def load_synthetic(spec: str, res: int) -> np.ndarray:
+    from medsyn_cli.metrics.inputs import resolve_input, iter_images
+
+    inp = resolve_input(spec, name="synthetic")
+    return np.stack([_fit_square(_grey(item), res)[None] for _, item in iter_images(inp)])
+
+
+# -- training ---------------------------------------------------------------------------------
+
+
+def build_resnet18():
+    """torchvision ResNet18, untrained, 1 input channel, 2 outputs."""
+    import torch.nn as nn
+    from torchvision.models import resnet18
+
+    net = resnet18(weights=None, num_classes=2)
+    net.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    return net
+
+
+def augment_batch(x, generator):
+    """Random flips, rotations within ±10° and 90-100 % crops resized back (one affine warp)."""
+    import torch
+    import torch.nn.functional as F
+
+    b = x.shape[0]
+    dev = x.device
+    u = torch.rand(b, 5, generator=generator).to(dev)
+    angle = (u[:, 0] * 2 - 1) * math.radians(10)
+    scale = 0.9 + 0.1 * u[:, 1]  # crop side as a fraction of the image
+    max_shift = 1 - scale  # keep the crop inside the image (normalised coords)
+    tx, ty = (u[:, 2] * 2 - 1) * max_shift, (u[:, 3] * 2 - 1) * max_shift
+    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    flips = torch.rand(b, 2, generator=generator).to(dev) < 0.5
+    out = torch.where(flips[:, 0, None, None, None], out.flip(-1), out)
+    return torch.where(flips[:, 1, None, None, None], out.flip(-2), out)
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+    device: str = "cpu"
+
+
+def _predict(net, x: np.ndarray, batch_size: int, device: str) -> np.ndarray:
+    import torch
+
+    net.eval()
+    probs = []
+    with torch.inference_mode():
+        for s in range(0, len(x), batch_size):
+            xb = torch.from_numpy(x[s:s + batch_size]).to(device)
+            probs.append(torch.softmax(net(xb).float(), 1)[:, 1].cpu().numpy())
+    return np.concatenate(probs) if probs else np.zeros(0)
+
+
+def train_and_test(train_x: np.ndarray, train_y: np.ndarray, val: tuple[np.ndarray, np.ndarray],
+                   test: tuple[np.ndarray, np.ndarray], *, seed: int, settings: TrainSettings,
+                   augment: bool = False, on_epoch: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Train a fresh ResNet18; return test metrics of the epoch with the best validation accuracy."""
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    dev = settings.device
+    net = build_resnet18().to(dev)
+    opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
+    x_all = torch.from_numpy(train_x)
+    y_all = torch.from_numpy(train_y)
+    best = (-1.0, 0, None)  # (val accuracy, epoch, state)
+    for epoch in range(1, settings.epochs + 1):
+        net.train()
+        order = torch.randperm(len(x_all), generator=gen)
+        for s in range(0, len(order), settings.batch_size):
+            idx = order[s:s + settings.batch_size]
+            if len(idx) < 2:  # BatchNorm needs two samples
+                continue
+            xb, yb = x_all[idx].to(dev), y_all[idx].to(dev)
+            if augment:
+                xb = augment_batch(xb, gen)
+            loss = F.cross_entropy(net(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        val_acc = binary_metrics(val[1], _predict(net, val[0], settings.batch_size, dev))["accuracy"]
+        if val_acc > best[0]:
+            best = (val_acc, epoch, copy.deepcopy(net.state_dict()))
+        if on_epoch is not None:
+            on_epoch()
+    net.load_state_dict(best[2])
+    figures = binary_metrics(test[1], _predict(net, test[0], settings.batch_size, dev))
+    return {**figures, "val_accuracy": best[0], "best_epoch": best[1]}
+
+
+def run_protocol(data: LabelledSet, synthetic: np.ndarray | None, synthetic_label: int, *,
+                 seeds: int, arms: tuple[str, ...], settings: TrainSettings,
+                 on_epoch: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Every arm for every seed; returns per-arm mean/std and the split sizes."""
+    per_arm: dict[str, list[dict[str, Any]]] = {a: [] for a in arms}
+    splits = []
+    for seed in range(seeds):
+        tr, va, te = stratified_split(data.labels, seed)
+        splits.append({name: {data.classes[c]: int((data.labels[ix] == c).sum()) for c in (0, 1)}
+                       for name, ix in (("train", tr), ("val", va), ("test", te))})
+        val = (data.images[va], data.labels[va])
+        test = (data.images[te], data.labels[te])
+        for arm in arms:
+            x, y, augment = data.images[tr], data.labels[tr], False
+            if arm in ("oversample", "undersample"):
+                keep = rebalance(y, arm, seed)
+                x, y = x[keep], y[keep]
+            elif arm == "augment":
+                augment = True
+            elif arm == "synthetic":
+                assert synthetic is not None
+                x = np.concatenate([x, synthetic])
+                y = np.concatenate([y, np.full(len(synthetic), synthetic_label, dtype=np.int64)])
+            out = train_and_test(x, y, val, test, seed=seed, settings=settings, augment=augment,
+                                 on_epoch=on_epoch)
+            out["train_counts"] = {data.classes[c]: int((y == c).sum()) for c in (0, 1)}
+            per_arm[arm].append(out)
+    summary = {}
+    for arm, runs in per_arm.items():
+        summary[arm] = {k: mean_std([r[k] for r in runs]) for k in ("accuracy", "auc", "tpr", "tnr")}
+        summary[arm]["best_epoch"] = [r["best_epoch"] for r in runs]
+        summary[arm]["train_counts"] = [r["train_counts"] for r in runs]
+    return {"arms": summary, "splits": splits}

@@ -1,0 +1,65 @@
+"""Fréchet Inception Distance, as pytorch-fid 0.3.0 computes it from pool3 features.
+
+    FID = ||mu1 - mu2||^2 + Tr(S1) + Tr(S2) - 2 Tr(sqrtm(S1 S2))
+
+with mu, S the mean and (N-1)-normalised covariance of the features in float64, and the matrix
+square root from ``scipy.linalg.sqrtm``. As in pytorch-fid: if the square root is not finite,
+1e-6 is added to both diagonals and it is taken again; a complex result is accepted when the
+imaginary parts of its diagonal are within 1e-3 of zero, and its real part is used.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from medsyn_cli.errors import MedsynError
+
+#: Below this many images per side FID is noticeably biased upward (Chong & Forsyth 2020).
+SMALL_N = 2048
+
+
+def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (rows are samples, ddof=1) in float64, as ``np.mean``/``np.cov``."""
+    act = np.asarray(features, dtype=np.float64)
+    if act.shape[0] < 2:
+        raise MedsynError("FID needs at least 2 images per side")
+    return np.mean(act, axis=0), np.cov(act, rowvar=False)
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     eps: float = 1e-6) -> float:
+    """The Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2) (pytorch-fid's recipe)."""
+    from scipy import linalg
+
+    mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
+    sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
+        raise ValueError("the two sets of statistics have different dimensions")
+    diff = mu1 - mu2
+    with warnings.catch_warnings():
+        # Singular products are normal below 2048 images; the small-n warning covers that.
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        # Same square root as pytorch-fid's sqrtm(..., disp=False), minus its unused residual.
+        covmean = linalg.sqrtm(sigma1.dot(sigma2))
+        if not np.isfinite(covmean).all():
+            offset = np.eye(sigma1.shape[0]) * eps
+            covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            m = float(np.max(np.abs(covmean.imag)))
+            raise MedsynError(f"FID: matrix square root has an imaginary component {m:.3g}",
+                              hint="too few or degenerate images (e.g. all identical)")
+        covmean = covmean.real
+    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
+    return frechet_distance(*statistics(real), *statistics(fake))
+
+
+def split_half_indices(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded random split of ``range(n)`` into halves (the first gets n // 2)."""
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[: n // 2]), np.sort(perm[n // 2:])

@@ -1,0 +1,173 @@
+"""Resume checkpoints and loading trained models for inference.
+
+A checkpoint is a ``torch.save`` of a dict of tensors, containers and primitives only, so it loads
+with ``torch.load(weights_only=True)``: no pickled code. It is written to a temporary file, flushed
+and renamed (``step-NNNNNN.pt``), then hard-linked (or copied) and renamed onto ``latest.pt``; a kill
+at any moment leaves the previous ``latest.pt`` intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from medsyn_cli.config import build_config
+from medsyn_cli.errors import InputError
+from medsyn_cli.fileio import atomic_path
+
+CHECKPOINT_FORMAT = "medsyn-checkpoint-1"
+LATEST = "latest.pt"
+
+
+# -- RNG states as tensors and plain lists (weights_only-loadable) ---------------------------------
+def capture_rng(device: torch.device | None = None) -> dict[str, Any]:
+    """torch CPU (and CUDA when used), numpy's and Python's global RNG states."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                  "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": {"version": int(version), "state": list(internal), "gauss_next": gauss_next},
+    }
+    if device is not None and device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def restore_rng(state: dict[str, Any], device: torch.device | None = None) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
+    if device is not None and device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+@contextlib.contextmanager
+def preserve_rng(device: torch.device | None = None) -> Iterator[None]:
+    """Run side work (grids, plots, lazy imports that draw from ``random``) without moving any RNG."""
+    saved = capture_rng(device)
+    try:
+        yield
+    finally:
+        restore_rng(saved, device)
+
+
+# -- writing and reading ---------------------------------------------------------------------------
+def step_name(step: int) -> str:
+    return f"step-{step:06d}.pt"
+
+
+def save_checkpoint(state: dict[str, Any], ckpt_dir: Path, step: int, *, keep: int = 3) -> Path:
+    """Write ``state`` as ``step-NNNNNN.pt`` and ``latest.pt``; keep the last ``keep`` step files."""
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    step_path = ckpt_dir / step_name(step)
+    with atomic_path(step_path) as tmp:
+        torch.save(state, tmp)
+        with open(tmp, "rb") as fh:  # on disk before the rename, so a crash cannot leave an empty file
+            os.fsync(fh.fileno())
+    latest = ckpt_dir / LATEST
+    with atomic_path(latest) as tmp:
+        tmp.unlink()
+        try:
+            os.link(step_path, tmp)  # same bytes, no second write
+        except OSError:
+            shutil.copyfile(step_path, tmp)
+    for old in sorted(ckpt_dir.glob("step-*.pt"))[:-keep]:
+        old.unlink(missing_ok=True)
+    return latest
+
+
+def clean_stale(ckpt_dir: Path) -> None:
+    """Remove temporary files a killed run left behind (never a finished checkpoint)."""
+    for tmp in ckpt_dir.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint dict (on the CPU); InputError naming the file when it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such checkpoint file", path=path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated/foreign files
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"not a loadable checkpoint ({reason[:200]})", path=path) from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(f"not a medsyn checkpoint (format tag {CHECKPOINT_FORMAT!r} missing)", path=path)
+    return ckpt
+
+
+# -- inference -------------------------------------------------------------------------------------
+def _resolve_source(path: Path) -> Path:
+    if path.is_dir():
+        for candidate in (path / "weights.safetensors", path / "checkpoints" / LATEST):
+            if candidate.is_file():
+                return candidate
+        raise InputError("not a medsyn run directory (no weights.safetensors or checkpoints/latest.pt)",
+                         path=path)
+    if not path.exists():
+        raise InputError("no such file or directory", path=path)
+    return path
+
+
+def build_model(name: str, config: dict[str, Any], res: int, channels: int):
+    """The registered model ``name`` built with a recorded config (without touching the global RNG)."""
+    from medsyn_cli.registry import get_model
+
+    spec = get_model(name)
+    cfg = build_config(spec.config_cls, config)
+    with torch.random.fork_rng(devices=[]):  # initialisation draws must not move the caller's RNG
+        model = spec.factory(cfg, res, channels)
+    return spec, model
+
+
+def load_for_inference(path: str | Path, device: str | torch.device = "cpu"):
+    """Load a trained model from a run directory, a ``.pt`` checkpoint or a ``.safetensors`` export.
+
+    A run directory means its ``weights.safetensors`` if present, else ``checkpoints/latest.pt``.
+    The EMA weights are used when the run kept an EMA. Returns ``(model, meta)`` with the networks
+    in eval mode on ``device``; ``meta`` has model, task, res, channels, config, intensity, step,
+    ema and source.
+    """
+    from medsyn_cli.training.device import resolve_device
+    from medsyn_cli.training.export import read_weights
+
+    source = _resolve_source(Path(path))
+    if source.suffix == ".safetensors":
+        states, meta = read_weights(source)
+    else:
+        ckpt = load_checkpoint(source)
+        states = dict(ckpt["model_state"]["networks"])
+        if ckpt.get("ema"):
+            states.update(ckpt["ema"]["networks"])
+        meta = {k: ckpt.get(k) for k in ("model", "task", "res", "channels", "config", "intensity", "step")}
+        meta["ema"] = bool(ckpt.get("ema"))
+    spec, model = build_model(meta["model"], meta["config"], int(meta["res"]), int(meta["channels"]))
+    meta["task"] = spec.task
+    missing = [n for n in model.inference_networks if n not in states]
+    if missing:
+        raise InputError(f"weights for network {missing[0]!r} are missing", path=source)
+    try:
+        for name, state in states.items():
+            if name in model.networks:
+                model.networks[name].load_state_dict(state)
+    except RuntimeError as exc:
+        raise InputError(f"weights do not fit model {meta['model']!r}: {str(exc).splitlines()[0]}",
+                         path=source) from None
+    model.to(resolve_device(str(device)))
+    model.eval()
+    meta["source"] = str(source)
+    return model, meta
+

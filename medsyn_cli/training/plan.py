@@ -1,0 +1,358 @@
+"""Resolve what ``medsyn train`` will do, before torch is imported (so ``--dry-run`` is instant).
+
+Training settings: flag > ``--config FILE`` ``[train]`` table > ``MEDSYN_*`` environment variable >
+the user's ``config.toml`` ``[train]`` table > (on ``--resume``) the run's recorded value > default.
+Model settings: the model's defaults < ``MEDSYN_LR`` / ``config.toml`` ``lr`` < ``--config FILE``
+``[model]`` table < ``--set key=value`` < ``--lr``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from medsyn_cli import __version__
+from medsyn_cli.config import build_config, parse_set, read_toml, setting, user_config
+from medsyn_cli.errors import InputError
+from medsyn_cli.registry import ModelSpec, get_model
+
+RUN_FORMAT = "medsyn-run-1"
+DEFAULT_STEPS = 10_000
+#: Where each task's data comes from when --data is not given: the built-in phantoms.
+DEFAULT_DATA = {"unconditional": "phantom:ct", "translation": "phantom:brain"}
+DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "device": "auto",
+    "checkpoint_every": 500,
+    "sample_every": 500,
+    "log_every": 50,
+    "ema_decay": 0.999,
+    "keep_checkpoints": 3,
+}
+
+
+def boolean(text: str) -> bool:
+    """Parse an environment variable such as ``MEDSYN_AMP=0``."""
+    low = str(text).strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+@dataclass
+class TrainFlags:
+    """The command line as given; ``None`` means "not given" so lower levels can fill it in."""
+
+    model: str
+    data: str | None = None
+    res: int | None = None
+    out: str | None = None
+    steps: int | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    seed: int | None = None
+    device: str | None = None
+    resume: bool = False
+    sets: list[str] = field(default_factory=list)
+    config_file: str | None = None
+    checkpoint_every: int | None = None
+    sample_every: int | None = None
+    log_every: int | None = None
+    channels: int | None = None
+    amp: bool | None = None
+    ema_decay: float | None = None
+    force: bool = False
+
+
+@dataclass
+class TrainSettings:
+    """How long and how to train; everything except the model's own settings."""
+
+    steps: int | None  # the run's total steps (None when the length is given in epochs)
+    epochs: int | None  # the run's total epochs (converted to steps once the data is loaded)
+    batch_size: int  # the global batch per step; each torchrun rank takes batch_size // world_size
+    seed: int
+    device: str
+    amp: bool | None  # None: bf16 autocast on CUDA, none on CPU
+    checkpoint_every: int
+    sample_every: int
+    log_every: int
+    ema_decay: float
+    keep_checkpoints: int
+
+
+@dataclass
+class TrainPlan:
+    spec: ModelSpec
+    config: Any  # the model's config dataclass instance
+    res: int
+    channels: int
+    data: str
+    out: Path
+    settings: TrainSettings
+    resume: bool = False
+    force: bool = False
+    world_size: int = 1
+    #: On --resume: model settings that differ from the checkpoint's (name -> [old, new]).
+    config_changes: dict[str, list[Any]] = field(default_factory=dict)
+
+    @property
+    def per_rank_batch(self) -> int:
+        return self.settings.batch_size // self.world_size
+
+    def as_dict(self) -> dict[str, Any]:
+        """The resolved configuration: what ``--dry-run`` prints and ``config.json`` starts from."""
+        s = dataclasses.asdict(self.settings)
+        s["per_rank_batch_size"] = self.per_rank_batch
+        s["world_size"] = self.world_size
+        return {
+            "format": RUN_FORMAT,
+            "model": self.spec.name,
+            "task": self.spec.task,
+            "plugin": self.spec.plugin,
+            "model_config": dataclasses.asdict(self.config),
+            "res": self.res,
+            "channels": self.channels,
+            "data": {"path": self.data},
+            "training": s,
+            "out": str(self.out),
+            "resume": self.resume,
+            "versions": versions(),
+        }
+
+
+def versions() -> dict[str, str]:
+    out = {"medsyn": __version__, "python": platform.python_version()}
+    for dist in ("torch", "numpy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:  # pragma: no cover - both are dependencies
+            pass
+    return out
+
+
+def world_size_from_env() -> int:
+    """torchrun sets WORLD_SIZE; a plain process is a world of one."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        raise InputError(f"WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not an integer") from None
+
+
+def read_run_config(out: Path) -> dict[str, Any]:
+    """``config.json`` of an existing run directory (InputError naming it when unreadable)."""
+    path = out / "config.json"
+    try:
+        cfg = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError("not a medsyn run directory (no config.json)", path=out) from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"unreadable run config: {exc}", path=path) from None
+    if not isinstance(cfg, dict) or cfg.get("format") != RUN_FORMAT:
+        raise InputError(f"not a medsyn run config (format tag {RUN_FORMAT!r} missing)", path=path)
+    return cfg
+
+
+def _positive(name: str, value: Any, *, allow_zero: bool = False) -> int:
+    """An integer >= 1 (>= 0 with ``allow_zero``); TOML floats like 500.0 are accepted."""
+    ok = not isinstance(value, bool) and (
+        isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
+    if not ok or int(value) < (0 if allow_zero else 1):
+        kind = "a non-negative" if allow_zero else "a positive"
+        raise InputError(f"{name.replace('_', '-')} must be {kind} integer, not {value!r}")
+    return int(value)
+
+
+def _length(flags: TrainFlags, file_train: dict, *, explicit_only: bool) -> tuple[int | None, int | None] | None:
+    """The run's total length, from the first level that gives one (steps or epochs, not both)."""
+    levels = [("flags", flags.steps, flags.epochs),
+              ("--config [train]", file_train.get("steps"), file_train.get("epochs"))]
+    if not explicit_only:
+        levels.append(("MEDSYN_STEPS/MEDSYN_EPOCHS", os.environ.get("MEDSYN_STEPS") or None,
+                       os.environ.get("MEDSYN_EPOCHS") or None))
+        train_cfg = user_config().get("train", {})
+        levels.append(("config.toml [train]", train_cfg.get("steps"), train_cfg.get("epochs")))
+    for where, steps, epochs in levels:
+        if steps is not None and epochs is not None:
+            raise InputError(f"give --steps or --epochs, not both (both set by {where})")
+        if steps is not None:
+            return _positive("steps", _int(steps, "steps")), None
+        if epochs is not None:
+            return None, _positive("epochs", _int(epochs, "epochs"))
+    return None
+
+
+def _int(value: Any, name: str) -> Any:
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            raise InputError(f"{name}={value!r} is not an integer") from None
+    return value
+
+
+def _model_overrides(flags: TrainFlags, file_model: dict, spec: ModelSpec, *, with_env: bool) -> dict[str, Any]:
+    fields = {f.name for f in dataclasses.fields(spec.config_cls)}
+    overrides: dict[str, Any] = {}
+    if with_env and "lr" in fields:
+        env_lr = setting("lr", None, None, cast=float, section="train")
+        if env_lr is not None:
+            overrides["lr"] = env_lr
+    overrides.update(file_model)
+    overrides.update(parse_set(flags.sets))
+    if flags.lr is not None:
+        if "lr" not in fields:
+            raise InputError(f"model {spec.name!r} has no 'lr' setting", hint="use --set NAME=VALUE")
+        overrides["lr"] = flags.lr
+    return overrides
+
+
+def _check_out(out: Path, *, resume: bool, force: bool) -> None:
+    if resume and force:
+        raise InputError("--resume and --force contradict each other", hint="--force starts the run over")
+    if resume:
+        read_run_config(out)
+        if not (out / "checkpoints" / "latest.pt").exists():
+            raise InputError("nothing to resume: no checkpoint was written yet", path=out,
+                             hint="start it again with --force")
+        return
+    if out.exists() and not out.is_dir():
+        raise InputError("output exists and is not a directory", path=out)
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise InputError("output directory exists and is not empty", path=out,
+                             hint="pass --resume to continue that run or --force to start it over")
+        read_run_config(out)  # --force only ever deletes a medsyn run directory
+
+
+def resolve_plan(flags: TrainFlags) -> TrainPlan:
+    """Everything ``medsyn train`` needs, validated; raises InputError on a bad combination."""
+    spec = get_model(flags.model)
+    file_cfg = read_toml(flags.config_file) if flags.config_file else {}
+    unknown_tables = sorted(set(file_cfg) - {"train", "model"})
+    if unknown_tables:
+        raise InputError(f"unknown table [{unknown_tables[0]}] (expected [train] and [model])",
+                         path=flags.config_file)
+    file_train, file_model = file_cfg.get("train", {}), file_cfg.get("model", {})
+    world = world_size_from_env()
+
+    def pick(name: str, flag: Any, default: Any, cast=str) -> Any:
+        return setting(name, flag if flag is not None else file_train.get(name), default, cast=cast,
+                       section="train")
+
+    res_flag = pick("res", flags.res, None, int)
+    out_flag = flags.out if flags.out is not None else file_train.get("out")
+    if out_flag is None:
+        res_for_name = res_flag or _default_res(spec)
+        out_flag = f"runs/{spec.name}-{res_for_name}"
+    out = Path(out_flag)
+    _check_out(out, resume=flags.resume, force=flags.force)
+
+    stored = read_run_config(out) if flags.resume else {}
+    stored_train = stored.get("training", {})
+    if flags.resume:
+        if stored.get("model") != spec.name:
+            raise InputError(f"this run trains {stored.get('model')!r}, not {spec.name!r}", path=out)
+
+    # Identity of the run: on --resume these come from the run and may not change.
+    res = _identity("res", res_flag, stored.get("res"), _default_res(spec), int)
+    channels = _identity("channels", pick("channels", flags.channels, None, int), stored.get("channels"), 1, int)
+    data = _identity("data", pick("data", flags.data, None),
+                     stored.get("data", {}).get("path"), DEFAULT_DATA[spec.task], str)
+    batch_size = _identity("batch_size", pick("batch_size", flags.batch_size, None, int),
+                           stored_train.get("batch_size"), spec.default_batch_size, int)
+    seed = _identity("seed", pick("seed", flags.seed, None, int), stored_train.get("seed"), 0, int)
+
+    if res not in spec.resolutions:
+        raise InputError(f"model {spec.name!r} does not support --res {res}",
+                         hint=f"supported: {', '.join(map(str, spec.resolutions))}")
+    if channels not in spec.channels:
+        raise InputError(f"model {spec.name!r} does not support --channels {channels}",
+                         hint=f"supported: {', '.join(map(str, spec.channels))}")
+    batch_size = _positive("batch_size", batch_size)
+    if batch_size % world:
+        raise InputError(f"--batch-size {batch_size} is not divisible by the {world} torchrun processes",
+                         hint="the batch is the global batch, split evenly over the processes")
+
+    # Model settings.
+    if flags.resume:
+        base = dict(stored.get("model_config", {}))
+        overrides = _model_overrides(flags, file_model, spec, with_env=False)
+        config = build_config(spec.config_cls, {**base, **overrides})
+        new = dataclasses.asdict(config)
+        changes = {k: [base.get(k), v] for k, v in new.items() if base.get(k) != v}
+    else:
+        config = build_config(spec.config_cls, _model_overrides(flags, file_model, spec, with_env=True))
+        changes = {}
+
+    # Length: explicit flags win; on --resume the run's recorded total is the default.
+    length = _length(flags, file_train, explicit_only=flags.resume)
+    if length is None:
+        if flags.resume:
+            length = (stored_train.get("steps"), stored_train.get("epochs"))
+        else:
+            length = (DEFAULT_STEPS, None)
+    steps, epochs = length
+
+    def knob(name: str, flag: Any, cast=int) -> Any:
+        default = stored_train.get(name, DEFAULTS.get(name)) if flags.resume else DEFAULTS.get(name)
+        return pick(name, flag, default, cast)
+
+    amp = knob("amp", flags.amp, boolean)
+    settings = TrainSettings(
+        steps=steps,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=_positive("seed", seed, allow_zero=True),
+        device=str(knob("device", flags.device, str)),
+        amp=None if amp is None else bool(amp),
+        checkpoint_every=_positive("checkpoint_every", knob("checkpoint_every", flags.checkpoint_every)),
+        sample_every=_positive("sample_every", knob("sample_every", flags.sample_every)),
+        log_every=_positive("log_every", knob("log_every", flags.log_every)),
+        ema_decay=float(knob("ema_decay", flags.ema_decay, float)),
+        keep_checkpoints=_positive("keep_checkpoints", knob("keep_checkpoints", None)),
+    )
+    if not 0.0 <= settings.ema_decay < 1.0:
+        raise InputError(f"--ema-decay must be in [0, 1), not {settings.ema_decay}")
+    _check_device_name(settings.device)
+    return TrainPlan(spec=spec, config=config, res=res, channels=channels, data=data, out=out,
+                     settings=settings, resume=flags.resume, force=flags.force, world_size=world,
+                     config_changes=changes)
+
+
+def _default_res(spec: ModelSpec) -> int:
+    return 64 if 64 in spec.resolutions else min(spec.resolutions)
+
+
+def _identity(name: str, given: Any, stored: Any, default: Any, cast) -> Any:
+    """A setting that defines the run: on resume the recorded value, and a different one is refused."""
+    if given is not None:
+        try:
+            given = cast(given)
+        except (TypeError, ValueError):
+            raise InputError(f"{name.replace('_', '-')}={given!r} is not a valid {cast.__name__}") from None
+    if stored is None:
+        return default if given is None else given
+    if given is not None and given != stored:
+        flag = "--" + name.replace("_", "-")
+        raise InputError(f"this run was trained with {flag} {stored}, not {given}",
+                         hint=f"drop {flag} to resume, or train a new run in another --out")
+    return stored
+
+
+def _check_device_name(device: str) -> None:
+    d = device.strip().lower()
+    if d in ("auto", "cpu", "cuda", "mps"):
+        return
+    if d.startswith("cuda:") and d[5:].isdigit():
+        return
+    raise InputError(f"unknown --device {device!r}", hint="use auto, cpu, cuda or cuda:N")

@@ -1,0 +1,489 @@
+"""The training loop. The model owns its step (``train_step``); the trainer owns everything around it:
+data order, device and autocast, torchrun, EMA, checkpoints and exact resume, the NaN guard, stop
+signals, ``stats.jsonl``/``log.txt``, sample grids, the loss plot and the final weights export.
+
+Exact resume rests on three things: the batch for step ``k`` is a pure function of (seed, k)
+(:mod:`medsyn_cli.training.sampler`); the checkpoint holds every RNG state (torch, CUDA, numpy,
+Python) next to the networks, optimizers and the model's ``extra_state``; and side work (sample
+grids, plots, log lines, the export) runs under ``checkpoint.preserve_rng`` (torch, CUDA, numpy and
+Python states restored afterwards; lazy imports such as rich's or matplotlib's draw from ``random``)
+and grids in eval mode, so side work changes neither an RNG nor the weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medsyn_cli import runs_index
+from medsyn_cli.cli.common import progress, show_progress  # here, not in the loop: importing rich draws from ``random``
+from medsyn_cli.data.types import ImageSet, TwoDomainSet
+from medsyn_cli.errors import InputError, TrainingError
+from medsyn_cli.fileio import atomic_path
+from medsyn_cli.model import GANModel
+from medsyn_cli.training import checkpoint as ckpt_io
+from medsyn_cli.training.device import amp_enabled, autocast_factory, configure_backends, resolve_device
+from medsyn_cli.training.distributed import DistContext
+from medsyn_cli.training.ema import EMA
+from medsyn_cli.training.export import export_weights
+from medsyn_cli.training.grids import save_grid, translation_rows
+from medsyn_cli.training.plan import TrainPlan, read_run_config
+from medsyn_cli.training.plots import plot_losses
+from medsyn_cli.training.sampler import EpochSampler
+from medsyn_cli.training.signals import StopRequest
+from medsyn_cli.training.stats import LossMeter, RunLog, first_nonfinite, format_losses, read_stats, truncate_stats
+
+#: Examples in a translation grid (rows of input | output | attention).
+TRANSLATION_GRID_ROWS = 8
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int  # steps completed
+    total: int  # the run's planned total
+    exit_code: int = 0  # 0 finished; 130/143 stopped by SIGINT/SIGTERM
+    grid: Path | None = None
+    plot: Path | None = None
+    weights: Path | None = None
+    checkpoint: Path | None = None
+    message: str = ""
+
+
+def run_training(plan: TrainPlan, data: ImageSet | TwoDomainSet | None = None) -> TrainResult:
+    """Train per ``plan`` (torchrun-aware). ``data`` may be given to skip loading ``plan.data``."""
+    ctx = DistContext.from_env()
+    device = resolve_device(plan.settings.device, ctx.local_rank if ctx.active else None)
+    ctx.start(device)
+    try:
+        return Trainer(plan, ctx, device, data).run()
+    finally:
+        ctx.close()
+
+
+# -- data ------------------------------------------------------------------------------------------
+def _plain(obj: Any) -> Any:
+    """JSON-able plain data (numpy scalars/arrays become Python numbers/lists)."""
+    def default(o: Any) -> Any:
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        if isinstance(o, np.generic):
+            return o.item()
+        if torch.is_tensor(o):
+            return o.tolist()
+        return str(o)
+
+    return json.loads(json.dumps(obj, default=default))
+
+
+def fingerprint(data: ImageSet | TwoDomainSet) -> str:
+    """sha256 over the preprocessed pixels (and masks): resuming on other data is detected."""
+    h = hashlib.sha256()
+    parts = [data.images] if isinstance(data, ImageSet) else [data.normal.images, data.tumor.images]
+    if isinstance(data, TwoDomainSet) and data.tumor.masks is not None:
+        parts.append(data.tumor.masks)
+    for t in parts:
+        t = t.detach().to("cpu", torch.float32).contiguous()
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.numpy().data)
+    return h.hexdigest()[:16]
+
+
+def load_data(plan: TrainPlan, ctx: DistContext) -> ImageSet | TwoDomainSet:
+    """Rank 0 loads (and fills the cache) first; the other ranks then read the cache."""
+    from medsyn_cli.data import load_dataset
+
+    if not ctx.is_main:
+        ctx.barrier()
+    data = load_dataset(plan.data, res=plan.res, channels=plan.channels, task=plan.spec.task)
+    if ctx.is_main:
+        ctx.barrier()
+    return data
+
+
+class Batches:
+    """The batch dict for global step ``k`` (this rank's share), on the training device."""
+
+    def __init__(self, data: ImageSet | TwoDomainSet, task: str, batch_size: int, seed: int,
+                 ctx: DistContext, device: torch.device):
+        self.task = task
+        kw = {"rank": ctx.rank, "world": ctx.world_size}
+        if task == "unconditional":
+            if not isinstance(data, ImageSet):
+                raise InputError("an unconditional model needs one folder of images, not normal/ and tumor/")
+            self.images = self._place(data.images, device)
+            self.samplers = {"image": EpochSampler(len(data), batch_size, seed, stream=0, **kw)}
+        else:
+            if not isinstance(data, TwoDomainSet):
+                raise InputError("a translation model needs two domains (normal/ and tumor/ folders, "
+                                 "or BraTS-style cases)")
+            tumor = data.tumor
+            masks = tumor.masks if tumor.masks is not None else torch.zeros_like(tumor.images[:, :1])
+            if tumor.has_mask is not None:
+                has_mask = tumor.has_mask.bool()
+            else:
+                has_mask = torch.full((len(tumor),), tumor.masks is not None, dtype=torch.bool)
+            self.normal = self._place(data.normal.images, device)
+            self.tumor = self._place(tumor.images, device)
+            self.masks = self._place(masks.float(), device)
+            self.has_mask = self._place(has_mask, device)
+            self.samplers = {
+                "normal": EpochSampler(len(data.normal), batch_size, seed, stream=0, **kw),
+                "tumor": EpochSampler(len(tumor), batch_size, seed, stream=1, **kw),
+            }
+        self.device = device
+        small = min((s.n, name) for name, s in self.samplers.items())
+        if small[0] < batch_size:
+            raise InputError(f"the {small[1]} data has {small[0]} images, fewer than the batch size {batch_size}",
+                             hint="lower --batch-size or add images")
+
+    @staticmethod
+    def _place(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+        # Small datasets live on the GPU so a batch is one gather; large ones are copied per batch.
+        if device.type == "cuda" and t.numel() * t.element_size() < 2 * 1024 ** 3:
+            return t.to(device)
+        return t
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """Unconditional: len // B. Translation: max over the domains (the smaller one cycles)."""
+        return max(s.batches_per_epoch for s in self.samplers.values())
+
+    def _take(self, t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return t[idx.to(t.device)].to(self.device, non_blocking=True)
+
+    def get(self, k: int) -> dict[str, torch.Tensor]:
+        if self.task == "unconditional":
+            return {"image": self._take(self.images, self.samplers["image"].indices(k))}
+        n_idx, t_idx = self.samplers["normal"].indices(k), self.samplers["tumor"].indices(k)
+        return {"normal": self._take(self.normal, n_idx), "tumor": self._take(self.tumor, t_idx),
+                "tumor_mask": self._take(self.masks, t_idx), "tumor_has_mask": self._take(self.has_mask, t_idx)}
+
+
+# -- the trainer -----------------------------------------------------------------------------------
+class Trainer:
+    def __init__(self, plan: TrainPlan, ctx: DistContext, device: torch.device,
+                 data: ImageSet | TwoDomainSet | None = None):
+        self.plan, self.ctx, self.device = plan, ctx, device
+        self.s = plan.settings
+        self.out = plan.out
+        self.ckpt_dir = self.out / "checkpoints"
+        self.samples_dir = self.out / "samples"
+        configure_backends(device)
+
+        self.data = data if data is not None else load_data(plan, ctx)
+        if self.data.res != plan.res or self.data.channels != plan.channels:
+            raise InputError(f"data is {self.data.channels}x{self.data.res}x{self.data.res}, the run wants "
+                             f"{plan.channels}x{plan.res}x{plan.res}", path=plan.data)
+        self.batches = Batches(self.data, plan.spec.task, self.s.batch_size, self.s.seed, ctx, device)
+        self.bpe = self.batches.batches_per_epoch
+        self.total = self.s.epochs * self.bpe if self.s.epochs is not None else int(self.s.steps)
+        self.intensity = _plain(self._intensity())
+        self.fingerprint = fingerprint(self.data)
+
+        self._prepare_dir()
+        self.log = RunLog(self.out, enabled=ctx.is_main)
+
+        # Same initial weights everywhere (rank 0's are broadcast too); then each rank its own noise.
+        seed_everything(self.s.seed)
+        self.model: GANModel = plan.spec.factory(plan.config, plan.res, plan.channels)
+        if self.model.task != plan.spec.task:
+            raise TrainingError(f"model {plan.spec.name!r} says task {self.model.task!r}, its spec {plan.spec.task!r}")
+        if ctx.active and ctx.rank > 0:
+            torch.manual_seed(self.s.seed + 7919 * ctx.rank)
+        self.model.to(device)
+        self.amp = amp_enabled(device, self.s.amp)
+        self.model.autocast = autocast_factory(device, self.amp)
+        self.model.grad_sync = ctx.grad_sync()
+        self.ema = EMA(self.model, self.s.ema_decay) if self.model.wants_ema and ctx.is_main else None
+
+        self.step = 0
+        self.elapsed = 0.0  # training seconds, summed over resumes
+        self.saved_step = -1
+        if plan.resume:
+            self._resume()
+        ctx.broadcast_modules(self.model.networks.values())
+        self.model.train()
+        self._write_config()
+
+    # -- set-up --------------------------------------------------------------------------------
+    def _intensity(self) -> dict[str, Any]:
+        if isinstance(self.data, TwoDomainSet):
+            return {"normal": self.data.normal.intensity, "tumor": self.data.tumor.intensity}
+        return dict(self.data.intensity)
+
+    def _prepare_dir(self) -> None:
+        if self.ctx.is_main:
+            if self.plan.force and self.out.exists() and not self.plan.resume:
+                read_run_config(self.out)  # only ever delete a medsyn run directory
+                shutil.rmtree(self.out)
+            for d in (self.out, self.ckpt_dir, self.samples_dir):
+                d.mkdir(parents=True, exist_ok=True)
+            ckpt_io.clean_stale(self.ckpt_dir)
+        self.ctx.barrier()
+
+    def _resume(self) -> None:
+        state = ckpt_io.load_checkpoint(self.ckpt_dir / ckpt_io.LATEST)
+        if state.get("model") != self.plan.spec.name:
+            raise InputError(f"checkpoint is of model {state.get('model')!r}", path=self.ckpt_dir / ckpt_io.LATEST)
+        fresh_groups = {k: [{h: v for h, v in g.items() if h != "params"} for g in opt.param_groups]
+                        for k, opt in self.model.optimizers.items()}
+        try:
+            self.model.load_state_dict(state["model_state"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise InputError(f"checkpoint does not fit the model settings: {str(exc).splitlines()[0]}",
+                             path=self.ckpt_dir / ckpt_io.LATEST) from None
+        if self.plan.config_changes:  # new --lr/--set: optimizer hyperparameters come from the new config
+            for k, opt in self.model.optimizers.items():
+                for group, fresh in zip(opt.param_groups, fresh_groups[k]):
+                    group.update(fresh)
+        self.model.to(self.device)  # optimizer state onto the device
+        if self.ema is not None and state.get("ema"):
+            self.ema.load_state_dict(state["ema"])
+        rngs = state["rng"]
+        if len(rngs) == self.ctx.world_size:
+            ckpt_io.restore_rng(rngs[self.ctx.rank], self.device)
+        else:
+            self.log.line(f"note: checkpoint was written by {len(rngs)} process(es), now {self.ctx.world_size}; "
+                          "the data order is kept but random draws differ from an uninterrupted run")
+            ckpt_io.restore_rng(rngs[0], self.device)
+            if self.ctx.rank > 0:
+                torch.manual_seed(self.s.seed + 7919 * self.ctx.rank + int(state["step"]))
+        self.step = self.saved_step = int(state["step"])
+        self.elapsed = float(state.get("elapsed", 0.0))
+        if state.get("data_fingerprint") != self.fingerprint:
+            self.log.line("warning: the data differs from the data this run was trained on (fingerprint "
+                          f"{state.get('data_fingerprint')} -> {self.fingerprint})")
+        if self.plan.config_changes:
+            changes = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in self.plan.config_changes.items())
+            self.log.line(f"note: model settings changed on resume ({changes})")
+        if self.ctx.is_main:
+            truncate_stats(self.out / "stats.jsonl", self.step)
+
+    def _write_config(self) -> None:
+        if not self.ctx.is_main:
+            return
+        cfg = self.plan.as_dict()
+        cfg["training"]["steps"] = self.total
+        cfg["training"]["batches_per_epoch"] = self.bpe
+        cfg["training"]["amp"] = self.amp
+        cfg["training"]["device_used"] = str(self.device)
+        cfg["data"].update({"count": _counts(self.data), "intensity": self.intensity,
+                            "fingerprint": self.fingerprint})
+        path = self.out / "config.json"
+        if self.plan.resume and path.exists():
+            old = json.loads(path.read_text())
+            cfg["created"] = old.get("created")
+            cfg["resumes"] = old.get("resumes", []) + [
+                {"step": self.step, "time": time.time(), "model_config_changes": self.plan.config_changes}]
+        else:
+            cfg["created"] = time.time()
+            cfg["resumes"] = []
+        cfg.pop("resume", None)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(cfg, indent=2, default=str) + "\n")
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        plan, s = self.plan, self.s
+        result = TrainResult(run_dir=self.out, step=self.step, total=self.total)
+        what = f"{plan.spec.name} {plan.channels}x{plan.res}x{plan.res} on {self.device}"
+        if self.ctx.active:
+            what += f" x{self.ctx.world_size} processes ({self.plan.per_rank_batch} images each per step)"
+        self.log.line(f"training {what}{' with bf16 autocast' if self.amp else ''}: {_counts(self.data)} images, "
+                      f"batch {s.batch_size}, {self.bpe} steps/epoch, step {self.step} -> {self.total}")
+        if self.step >= self.total:
+            self.log.line(f"already at step {self.step} of {self.total}; pass a larger --steps to train on")
+        meter = LossMeter()
+
+        bar_on = show_progress() and self.ctx.is_main
+        with StopRequest() as stop, progress() as bar:
+            task = bar.add_task(f"{plan.spec.name}", total=self.total, completed=self.step, info="")
+            while self.step < self.total:
+                k = self.step
+                t0 = time.perf_counter()
+                batch = self.batches.get(k)
+                losses = self.model.train_step(batch, k)
+                dt = time.perf_counter() - t0
+                bad = first_nonfinite(losses)
+                stop_now, any_bad = self.ctx.any_true([stop.requested, bad is not None])
+                if any_bad:
+                    self._nan_stop(k, bad)
+                self.step = k + 1
+                self.elapsed += dt
+                meter.add(losses, s.batch_size, dt)
+                if self.ema is not None:
+                    self.ema.update(self.model)
+                if self.ctx.active:
+                    self.ctx.sync_buffers(self.model.networks.values())
+                if self.step % self.bpe == 0:
+                    self.model.on_epoch_end(self.step // self.bpe - 1)
+                if self.step % s.log_every == 0 or self.step == self.total:
+                    self._log_step(meter, echo=not bar_on)
+                    meter.reset()
+                bar.update(task, completed=self.step,
+                           info=f"{format_losses(losses)} | {meter.images_per_s():.1f} img/s")
+                if self.step % s.sample_every == 0:
+                    self._grid()
+                    self._plot()
+                if self.step % s.checkpoint_every == 0:
+                    self._checkpoint()
+                if stop_now:
+                    return self._stopped(stop, result)
+        return self._finish(result)
+
+    def _log_step(self, meter: LossMeter, *, echo: bool) -> None:
+        names = list(meter.sums)  # the model's order; the same on every rank
+        means = dict(zip(names, self.ctx.mean([meter.means()[n] for n in names])))
+        ips = meter.images_per_s()
+        record = {
+            "step": self.step,
+            "epoch": round(self.step / self.bpe, 4),
+            "losses": means,
+            "images_per_s": round(ips, 2),
+            "seconds": round(self.elapsed, 3),
+            "lr": {k: opt.param_groups[0]["lr"] for k, opt in self.model.optimizers.items()},
+        }
+        self.log.stats(record)
+        self.log.line(f"step {self.step}/{self.total} epoch {record['epoch']:.2f} {format_losses(means)} "
+                      f"| {ips:.1f} img/s", echo=echo)
+
+    def _nan_stop(self, k: int, bad: tuple[str, float] | None) -> None:
+        """Stop before anything of this step is saved; the last good checkpoint stays as it is."""
+        reported = self.ctx.gather(bad)
+        name, value = next((b for b in reported if b is not None), ("?", float("nan")))
+        latest = self.ckpt_dir / ckpt_io.LATEST
+        where = (f"last good checkpoint at {latest} (step {self.saved_step})" if self.saved_step >= 0
+                 else "no checkpoint was written yet")
+        message = f"step {k + 1}: loss {name} is {value}; {where} (try a lower --lr)"
+        self.log.line(f"stopped: {message}", echo=False)
+        self._plot()
+        raise TrainingError(message)
+
+    def _stopped(self, stop: StopRequest, result: TrainResult) -> TrainResult:
+        if self.saved_step != self.step:
+            self._checkpoint()
+        self._plot()
+        latest = self.ckpt_dir / ckpt_io.LATEST
+        result.step, result.exit_code = self.step, stop.exit_code if stop.requested else 130
+        result.checkpoint = latest
+        result.message = (f"{stop.name or 'signal'} at step {self.step}: checkpoint saved to {latest}; resume with "
+                          f"`medsyn train {self.plan.spec.name} --out {self.out} --resume`")
+        self.log.line(f"stopped: {result.message}", echo=False)
+        return result
+
+    def _finish(self, result: TrainResult) -> TrainResult:
+        if self.saved_step != self.step:
+            self._checkpoint()
+        result.step = self.step
+        result.checkpoint = self.ckpt_dir / ckpt_io.LATEST
+        if not self.ctx.is_main:
+            return result
+        grid = self.samples_dir / f"step-{self.step:06d}.png"
+        result.grid = grid if grid.exists() else self._grid()
+        result.plot = self._plot()
+        result.weights = self._export()
+        runs_index.record_run(self.plan.spec.name, self.out, self.step)
+        self.log.line(f"finished at step {self.step} ({self.elapsed:.1f} s of training)", echo=False)
+        return result
+
+    # -- side work -----------------------------------------------------------------------------
+    def _checkpoint(self) -> None:
+        rngs = self.ctx.gather(ckpt_io.capture_rng(self.device))  # every rank's, for exact resume
+        if self.ctx.is_main:
+            state = {
+                "format": ckpt_io.CHECKPOINT_FORMAT,
+                "model": self.plan.spec.name,
+                "task": self.plan.spec.task,
+                "config": dataclasses.asdict(self.plan.config),
+                "res": self.plan.res,
+                "channels": self.plan.channels,
+                "step": self.step,
+                "epoch": self.step // self.bpe,
+                "position": self.step % self.bpe,
+                "batches_per_epoch": self.bpe,
+                "batch_size": self.s.batch_size,
+                "seed": self.s.seed,
+                "world_size": self.ctx.world_size,
+                "model_state": self.model.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else None,
+                "rng": rngs,
+                "intensity": self.intensity,
+                "data_fingerprint": self.fingerprint,
+                "elapsed": self.elapsed,
+                "medsyn_version": self.plan.as_dict()["versions"]["medsyn"],
+            }
+            ckpt_io.save_checkpoint(state, self.ckpt_dir, self.step, keep=self.s.keep_checkpoints)
+        self.saved_step = self.step
+        self.ctx.barrier()
+
+    def _grid(self) -> Path | None:
+        """A grid from fixed noise (or a fixed batch of normal images), off the training RNG."""
+        if not self.ctx.is_main:
+            return None
+        path = self.samples_dir / f"step-{self.step:06d}.png"
+        with ckpt_io.preserve_rng(self.device), torch.no_grad():
+            ema_ctx = self.ema.applied(self.model) if self.ema is not None else contextlib.nullcontext()
+            with ema_ctx:
+                self.model.eval()
+                try:
+                    if self.plan.spec.task == "unconditional":
+                        n = 64 if self.plan.res <= 128 else 16
+                        images = self.model.sample(n, generator=torch.Generator().manual_seed(self.s.seed))
+                        save_grid(images, path)
+                    else:
+                        x = self._fixed_normals()
+                        y, attention = self.model.translate(x, to="tumor")
+                        save_grid(translation_rows(x.cpu(), y.cpu(), None if attention is None else attention.cpu()),
+                                  path, nrow=3)
+                finally:
+                    self.model.train()
+        return path
+
+    def _fixed_normals(self) -> torch.Tensor:
+        normal = self.data.normal.images
+        idx = torch.linspace(0, len(normal) - 1, min(TRANSLATION_GRID_ROWS, len(normal))).round().long()
+        return normal[idx].to(self.device)
+
+    def _plot(self) -> Path | None:
+        if not self.ctx.is_main:
+            return None
+        with ckpt_io.preserve_rng(self.device):
+            return plot_losses(read_stats(self.out / "stats.jsonl"), self.out / "loss.png",
+                               title=f"{self.plan.spec.name} {self.plan.res}x{self.plan.res}")
+
+    def _export(self) -> Path:
+        names = self.model.inference_networks
+        if self.ema is not None:
+            states = {n: self.ema.shadow[n] for n in names}
+        else:
+            states = {n: self.model.networks[n].state_dict() for n in names}
+        return export_weights(self.out / "weights.safetensors", states, model=self.plan.spec.name,
+                              task=self.plan.spec.task, res=self.plan.res, channels=self.plan.channels,
+                              step=self.step, config=dataclasses.asdict(self.plan.config),
+                              intensity=self.intensity, ema=self.ema is not None)
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def _counts(data: ImageSet | TwoDomainSet) -> int | dict[str, int]:
+    if isinstance(data, TwoDomainSet):
+        return {"normal": len(data.normal), "tumor": len(data.tumor)}
+    return len(data)
+

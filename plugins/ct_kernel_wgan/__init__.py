@@ -1,0 +1,90 @@
+"""The ``ct-kernel-wgan`` model plugin: the CT thesis's WGAN-GP (Sahakyan 2024, chapter 3).
+
+A generator that starts from a 1 x 4 x 4 map, convolves its first feature map with one learnable,
+randomly initialised kernel, and adds interpolated, 1x1-projected copies of earlier stages to every
+upsampling stage (equation 3.3); trained as a WGAN-GP. Three variants: ``small`` (64 x 64),
+``large-v1`` and ``large-v2`` (128 x 128). See docs/models/ct-kernel-wgan.md.
+
+This entry-point module stays light (no torch import); the model is built lazily in ``_build``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from medsyn_cli.errors import InputError
+from medsyn_cli.hookspecs import hookimpl
+from medsyn_cli.registry import ModelSpec
+
+#: Each variant's resolution; "auto" picks the variant from the resolution.
+VARIANT_RES = {"small": 64, "large-v1": 128, "large-v2": 128}
+AUTO_VARIANT = {64: "small", 128: "large-v2"}
+KERNEL_POSITIONS = ("stage1", "input")
+INTERPOLATIONS = ("bilinear", "nearest", "bicubic")
+
+
+@dataclass
+class CTKernelWGANConfig:
+    """Settings of ct-kernel-wgan. Empty width tuples mean the variant's defaults (see the model card)."""
+
+    variant: str = "auto"  # auto | small | large-v1 | large-v2; auto: small at 64, large-v2 at 128
+    latent_dim: int = 100  # the thesis uses 100 or 128
+    use_kernel: bool | None = None  # None: the thesis's finding, on for the 128 variants, off for small
+    kernel_size: int = 3  # odd: 3 or 5 in the thesis
+    kernel_position: str = "stage1"  # stage1: on x1 as in eq. 3.3; input: on the 1x4x4 map
+    widths: tuple[int, ...] = ()  # generator channels after each upsampling stage but the last
+    critic_widths: tuple[int, ...] = ()  # critic channels after each stride-2 conv
+    batch_norm: bool = True  # BatchNorm after each hidden transposed conv of the generator
+    interpolation: str = "bilinear"  # how skips are brought to the stage's size
+    lr: float = 1e-4  # Adam, both networks (Gulrajani et al.)
+    betas: tuple[float, ...] = (0.5, 0.9)  # Adam betas (Gulrajani et al.'s DCGAN-style setting)
+    n_critic: int = 5  # critic steps per generator step, all inside one train_step
+    gp_weight: float = 10.0  # lambda of the gradient penalty
+
+
+def resolve_variant(config: CTKernelWGANConfig, res: int) -> str:
+    """The variant to build at ``res``; a variant that does not fit ``res`` is an InputError."""
+    if config.variant == "auto":
+        if res not in AUTO_VARIANT:
+            raise InputError(
+                f"ct-kernel-wgan has no variant for resolution {res}",
+                hint="use --res 64 (small) or --res 128 (large-v1, large-v2)",
+            )
+        return AUTO_VARIANT[res]
+    if config.variant not in VARIANT_RES:
+        raise InputError(
+            f"unknown ct-kernel-wgan variant {config.variant!r}",
+            hint=f"choose one of auto, {', '.join(VARIANT_RES)}",
+        )
+    if VARIANT_RES[config.variant] != res:
+        raise InputError(
+            f"ct-kernel-wgan variant {config.variant!r} generates {VARIANT_RES[config.variant]}x"
+            f"{VARIANT_RES[config.variant]} images, not {res}x{res}",
+            hint=f"use --res {VARIANT_RES[config.variant]} or --set variant=auto",
+        )
+    return config.variant
+
+
+def _build(config: CTKernelWGANConfig, res: int, channels: int):
+    from medsyn_plugins.ct_kernel_wgan.model import CTKernelWGAN  # torch is imported here, lazily
+
+    return CTKernelWGAN(config, res, channels)
+
+
+@hookimpl
+def register_models(register) -> None:
+    register(
+        ModelSpec(
+            name="ct-kernel-wgan",
+            aliases=("ct_kernel_wgan",),
+            task="unconditional",
+            config_cls=CTKernelWGANConfig,
+            factory=_build,
+            summary="WGAN-GP for grey CT with a learnable first-map kernel and interpolation skips",
+            citation="Sahakyan. Development of Components for Generative Adversarial Networks in "
+            "Medical Image Synthesis. Thesis, 2024, chapter 3",
+            resolutions=(64, 128),
+            channels=(1,),
+            default_batch_size=64,
+        )
+    )

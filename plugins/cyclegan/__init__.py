@@ -1,0 +1,57 @@
+"""The ``cyclegan`` model plugin: CycleGAN of Zhu et al. 2017 as in junyanz/pytorch-CycleGAN-and-pix2pix.
+
+Domains: A = normal, B = tumor. This entry-point module stays light (no torch import); the model
+is built lazily in ``_build``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from medsyn_cli.hookspecs import hookimpl
+from medsyn_cli.registry import ModelSpec
+
+
+@dataclass
+class CycleGANConfig:
+    """CycleGAN settings; the defaults are the paper's and the reference code's."""
+
+    ngf: int = 64  # generator width after the first conv
+    ndf: int = 64  # PatchGAN width after the first conv
+    n_blocks: int = 0  # ResNet blocks in each generator; 0 = 6 at res <= 128, 9 above (reference)
+    n_layers_d: int = 3  # PatchGAN depth; 3 gives the 70x70 receptive field
+    lambda_cycle: float = 10.0  # weight of each cycle L1 (lambda_A = lambda_B)
+    lambda_identity: float = 0.5  # identity L1 weight as a fraction of lambda_cycle (0 turns it off)
+    pool_size: int = 50  # fakes remembered per discriminator (0 turns the pool off)
+    lr: float = 2e-4  # Adam learning rate, generators and discriminators
+    beta1: float = 0.5
+    beta2: float = 0.999
+    n_epochs: int = 100  # epochs at the initial learning rate
+    n_epochs_decay: int = 100  # epochs of linear decay towards zero after that
+    init_gain: float = 0.02  # std of the N(0, gain) weight initialisation
+
+
+def _build(config: CycleGANConfig, res: int, channels: int):
+    from medsyn_plugins.cyclegan.model import CycleGAN  # torch is imported here, only when built
+
+    return CycleGAN(config, res, channels)
+
+
+@hookimpl
+def register_models(register) -> None:
+    register(
+        ModelSpec(
+            name="cyclegan",
+            task="translation",
+            config_cls=CycleGANConfig,
+            factory=_build,
+            summary="CycleGAN normal<->tumor baseline: ResNet generators, 70x70 PatchGAN, LSGAN, "
+            "cycle + identity L1, image pools",
+            citation="Zhu, Park, Isola, Efros. Unpaired Image-to-Image Translation using "
+            "Cycle-Consistent Adversarial Networks. ICCV 2017, arXiv:1703.10593",
+            resolutions=(64, 128, 240, 256),
+            channels=(1, 3),
+            aliases=("cycle-gan",),
+            default_batch_size=1,
+        )
+    )

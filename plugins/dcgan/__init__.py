@@ -1,0 +1,47 @@
+"""The ``dcgan`` model plugin: DCGAN of Radford et al. 2016, as in the PyTorch example.
+
+This entry-point module stays light (no torch import); the model is built lazily in ``_build``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from medsyn_cli.hookspecs import hookimpl
+from medsyn_cli.registry import ModelSpec
+
+
+@dataclass
+class DCGANConfig:
+    """DCGAN settings; the defaults are the paper's and the PyTorch example's."""
+
+    latent_dim: int = 100  # size of z
+    ngf: int = 64  # generator width at the finest feature map
+    ndf: int = 64  # discriminator width at the finest feature map
+    lr: float = 2e-4  # Adam learning rate, both networks
+    beta1: float = 0.5
+    beta2: float = 0.999
+
+
+def _build(config: DCGANConfig, res: int, channels: int):
+    from medsyn_plugins.dcgan.model import DCGAN  # torch is imported here, only when a model is built
+
+    return DCGAN(config, res, channels)
+
+
+@hookimpl
+def register_models(register) -> None:
+    register(
+        ModelSpec(
+            name="dcgan",
+            task="unconditional",
+            config_cls=DCGANConfig,
+            factory=_build,
+            summary="DCGAN baseline: transposed-conv generator, BatchNorm conv discriminator, BCE loss",
+            citation="Radford, Metz, Chintala. Unsupervised Representation Learning with Deep "
+            "Convolutional Generative Adversarial Networks. ICLR 2016, arXiv:1511.06434",
+            resolutions=(64, 128, 256),
+            channels=(1, 3),
+            default_batch_size=64,
+        )
+    )

@@ -1,0 +1,108 @@
+"""The ``hagan`` model plugin: HAGAN of Ju et al. (Hybrid Augmented GAN for medical image synthesis).
+
+Every component of the paper has a switch so its ablation (Table IV) can be re-run; ``ablation``
+picks a row of that table and the per-component booleans (``None`` = take it from the row)
+override single components. This module stays light: torch is imported only when a model is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from medsyn_cli.errors import InputError
+from medsyn_cli.hookspecs import hookimpl
+from medsyn_cli.registry import ModelSpec
+
+#: The component switches, in the order the paper adds them.
+COMPONENTS = ("self_attention", "attnmix", "diffaugment", "reverse_skip", "hierarchical_d", "warmup")
+
+#: Rows of the paper's Table IV (cumulative). ``attnmix`` = the "AttnMix generator": the SAGAN
+#: generator's self-attention, AttnMix mixing with its consistency loss, and DiffAugment (the
+#: "differentiable" part of "AttnMix consistency differentiable regularization").
+ABLATIONS: dict[str, dict[str, bool]] = {
+    "base": dict(self_attention=False, attnmix=False, diffaugment=False, reverse_skip=False,
+                 hierarchical_d=False, warmup=False),
+    "attnmix": dict(self_attention=True, attnmix=True, diffaugment=True, reverse_skip=False,
+                    hierarchical_d=False, warmup=False),
+    "skip": dict(self_attention=True, attnmix=True, diffaugment=True, reverse_skip=True,
+                 hierarchical_d=False, warmup=False),
+    "hierarchical": dict(self_attention=True, attnmix=True, diffaugment=True, reverse_skip=True,
+                         hierarchical_d=True, warmup=False),
+    "full": dict(self_attention=True, attnmix=True, diffaugment=True, reverse_skip=True,
+                 hierarchical_d=True, warmup=True),
+}
+
+
+@dataclass
+class HAGANConfig:
+    """HAGAN settings. Defaults are the paper's where it gives them (lr, z, batch, warm-up epochs),
+    otherwise documented choices (see docs/models/hagan.md)."""
+
+    ablation: str = "full"  # Table IV row: base | attnmix | skip | hierarchical | full
+    # Per-component overrides of the ablation row (None = as the row says).
+    self_attention: bool | None = None  # SAGAN self-attention in the generator's last stages
+    attnmix: bool | None = None  # AttnMix mixed images + consistency loss
+    diffaugment: bool | None = None  # DiffAugment on every image D sees
+    reverse_skip: bool | None = None  # D's real-image features added into G's features
+    hierarchical_d: bool | None = None  # pixel-level branch beside the image-level branch
+    warmup: bool | None = None  # conventional training first, AttnMix after
+
+    latent_dim: int = 0  # size of z ~ U[-1, 1]; 0 = the paper's: 100 at 64 and 128, 1000 at 256
+    g_channels: int = 64  # generator width at its finest feature map (doubles per coarser stage)
+    d_channels: int = 64  # discriminator width after its first downsampling
+    max_channels: int = 512  # width cap, both networks
+    pixel_channels: int = 32  # pixel-level branch widths: this, 2x this, then 1
+    attn_max_res: int = 64  # no self-attention on maps larger than this (N x N memory)
+    spectral_norm: bool = True  # SAGAN's spectral normalisation in G and D
+
+    lr: float = 1e-3  # Adam learning rate, G and D (paper)
+    adam_beta1: float = 0.5
+    adam_beta2: float = 0.999
+
+    alpha: float = 0.5  # image label of a mixed image: alpha * (lambda0 + lambda1)
+    beta_g_pixel: float = 1.0  # paper's beta: L_G = L_img + beta * L_pixel
+    beta_d_pixel: float = 1.0  # paper's beta1: L_D = L_img + beta1 * L_pixel + beta2 * L_cons
+    beta_cons: float = 1.0  # paper's beta2
+    policy: str = "translation,cutout"  # DiffAugment policy (colour saturation is void on grey)
+
+    warmup_epochs: int = 100  # conventional epochs before AttnMix (paper: 100)
+    warmup_steps: int = -1  # >= 0: count the warm-up in steps instead of epochs
+    skip_momentum: float = 0.99  # EMA of D's mean real features, which G uses when sampling
+
+    def components(self) -> dict[str, bool]:
+        """The resolved switches: the ablation row, overridden by any explicit boolean."""
+        if self.ablation not in ABLATIONS:
+            raise InputError(f"unknown hagan ablation {self.ablation!r}",
+                             hint=f"one of: {', '.join(ABLATIONS)}")
+        row = dict(ABLATIONS[self.ablation])
+        for name in COMPONENTS:
+            value = getattr(self, name)
+            if value is not None:
+                row[name] = bool(value)
+        return row
+
+
+def _build(config: HAGANConfig, res: int, channels: int):
+    from medsyn_plugins.hagan.model import HAGAN  # torch is imported here, only when a model is built
+
+    return HAGAN(config, res, channels)
+
+
+@hookimpl
+def register_models(register) -> None:
+    register(
+        ModelSpec(
+            name="hagan",
+            task="unconditional",
+            config_cls=HAGANConfig,
+            factory=_build,
+            summary="HAGAN: SAGAN generator + AttnMix, hierarchical (image+pixel) D, reverse skip, DiffAugment",
+            citation="Ju, Zhou, Kong, Chen, Li, Sun, Shan. HAGAN: Hybrid Augmented Generative Adversarial "
+            "Network for Medical Image Synthesis. arXiv:2405.04902, 2024",
+            resolutions=(64, 128, 256),
+            channels=(1, 3),
+            default_batch_size=32,
+            extra={"paper_params_64": {"generator": 3.6e6, "discriminator": 2.8e6},
+                   "ablations": list(ABLATIONS), "components": list(COMPONENTS)},
+        )
+    )

@@ -1,0 +1,220 @@
+"""HAGAN (Ju et al. 2024, arXiv:2405.04902): one training step.
+
+Per step, with x a real batch and z ~ U[-1, 1]^latent_dim:
+
+1. Reverse skip (if on): D's image-level features of x (no gradient), averaged over the batch,
+   are added into G's features at the same resolutions; their running mean is kept in G's
+   buffers for sampling, when no real images exist.
+2. D step. G(z) (and its last attention map). In the AttnMix phase a box mask M mixes x and
+   G(z) into i, labelled lambda = alpha * (lambda0 + lambda1) at image level and M at pixel level.
+   x, G(z) and i (and M, as a label) go through DiffAugment with one shared transform per sample,
+   then D. Least squares: L_img = (s_x - 1)^2 + s_G^2 [+ (s_i - lambda)^2], the same per pixel
+   (targets 1, 0, M) for L_pixel, and L_cons at both levels. L_D = L_img + b1 L_pixel + b2 L_cons.
+3. G step through the updated D: L_G = (s_G - 1)^2 + b (p_G - 1)^2 on freshly augmented G(z).
+
+Before the AttnMix phase (warm-up, or with AttnMix off) step 2 uses x and G(z) only.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from medsyn_cli.errors import InputError
+from medsyn_cli.model import GANModel
+from medsyn_cli.nn.attention import attention_received
+from medsyn_cli.nn.diffaugment import diff_augment, parse_policy
+from medsyn_cli.nn.losses import lsgan
+from medsyn_plugins.hagan import HAGANConfig
+from medsyn_plugins.hagan.attnmix import (area_share, attention_share, box_masks, consistency_loss, mix,
+                                          mixed_label)
+from medsyn_plugins.hagan.networks import Generator, HierarchicalDiscriminator
+
+#: Latents are pushed through the generator in chunks of this many when sampling.
+SAMPLE_CHUNK = 256
+
+
+class HAGAN(GANModel):
+    task = "unconditional"
+    inference_networks = ("generator",)  # the running mean of D's features lives in G's buffers
+
+    def __init__(self, config: HAGANConfig, res: int, channels: int):
+        super().__init__(config, res, channels)
+        self.parts = config.components()
+        try:
+            parse_policy(config.policy)
+        except ValueError as exc:
+            raise InputError(str(exc), hint="e.g. --set policy=translation,cutout") from None
+        if not 0.0 <= config.alpha <= 0.5:
+            raise InputError(f"alpha={config.alpha} would put the mixed label outside [0, 1]",
+                             hint="alpha must lie in [0, 0.5]")
+        self.latent_dim = config.latent_dim or (1000 if res >= 256 else 100)
+        discriminator = HierarchicalDiscriminator(
+            channels, res, d_channels=config.d_channels, max_channels=config.max_channels,
+            pixel_channels=config.pixel_channels, hierarchical=self.parts["hierarchical_d"],
+            spectral_norm=config.spectral_norm)
+        generator = Generator(
+            self.latent_dim, channels, res, g_channels=config.g_channels, max_channels=config.max_channels,
+            self_attention=self.parts["self_attention"], attn_max_res=config.attn_max_res,
+            reverse_skip=self.parts["reverse_skip"], skip_channels=discriminator.widths,
+            spectral_norm=config.spectral_norm)
+        self.networks = {"generator": generator, "discriminator": discriminator}
+        betas = (config.adam_beta1, config.adam_beta2)
+        self.optimizers = {
+            name: torch.optim.Adam(net.parameters(), lr=config.lr, betas=betas)
+            for name, net in self.networks.items()
+        }
+        self.epochs_done = 0  # counted by on_epoch_end, saved in extra_state
+
+    # -- schedule ----------------------------------------------------------------------------
+    def attnmix_active(self, step: int) -> bool:
+        """AttnMix runs after the warm-up (``warmup_steps`` steps if >= 0, else ``warmup_epochs``
+        finished epochs); without the training strategy it runs from the first step."""
+        if not self.parts["attnmix"]:
+            return False
+        if not self.parts["warmup"]:
+            return True
+        if self.config.warmup_steps >= 0:
+            return step >= self.config.warmup_steps
+        return self.epochs_done >= self.config.warmup_epochs
+
+    def on_epoch_end(self, epoch: int) -> None:
+        self.epochs_done += 1
+
+    def extra_state(self) -> dict:
+        return {"epochs_done": self.epochs_done}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.epochs_done = int(state.get("epochs_done", 0))
+
+    # -- pieces ------------------------------------------------------------------------------
+    def latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ U[-1, 1]^latent_dim (the paper's prior)."""
+        device = generator.device if generator is not None else self.device
+        return torch.rand(n, self.latent_dim, generator=generator, device=device) * 2 - 1
+
+    def augment(self, *images: torch.Tensor, label: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """DiffAugment with one shared transform per sample across ``images`` (and ``label``)."""
+        if not self.parts["diffaugment"]:
+            return [*images] + ([label] if label is not None else [])
+        c = self.channels
+        stacked = torch.cat([*images] + ([label.to(images[0].dtype)] if label is not None else []), dim=1)
+        out = diff_augment(stacked, self.config.policy, channels=c, label_channels=1 if label is not None else 0)
+        parts = list(out[:, : c * len(images)].split(c, dim=1))
+        return parts + ([out[:, -1:]] if label is not None else [])
+
+    def real_skips(self, real: torch.Tensor) -> dict[int, torch.Tensor] | None:
+        """Batch-mean image-level D features of the real batch (reverse skip), no gradient."""
+        if not self.parts["reverse_skip"]:
+            return None
+        D = self.networks["discriminator"]
+        with torch.no_grad(), self.autocast():
+            feats = D.features(real)
+        skips = {r: f.float().mean(dim=0, keepdim=True) for r, f in feats.items()}
+        self.networks["generator"].update_skip_mean(skips, self.config.skip_momentum)
+        return skips
+
+    # -- the step ----------------------------------------------------------------------------
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        G, D = self.networks["generator"], self.networks["discriminator"]
+        cfg = self.config
+        real = batch["image"].to(self.device)
+        b = real.shape[0]
+        mixing = self.attnmix_active(step)
+        skips = self.real_skips(real)
+        z = self.latents(b)
+
+        # (1) D step on x, G(z) and, in the AttnMix phase, the mixed image i.
+        with self.autocast():
+            fake, attention = G(z, skips, return_attention=True)
+        stats: dict[str, float] = {"attnmix": float(mixing)}
+        if mixing:
+            mask = box_masks(b, self.res, self.res, device=self.device)
+            amap = None
+            if attention is not None:
+                attn, h, w = attention
+                amap = attention_received(attn.detach(), h, w, size=self.res)
+            lam0, lam1 = area_share(mask), attention_share(mask, amap)
+            label = mixed_label(lam0, lam1, cfg.alpha)
+            mixed = mix(real, fake.detach(), mask)
+            x_a, f_a, m_a, mask_a = self.augment(real, fake.detach(), mixed, label=mask)
+            stats.update(lambda0=lam0.mean().item(), lambda1=lam1.mean().item(), label=label.mean().item())
+        else:
+            x_a, f_a = self.augment(real, fake.detach())
+        with self.autocast():
+            scores, pixels = D(torch.cat([x_a, f_a, m_a] if mixing else [x_a, f_a]))
+        s = scores.float().split(b)
+        p = pixels.float().split(b) if pixels is not None else None
+        l_img = lsgan(s[0], 1.0) + lsgan(s[1], 0.0)
+        l_pix = lsgan(p[0], 1.0) + lsgan(p[1], 0.0) if p is not None else torch.zeros((), device=self.device)
+        l_cons = torch.zeros((), device=self.device)
+        if mixing:
+            l_img = l_img + lsgan(s[2], label)
+            if p is not None:
+                l_pix = l_pix + lsgan(p[2], mask_a)
+            pixel_maps = (p[2], p[0], p[1]) if p is not None else (None, None, None)
+            cons_img, cons_pix = consistency_loss(s[2], s[0], s[1], label, *pixel_maps, mask=mask_a)
+            l_cons = cons_img + cons_pix
+        loss_d = l_img + cfg.beta_d_pixel * l_pix + cfg.beta_cons * l_cons
+        self.optimize("discriminator", loss_d)
+
+        # (2) G step on the same G(z), through the updated D (frozen: its gradients are not needed).
+        self.requires_grad(D, False)
+        try:
+            (g_a,) = self.augment(fake)
+            with self.autocast():
+                g_score, g_pixel = D(g_a)
+            g_img = lsgan(g_score, 1.0)
+            g_pix = lsgan(g_pixel, 1.0) if g_pixel is not None else torch.zeros((), device=self.device)
+            loss_g = g_img + cfg.beta_g_pixel * g_pix
+            self.optimize("generator", loss_g)
+        finally:
+            self.requires_grad(D, True)
+
+        stats.update(loss_d=loss_d.item(), loss_g=loss_g.item(), d_img=l_img.item(), d_pixel=l_pix.item(),
+                     d_cons=l_cons.item(), g_img=g_img.item(), g_pixel=g_pix.item())
+        return stats
+
+    # -- sampling and introspection ------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` images in [-1, 1] from z ~ U[-1, 1] drawn with ``generator`` (CPU generator: same
+        images on any device). G runs in eval mode (BatchNorm running statistics); with the reverse
+        skip it adds the running mean of D's real-image features it kept during training."""
+        G = self.networks["generator"]
+        z = self.latents(n, generator).to(self.device)
+        was_training = G.training
+        G.eval()
+        try:
+            out = []
+            for chunk in z.split(SAMPLE_CHUNK):
+                with self.autocast():
+                    out.append(G(chunk).float())
+        finally:
+            G.train(was_training)
+        return torch.cat(out) if out else z.new_empty(0, self.channels, self.res, self.res)
+
+    def example_inputs(self, network_name: str, batch: int = 1, device: torch.device | str | None = None
+                       ) -> tuple[torch.Tensor, ...]:
+        """The forward inputs of ``network_name`` (for FLOP counting): z for the generator (which then
+        uses its stored skip features), an image batch for the discriminator."""
+        device = self.device if device is None else device
+        if network_name == "generator":
+            return (torch.zeros(batch, self.latent_dim, device=device),)
+        if network_name == "discriminator":
+            return (torch.zeros(batch, self.channels, self.res, self.res, device=device),)
+        raise KeyError(f"hagan has no network {network_name!r}; networks: {', '.join(self.networks)}")
+
+    def flops_per_image(self) -> dict[str, int]:
+        """Forward FLOPs (2 per multiply-add) of each network for one image, counted on the meta
+        device with ``torch.utils.flop_counter.FlopCounterMode`` (nothing is computed)."""
+        out = {}
+        for name, net in self.networks.items():
+            meta_net = copy.deepcopy(net).to("meta")
+            counter = FlopCounterMode(display=False)
+            with counter, torch.no_grad():
+                meta_net(*self.example_inputs(name, 1, device="meta"))
+            out[name] = int(counter.get_total_flops())
+        return out

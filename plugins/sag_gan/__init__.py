@@ -1,0 +1,77 @@
+"""The ``sag-gan`` model plugin: SAG-GAN of Qi et al., a semi-supervised attention-guided CycleGAN.
+
+Every component has a switch, so the paper's baselines run from the same code (see
+docs/models/sag-gan.md for the row -> settings table). This entry-point module stays light
+(no torch import); the model is built lazily in ``_build``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from medsyn_cli.errors import InputError
+from medsyn_cli.hookspecs import hookimpl
+from medsyn_cli.registry import ModelSpec
+
+
+@dataclass
+class SAGGANConfig:
+    """SAG-GAN settings. Architecture defaults follow CycleGAN's reference code, on which it builds."""
+
+    ngf: int = 64  # generator width after the first conv
+    ndf: int = 64  # PatchGAN width after the first conv
+    n_blocks: int = 0  # residual blocks per generator; 0 = 6 at res <= 128, 9 above
+    n_layers_d: int = 3  # PatchGAN depth (70x70 receptive field)
+    attention_ngf: int = 32  # width of the attention networks A_N and A_T
+    se_reduction: int = 16  # hidden width of the AMSE gate = channels / se_reduction
+    lambda_gan: float = 1.0  # weight of each attention-guided adversarial loss
+    lambda_cycle: float = 10.0  # weight of each cycle L1
+    lambda_mask: float = 10.0  # weight of the L1 between A_T's map and the tumor mask (labelled rows only)
+    # Ablation switches (each component of the paper can be turned off):
+    attention: bool = True  # attention networks and the composition M*G(x) + (1-M)*x
+    attention_in_d: bool = True  # discriminators judge images multiplied by the attention map
+    amse: bool = True  # AMSE residual blocks in the generators (False: plain ResNet blocks)
+    spectral_norm: bool = True  # spectral normalisation in the discriminators (False: instance norm)
+    mask_supervision: bool = True  # semi-supervised L1 between A_T's map and the available masks
+    pool_size: int = 50  # fakes remembered per discriminator (0 turns the pool off)
+    lr: float = 2e-4  # Adam learning rate, all networks
+    beta1: float = 0.5
+    beta2: float = 0.999
+    n_epochs: int = 100  # epochs at the initial learning rate
+    n_epochs_decay: int = 100  # epochs of linear decay towards zero after that
+    init_gain: float = 0.02  # std of the N(0, gain) weight initialisation
+
+    def __post_init__(self) -> None:
+        if not self.attention:
+            needs = [k for k in ("attention_in_d", "mask_supervision") if getattr(self, k)]
+            if needs:
+                raise InputError(
+                    f"sag-gan setting {needs[0]}=true needs attention=true",
+                    hint=f"with attention=false also set {'=false '.join(needs)}=false",
+                )
+
+
+def _build(config: SAGGANConfig, res: int, channels: int):
+    from medsyn_plugins.sag_gan.model import SAGGAN  # torch is imported here, only when built
+
+    return SAGGAN(config, res, channels)
+
+
+@hookimpl
+def register_models(register) -> None:
+    register(
+        ModelSpec(
+            name="sag-gan",
+            task="translation",
+            config_cls=SAGGANConfig,
+            factory=_build,
+            summary="SAG-GAN normal<->tumor: AMSE ResNet generators, attention networks supervised "
+            "by the masks that exist, attention-guided SN PatchGANs",
+            citation="Qi, Chen, Xu, Xu, Lukasiewicz, Liu. SAG-GAN: Semi-Supervised Attention-Guided "
+            "GANs for Data Augmentation on Medical Images. arXiv:2011.07534",
+            resolutions=(64, 128, 240, 256),
+            channels=(1, 3),
+            aliases=("sag_gan", "saggan"),
+            default_batch_size=1,
+        )
+    )

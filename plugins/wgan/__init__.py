@@ -1,0 +1,53 @@
+"""The ``wgan`` model plugin: WGAN-GP of Gulrajani et al. 2017 on DCGAN-shaped networks.
+
+This entry-point module stays light (no torch import); the model is built lazily in ``_build``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from medsyn_cli.hookspecs import hookimpl
+from medsyn_cli.registry import ModelSpec
+
+
+@dataclass
+class WGANConfig:
+    """WGAN-GP settings. Defaults follow the paper (lambda 10, n_critic 5, Adam 1e-4, beta2 0.9) and its
+    released 64x64 code (beta1 0.5, layer norm in the critic); ``beta1=0`` is Algorithm 1's choice."""
+
+    latent_dim: int = 100  # size of z
+    ngf: int = 64  # generator width at the finest feature map
+    ndf: int = 64  # critic width at the finest feature map
+    lr: float = 1e-4  # Adam learning rate, both networks
+    beta1: float = 0.5
+    beta2: float = 0.9
+    n_critic: int = 5  # critic updates per generator update (one train_step does all of them)
+    gp_weight: float = 10.0  # lambda, the gradient-penalty weight
+    critic_norm: str = "layer"  # "layer" (per-sample layer norm) or "none"; never batch norm
+
+
+def _build(config: WGANConfig, res: int, channels: int):
+    from medsyn_plugins.wgan.model import WGANGP  # torch is imported here, only when a model is built
+
+    return WGANGP(config, res, channels)
+
+
+@hookimpl
+def register_models(register) -> None:
+    register(
+        ModelSpec(
+            name="wgan",
+            aliases=("wgan-gp",),
+            task="unconditional",
+            config_cls=WGANConfig,
+            factory=_build,
+            summary="WGAN-GP baseline: DCGAN generator, critic without batch norm, gradient penalty, 5 critic steps",
+            citation="Gulrajani, Ahmed, Arjovsky, Dumoulin, Courville. Improved Training of Wasserstein "
+            "GANs. NeurIPS 2017, arXiv:1704.00028",
+            resolutions=(64, 128, 256),
+            channels=(1, 3),
+            # Split into n_critic=5 critic minibatches of 64, the paper's batch size per critic update.
+            default_batch_size=320,
+        )
+    )

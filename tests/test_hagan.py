@@ -1,0 +1,229 @@
+"""The hagan model: registration, shapes, parameter counts, reverse skip, schedule, ablations, real data."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from conftest import run_cli
+from medsyn_cli.config import build_config
+from medsyn_cli.errors import InputError
+from medsyn_cli.registry import get_model
+from medsyn_plugins.hagan import ABLATIONS, COMPONENTS, HAGANConfig
+from medsyn_plugins.hagan.attnmix import box_masks, mix
+from medsyn_plugins.hagan.model import HAGAN
+
+#: Narrow networks: every wiring of the full model at a fraction of the cost.
+TINY = dict(g_channels=8, d_channels=8, pixel_channels=4, max_channels=32)
+
+
+def tiny(res: int = 32, channels: int = 1, **overrides) -> HAGAN:
+    torch.manual_seed(0)
+    return HAGAN(HAGANConfig(**{**TINY, **overrides}), res, channels)
+
+
+def test_registered_with_the_paper_defaults():
+    spec = get_model("hagan")
+    assert spec.task == "unconditional" and spec.default_batch_size == 32
+    assert spec.resolutions == (64, 128, 256)
+    cfg = spec.default_config()
+    assert cfg["lr"] == 1e-3 and cfg["policy"] == "translation,cutout" and cfg["warmup_epochs"] == 100
+    assert HAGAN(HAGANConfig(**TINY), 64, 1).latent_dim == 100
+    assert HAGAN(HAGANConfig(**TINY), 128, 1).latent_dim == 100
+
+
+def test_ablation_rows_and_overrides():
+    rows = [ABLATIONS[name] for name in ("base", "attnmix", "skip", "hierarchical", "full")]
+    assert not any(rows[0].values()) and all(rows[-1].values())
+    for before, after in zip(rows, rows[1:]):  # each row adds components, never removes one
+        assert all(after[k] for k in COMPONENTS if before[k]) and sum(after.values()) > sum(before.values())
+    cfg = build_config(HAGANConfig, {"ablation": "skip", "hierarchical_d": "true", "diffaugment": "false"})
+    parts = cfg.components()
+    assert parts["reverse_skip"] and parts["hierarchical_d"] and not parts["diffaugment"] and not parts["warmup"]
+    with pytest.raises(InputError, match="ablation"):
+        HAGANConfig(ablation="nope").components()
+    with pytest.raises(InputError, match="policy"):
+        HAGAN(HAGANConfig(**TINY, policy="translation,zoom"), 32, 1)
+
+
+@pytest.mark.parametrize("res", [64, 128, 256])
+def test_shapes(res):
+    model = tiny(res, latent_dim=8)
+    G, D = model.networks["generator"], model.networks["discriminator"]
+    z = model.latents(2)
+    assert z.shape == (2, 8) and z.min() >= -1 and z.max() <= 1
+    image, (attn, h, w) = G(z, return_attention=True)
+    assert image.shape == (2, 1, res, res) and image.abs().max() <= 1
+    assert (h, w) == (min(res // 2, 64),) * 2 and attn.shape == (2, h * w, h * w)  # last attention layer
+    score, pixel = D(image)
+    assert score.shape == (2,) and pixel.shape == (2, 1, res, res)
+    assert set(D.features(image)) == {res // 2, res // 4, res // 8, res // 16}
+
+
+def test_paper_latent_size_at_256():
+    assert HAGAN(HAGANConfig(**TINY), 256, 1).latent_dim == 1000
+
+
+def test_parameter_counts_at_64_match_table_one():
+    torch.manual_seed(0)
+    counts = HAGAN(HAGANConfig(), 64, 1).parameter_counts()
+    assert abs(counts["generator"] - 3.6e6) / 3.6e6 < 0.15
+    assert abs(counts["discriminator"] - 2.8e6) / 2.8e6 < 0.15
+
+
+def test_reverse_skip_changes_the_generator_output():
+    model = tiny(64)
+    G, D = model.networks["generator"], model.networks["discriminator"]
+    z = model.latents(2)
+    feats = {r: f.mean(0, keepdim=True) for r, f in D.features(torch.rand(4, 1, 64, 64) * 2 - 1).items()}
+    G.eval()
+    with torch.no_grad():
+        a = G(z, feats)
+        b = G(z, {r: f * 3 + 0.5 for r, f in feats.items()})
+        for r in feats:  # each resolution's skip is wired in
+            assert not torch.allclose(a, G(z, {**feats, r: feats[r] + 1.0}))
+    assert not torch.allclose(a, b)
+    # through the model: D's features of a different real batch give a different G(z)
+    with torch.no_grad():
+        s1 = model.real_skips(torch.rand(4, 1, 64, 64) * 2 - 1)
+        s2 = model.real_skips(-torch.rand(4, 1, 64, 64))
+        assert not torch.allclose(G(z, s1), G(z, s2))
+
+
+def test_reverse_skip_switched_off_ignores_features():
+    model = tiny(64, reverse_skip=False)
+    G, D = model.networks["generator"], model.networks["discriminator"]
+    assert G.skip_res == () and model.real_skips(torch.zeros(2, 1, 64, 64)) is None
+    z = model.latents(2)
+    feats = D.features(torch.rand(2, 1, 64, 64))
+    G.eval()
+    with torch.no_grad():
+        assert torch.equal(G(z, feats), G(z, {r: f * 5 for r, f in feats.items()}))
+
+
+def test_sampling_uses_the_running_mean_of_real_features():
+    model = tiny(64)
+    G = model.networks["generator"]
+    model.train_step({"image": torch.rand(4, 1, 64, 64) * 2 - 1}, 0)
+    assert int(G.skip_count) == 1 and G.skip_mean_32.abs().sum() > 0
+    a = model.sample(2, torch.Generator().manual_seed(0))
+    assert torch.equal(a, model.sample(2, torch.Generator().manual_seed(0)))  # seeded, eval mode
+    with torch.no_grad():
+        G.skip_mean_16.add_(1.0)
+    assert not torch.allclose(a, model.sample(2, torch.Generator().manual_seed(0)))
+    assert a.shape == (2, 1, 64, 64) and a.abs().max() <= 1 and G.training  # train mode restored
+
+
+def test_warmup_switches_to_attnmix_at_the_configured_step():
+    model = tiny(32, warmup_steps=1)
+    x = torch.rand(4, 1, 32, 32) * 2 - 1
+    first, second = model.train_step({"image": x}, 0), model.train_step({"image": x}, 1)
+    assert first["attnmix"] == 0.0 and first["d_cons"] == 0.0 and "label" not in first
+    assert second["attnmix"] == 1.0 and second["d_cons"] > 0.0 and 0.0 <= second["label"] <= 1.0
+
+
+def test_warmup_counted_in_epochs_and_resumed():
+    model = tiny(32, warmup_epochs=2)
+    assert not model.attnmix_active(10_000)
+    model.on_epoch_end(0)
+    assert not model.attnmix_active(10_001)
+    state = model.state_dict()
+    model.on_epoch_end(1)
+    assert model.attnmix_active(10_002)
+    other = tiny(32, warmup_epochs=2)
+    other.load_state_dict(state)
+    assert other.epochs_done == 1 and not other.attnmix_active(0)
+    assert tiny(32, warmup=False).attnmix_active(0)  # no training strategy: AttnMix from the start
+    assert not tiny(32, attnmix=False, warmup=False).attnmix_active(10**6)
+
+
+def test_diffaugment_is_shared_by_real_fake_and_mixed():
+    model = tiny(32)
+    real, fake = torch.rand(4, 1, 32, 32) * 2 - 1, torch.rand(4, 1, 32, 32) * 2 - 1
+    mask = box_masks(4, 32, 32)
+    torch.manual_seed(1)
+    x_a, f_a, m_a, mask_a = model.augment(real, fake, mix(real, fake, mask), label=mask)
+    assert not torch.equal(x_a, real)  # something was applied
+    # one transform for all three: the augmented mixed image is the mix of the augmented pair
+    assert torch.equal(m_a, mix(x_a, f_a, mask_a))
+
+
+@pytest.mark.parametrize("ablation", list(ABLATIONS))
+def test_each_ablation_trains(ablation):
+    model = tiny(32, ablation=ablation, warmup_steps=1)
+    parts = model.parts
+    before = {k: [p.detach().clone() for p in net.parameters()] for k, net in model.networks.items()}
+    x = torch.rand(4, 1, 32, 32) * 2 - 1
+    logs = [model.train_step({"image": x}, step) for step in range(2)]
+    for log in logs:
+        assert all(math.isfinite(v) for v in log.values()), log
+        assert (log["d_pixel"] > 0) == parts["hierarchical_d"]
+        assert (log["g_pixel"] > 0) == parts["hierarchical_d"]
+    assert logs[-1]["attnmix"] == float(parts["attnmix"])
+    assert logs[0]["attnmix"] == float(parts["attnmix"] and not parts["warmup"])
+    for name, net in model.networks.items():
+        assert any(not torch.equal(a, b) for a, b in zip(before[name], net.parameters())), name
+    G = model.networks["generator"]
+    assert bool(G.attention) == parts["self_attention"]
+    assert (model.networks["discriminator"].pixel_branch is not None) == parts["hierarchical_d"]
+
+
+def test_rgb_and_resume_roundtrip():
+    model = tiny(32, channels=3)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    model.train_step({"image": x}, 0)
+    state = model.state_dict()
+    other = tiny(32, channels=3)
+    other.load_state_dict(state)
+    g = lambda: torch.Generator().manual_seed(4)  # noqa: E731
+    assert torch.equal(model.sample(2, g()), other.sample(2, g()))
+    assert model.sample(2, g()).shape == (2, 3, 32, 32)
+
+
+def test_example_inputs_and_flops():
+    model = tiny(64)
+    (z,) = model.example_inputs("generator", 3)
+    (img,) = model.example_inputs("discriminator", 3)
+    assert z.shape == (3, model.latent_dim) and img.shape == (3, 1, 64, 64)
+    assert model.networks["generator"](*model.example_inputs("generator", 2)).shape == (2, 1, 64, 64)
+    flops = model.flops_per_image()
+    assert flops["generator"] > 0 and flops["discriminator"] > 0
+    with pytest.raises(KeyError):
+        model.example_inputs("encoder", 1)
+
+
+def test_config_is_a_plain_dataclass_with_lr():
+    names = {f.name for f in dataclasses.fields(HAGANConfig)}
+    assert "lr" in names and set(COMPONENTS) <= names
+
+
+def test_models_cli_lists_hagan():
+    proc = run_cli("models", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert '"hagan"' in proc.stdout
+
+
+def _load_covid(folder, n: int, res: int) -> torch.Tensor:
+    from PIL import Image
+
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))[:n]
+    images = []
+    for path in files:
+        with Image.open(path) as im:
+            grey = im.convert("L").resize((res, res), Image.BILINEAR)
+        images.append(torch.frombuffer(bytearray(grey.tobytes()), dtype=torch.uint8).view(1, res, res))
+    return torch.stack(images).float() / 127.5 - 1
+
+
+def test_steps_on_real_covid_ct(shared_data):
+    images = _load_covid(shared_data / "covid-ct-noncovid", 16, 64)
+    assert images.shape == (16, 1, 64, 64) and images.min() >= -1 and images.max() <= 1
+    torch.manual_seed(0)
+    model = HAGAN(HAGANConfig(warmup_steps=1), 64, 1)  # the paper's widths
+    logs = [model.train_step({"image": batch}, step) for step, batch in enumerate(images.split(4)[:2])]
+    assert [log["attnmix"] for log in logs] == [0.0, 1.0]
+    assert all(math.isfinite(v) for log in logs for v in log.values())
+    assert model.sample(2, torch.Generator().manual_seed(0)).shape == (2, 1, 64, 64)
