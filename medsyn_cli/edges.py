@@ -113,19 +113,28 @@ def read_nifti(path: Path):
     return read_volume(path)
 
 
+def axial_axis(affine: np.ndarray) -> int:
+    """The voxel axis that runs inferior-superior (axial slices are taken across it); 2 if unknown."""
+    import nibabel as nib
+
+    codes = nib.aff2axcodes(affine)
+    return next((i for i, c in enumerate(codes) if c in ("S", "I")), 2)
+
+
+def unit_range(volume: np.ndarray) -> np.ndarray:
+    """A volume's values in [0, 1]: its 0.5-99.5 percentile range, clipped (robust to outliers)."""
+    from medsyn_cli.data.intensity import apply_mapping, percentile_mapping
+
+    return (apply_mapping(volume, percentile_mapping(volume)).astype(np.float64) + 1.0) / 2.0
+
+
 def volume_edges(volume: np.ndarray, affine: np.ndarray, method: str, sigma: float | None) -> np.ndarray:
-    """Edge volume (float32, the input's voxel order), computed axial slice by axial slice.
-
-    The volume is mapped to [0, 1] the way training slices are (``volume_mapping``: a CT window for
-    HU volumes, else the foreground's 0.5-99.5 percentiles) and cut with ``slice_volume`` (axial =
-    inferior-superior, found from the affine); ``assemble_volume`` puts the edge slices back exactly.
-    """
-    from medsyn_cli.data.intensity import apply_mapping
-    from medsyn_cli.data.volumes import assemble_volume, slice_volume, volume_mapping
-
-    unit = (apply_mapping(volume, volume_mapping(volume)).astype(np.float64) + 1.0) / 2.0
-    planes = [edge_map(plane, method, sigma) for _, plane in slice_volume(unit, "axial", affine)]
-    return assemble_volume(planes, "axial", affine).astype(np.float32)
+    """Edge volume (float32, the input's voxel order), computed axial slice by axial slice on the
+    volume mapped to [0, 1]; the axial axis is the voxel axis the affine sends along S-I."""
+    unit = unit_range(volume)
+    axis = axial_axis(affine)
+    planes = [edge_map(plane, method, sigma) for plane in np.moveaxis(unit, axis, 0)]
+    return np.moveaxis(np.stack(planes), 0, axis).astype(np.float32)
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -182,14 +191,24 @@ def binary_edges(s: SetEdges, threshold: float | None) -> np.ndarray:
     return s.responses > (0.5 if threshold is None else threshold)
 
 
+#: Gaussian sigma (pixels) applied before the background threshold, so noise does not move the mask.
+BACKGROUND_SMOOTHING = 2.0
+
+
 def background_mask(image: np.ndarray, erode: int) -> np.ndarray:
-    """Low-intensity background: pixels under the image's Otsu threshold, eroded by ``erode`` pixels
-    so the edges of the body outline itself are not counted as background noise."""
+    """The dark surroundings of the body: pixels of the image smoothed with ``BACKGROUND_SMOOTHING``
+    below its Otsu threshold that are connected to the image border (dark regions inside the body,
+    such as the lungs, are anatomy, not background), eroded by ``erode`` pixels so the body
+    outline's own edges are not counted as background noise. Smoothing first makes the mask the
+    same for an image and a noisy copy of it, so noise shows as edges inside the mask."""
     from skimage.filters import threshold_otsu
+    from skimage.segmentation import clear_border
 
     if np.ptp(image) == 0:
         return np.zeros(image.shape, dtype=bool)
-    mask = image < threshold_otsu(image)
+    smooth = ndimage.gaussian_filter(np.asarray(image, dtype=np.float64), BACKGROUND_SMOOTHING)
+    dark = smooth < threshold_otsu(smooth)
+    mask = dark & ~clear_border(dark)  # only dark components that touch the border
     return ndimage.binary_erosion(mask, iterations=erode) if erode > 0 else mask
 
 
@@ -197,12 +216,13 @@ def set_statistics(s: SetEdges, edges: np.ndarray, *, bin_edges: np.ndarray, min
                    erode: int) -> dict[str, Any]:
     """Edge density, background edge density, connected components and the gradient distribution."""
     eight = np.ones((3, 3), dtype=bool)  # 8-connectivity: diagonal steps continue a line
-    densities, background, components, small = [], [], [], []
-    for image, e in zip(s.images, edges):
+    densities, background, background_grad, components, small = [], [], [], [], []
+    for image, grad, e in zip(s.images, s.gradients, edges):
         densities.append(e.mean())
         mask = background_mask(image, erode)
         if mask.any():
             background.append(e[mask].mean())
+            background_grad.append(grad[mask].mean())
         labels, n = ndimage.label(e, structure=eight)
         sizes = np.bincount(labels.ravel())[1:]
         components.append(n)
@@ -213,6 +233,7 @@ def set_statistics(s: SetEdges, edges: np.ndarray, *, bin_edges: np.ndarray, min
         "n_images": int(len(s.images)),
         "edge_density": float(np.mean(densities)),
         "background_edge_density": float(np.mean(background)) if background else None,
+        "background_gradient_mean": float(np.mean(background_grad)) if background_grad else None,
         "components_per_image": float(np.mean(components)),
         "small_components_per_image": float(np.mean(small)),
         "small_component_fraction": float(np.sum(small) / max(1, np.sum(components))),

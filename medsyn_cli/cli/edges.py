@@ -23,9 +23,8 @@ def edges(
 
     Images (PNG, JPEG, TIFF) give PNG edge maps, strengths scaled to the image's maximum (canny: 0/255),
     or with --overlay the grey image with its edges in colour. NIfTI volumes give a float32 NIfTI of
-    the edge strength, computed axial slice by axial slice on the volume mapped to [0, 1] as training
-    slices are (CT window for HU volumes, else 0.5-99.5 percentiles of the foreground), with the
-    input's shape, affine and a copy of its header. A folder's files are written
+    the edge strength, computed axial slice by axial slice on the volume mapped to [0, 1] (0.5-99.5
+    percentiles), with the input's shape, affine and a copy of its header. A folder's files are written
     under OUT with their relative paths; names get the method, e.g. scan.png -> scan_sobel.png.
 
     Examples:

@@ -15,6 +15,7 @@ from medsyn_cli.cli.common import echo_json, expand_inputs, log
 ROWS = (
     ("edge density", "edge_density"),
     ("background edge density", "background_edge_density"),
+    ("background gradient mean", "background_gradient_mean"),
     ("components / image", "components_per_image"),
     ("small components / image", "small_components_per_image"),
     ("small component fraction", "small_component_fraction"),
@@ -49,7 +50,8 @@ def eval_edges(
     Both sets are read as grey images and brought to RES x RES as training data is (aspect kept,
     padded with black). Edge pixels are the canny map, or for sobel/laplacian the response above
     Otsu's threshold of the REAL set (used for both). Measures (see docs/edges.md): edge density;
-    background edge density (edges inside the dark background, 'noisy background'); connected edge
+    background edge density and mean gradient (inside the dark surroundings of the body, 'noisy
+    background'); connected edge
     components per image and how many are small ('broken lines'); the Sobel gradient-magnitude
     distribution (mean, percentiles) and its Wasserstein, Jensen-Shannon and KL distances.
 

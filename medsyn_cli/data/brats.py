@@ -125,3 +125,36 @@ def mask_selection(n: int, fraction: float, seed: int) -> list[bool]:
     if keep:
         chosen[np.random.default_rng(seed).choice(n, size=keep, replace=False)] = True
     return chosen.tolist()
+
+
+def write(prep: Prepared, folder: Path, *, res: int = 0, settings: dict[str, Any] | None = None) -> dict[str, int]:
+    """Write ``prep`` into ``folder`` (normal/, tumor/, masks/ as 8-bit PNGs; intensity.json); returns counts.
+
+    ``res`` 0 keeps the native slice size; otherwise slices are squared with
+    :func:`medsyn_cli.data.geometry.to_square` (masks padded with 0 and thresholded at 0.5).
+    """
+    import json
+
+    from medsyn_cli.data.geometry import to_square
+    from medsyn_cli.data.writing import save_mask, save_png
+
+    def fit(plane: np.ndarray, pad: float) -> np.ndarray:
+        return plane if not res else to_square(plane[None], res, pad_value=pad)[0]
+
+    for name in ("normal", "tumor", "masks"):
+        (folder / name).mkdir()
+    for s in prep.normal:
+        save_png(fit(s.image, -1.0), folder / "normal" / s.name)
+    for s, labelled in zip(prep.tumor, prep.has_mask):
+        save_png(fit(s.image, -1.0), folder / "tumor" / s.name)
+        if labelled:
+            save_mask(fit(s.mask, 0.0) > 0.5, folder / "masks" / s.name)
+    counts = {"normal": len(prep.normal), "tumor": len(prep.tumor), "masks": int(sum(prep.has_mask)),
+              "dropped_small_brain": prep.dropped["small_brain"],
+              "dropped_ambiguous_tumor": prep.dropped["ambiguous_tumor"]}
+    doc = {"format": "medsyn-brats-1", "png": "uint8 = round((mapped + 1) * 127.5), mapped in [-1, 1]",
+           "normalisation": {"kind": "percentile", "low": PERCENTILES[0], "high": PERCENTILES[1],
+                             "within": "brain (voxels > 0), per volume"},
+           "volumes": prep.mappings, "counts": counts, "settings": settings or {}}
+    (folder / "intensity.json").write_text(json.dumps(doc, indent=1))
+    return counts

@@ -14,13 +14,15 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
 from medsyn_cli import paths
-from medsyn_cli.data.types import ImageSet, TwoDomainSet
 from medsyn_cli.fileio import atomic_path
+
+if TYPE_CHECKING:  # torch is imported only when an entry is read or written
+    from medsyn_cli.data.types import ImageSet, TwoDomainSet
 
 #: Bump when the preprocessing or the entry layout changes: old entries are then never read.
 FORMAT = "medsyn-dataset-cache-1"
@@ -61,6 +63,8 @@ def _arrays(prefix: str, s: ImageSet) -> dict[str, np.ndarray]:
 
 def save(key: str, data: ImageSet | TwoDomainSet, what: dict[str, Any]) -> Path:
     """Write one entry atomically; ``what`` describes it for ``medsyn cache ls`` (path, res, task, ...)."""
+    from medsyn_cli.data.types import TwoDomainSet
+
     folder = paths.ensure(datasets_dir())
     if isinstance(data, TwoDomainSet):
         arrays = {**_arrays("normal.", data.normal), **_arrays("tumor.", data.tumor)}
@@ -85,6 +89,8 @@ def save(key: str, data: ImageSet | TwoDomainSet, what: dict[str, Any]) -> Path:
 def _image_set(arrays, prefix: str, meta: dict[str, Any]) -> ImageSet:
     import torch
 
+    from medsyn_cli.data.types import ImageSet
+
     def get(name):
         key = prefix + name
         return torch.from_numpy(np.array(arrays[key])) if key in arrays.files else None
@@ -95,6 +101,8 @@ def _image_set(arrays, prefix: str, meta: dict[str, Any]) -> ImageSet:
 
 def load(key: str) -> ImageSet | TwoDomainSet | None:
     """The cached dataset for ``key``, or None when absent or unreadable (it is then rebuilt)."""
+    from medsyn_cli.data.types import TwoDomainSet
+
     folder = datasets_dir()
     meta_path, npz_path = folder / f"{key}.json", folder / f"{key}.npz"
     if not (meta_path.is_file() and npz_path.is_file()):

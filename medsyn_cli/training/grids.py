@@ -31,6 +31,8 @@ def save_grid(images: torch.Tensor, path: Path, *, nrow: int | None = None) -> P
     """A mosaic of ``images`` (in [-1, 1]), ``nrow`` per row (square by default)."""
     nrow = nrow or max(1, math.ceil(math.sqrt(images.shape[0])))
     grid = make_grid(images.detach().float().cpu().clamp(-1, 1), nrow=nrow, padding=2, pad_value=-1.0)
+    if images.shape[1] == 1:  # make_grid repeats grey to RGB; keep grey as grey
+        grid = grid[:1]
     save_png(to_uint8(grid[None])[0], path)
     return path
 

@@ -1,0 +1,57 @@
+"""Writing image folders atomically: built in a hidden temporary folder beside the target, then renamed."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from medsyn_cli.fileio import check_output
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | Path, *, force: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary folder; on success it replaces ``target`` (which must not exist unless
+    ``force``). On failure nothing is left behind and an existing ``target`` is untouched."""
+    target = Path(target)
+    check_output(target, force)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():  # --force: move the old output aside first so the swap is one rename
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            os.replace(target, old / "x")
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """A (H, W) or (1, H, W) image in [-1, 1] -> uint8 (the inverse of the ``uint8`` mapping, rounded)."""
+    plane = np.asarray(image).reshape(image.shape[-2:])
+    return np.clip(np.rint((plane + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def save_png(image: np.ndarray, path: Path) -> None:
+    """Write an image in [-1, 1] as an 8-bit grey PNG."""
+    from PIL import Image
+
+    Image.fromarray(to_uint8(image), mode="L").save(path)
+
+
+def save_mask(mask: np.ndarray, path: Path) -> None:
+    """Write a {0, 1} mask as an 8-bit PNG with values 0 and 255."""
+    from PIL import Image
+
+    plane = np.asarray(mask).reshape(mask.shape[-2:])
+    Image.fromarray(np.where(plane > 0.5, 255, 0).astype(np.uint8), mode="L").save(path)
