@@ -182,9 +182,10 @@ def test_identical_sets_have_zero_distance():
 
 def test_broken_lines_give_more_small_components():
     solid = np.zeros((3, 64, 64))
-    solid[:, 20:44, 32] = 1.0  # a vertical bright line
-    broken = solid.copy()
-    broken[:, 22:44:4, 32] = 0.0  # the same line with gaps every 4 pixels
+    solid[:, 12:52, 32] = 1.0  # a vertical bright line
+    broken = np.zeros_like(solid)
+    for start in range(12, 52, 8):  # the same line broken into 2-pixel dashes with 6-pixel gaps
+        broken[:, start:start + 2, 32] = 1.0
     stats = E.edge_statistics(solid, broken, method="canny", sigma=0.5, min_size=8)
     assert stats["fake"]["small_components_per_image"] > stats["real"]["small_components_per_image"]
     assert stats["fake"]["small_component_fraction"] > stats["real"]["small_component_fraction"]
@@ -197,7 +198,11 @@ def test_noisy_images_show_a_noisier_background(shared_data, method):
     rng = np.random.default_rng(0)
     noisy = np.clip(real + rng.normal(0, 0.08, real.shape), 0, 1)
     stats = E.edge_statistics(real, noisy, method=method)
-    assert stats["fake"]["background_edge_density"] > 2 * stats["real"]["background_edge_density"] + 0.01
+    # The threshold-free measure sees the noise whatever the method; the thresholded density sees it
+    # for canny and laplacian (sobel's Otsu edge threshold, about 0.19, is above noise of 0.08).
+    assert stats["fake"]["background_gradient_mean"] > 1.3 * stats["real"]["background_gradient_mean"]
+    if method != "sobel":
+        assert stats["fake"]["background_edge_density"] > stats["real"]["background_edge_density"] + 0.005
     assert stats["distance"]["wasserstein"] > 0
 
 
@@ -225,9 +230,10 @@ def test_eval_edges_json_on_real_vs_noisy_folders(shared_data, tmp_path):
     assert result.exit_code == 0, result.output
     stats = json.loads(result.stdout.strip().splitlines()[-1])
     assert stats["res"] == [64, 64] and stats["real"]["n_images"] == stats["fake"]["n_images"] == 8
-    assert stats["fake"]["background_edge_density"] > stats["real"]["background_edge_density"]
+    assert stats["fake"]["background_gradient_mean"] > 1.3 * stats["real"]["background_gradient_mean"]
+    assert stats["fake"]["edge_density"] > stats["real"]["edge_density"]
     assert stats["fake"]["small_components_per_image"] > stats["real"]["small_components_per_image"]
     assert len(stats["real"]["gradient"]["histogram"]) == len(stats["histogram_bin_edges"]) - 1
     assert set(stats["distance"]) == {"wasserstein", "js_divergence", "kl_divergence"}
     table = CliRunner().invoke(app, ["edges", str(real_dir), str(noisy_dir)])
-    assert table.exit_code == 0 and "background edge density" in table.stdout
+    assert table.exit_code == 0 and "background gradient mean" in table.stdout
