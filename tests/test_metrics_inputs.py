@@ -136,3 +136,14 @@ def test_preprocessing_equals_pytorch_fid_input_pipeline(tmp_path):
         ref = 2 * ref - 1
         ours = preprocess(load_item(path) if arr.ndim == 3 else arr[..., None])
         assert torch.equal(ours, ref[0])  # bit-identical
+
+
+def test_preprocessing_parity_holds_on_one_thread(tmp_path):
+    """Interpolation kernels differ by thread count and memory layout; parity must not."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        test_preprocessing_equals_pytorch_fid_input_pipeline(tmp_path)
+    finally:
+        torch.set_num_threads(before)

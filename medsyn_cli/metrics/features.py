@@ -37,10 +37,13 @@ def preprocess(img: np.ndarray):
     import torch.nn.functional as F
 
     arr = img if img.flags.writeable and img.flags.c_contiguous else np.array(img)  # PIL's are read-only
+    # contiguous CHW as ToTensor makes it: a channels-last view takes another interpolation kernel,
+    # whose rounding differs from pytorch-fid's at some thread counts.
     x = torch.from_numpy(arr).permute(2, 0, 1).float().div(255)
-    x = F.interpolate(x[None], size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)[0]
-    if x.shape[0] == 1:
+    if x.shape[0] == 1:  # replicate before resizing: a 1-channel resize rounds differently at 1 thread
         x = x.expand(3, -1, -1)
+    x = F.interpolate(x.contiguous()[None], size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear",
+                      align_corners=False)[0]
     return 2 * x - 1
 
 
