@@ -44,7 +44,7 @@ def train(
 
     The run directory gets config.json, stats.jsonl, log.txt, checkpoints/, samples/, loss.png and,
     at the end, weights.safetensors; its path is printed on stdout. Settings come from the flag,
-    then MEDSYN_<NAME>, then the [train] table of the user's config.toml, then the default.
+    then `MEDSYN_*` variables, then the [train] table of the user's config.toml, then the default.
     Ctrl-C (or SIGTERM) finishes the step, saves a checkpoint and tells how to resume.
 
     Examples:
