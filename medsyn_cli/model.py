@@ -90,6 +90,23 @@ class GANModel:
                 self.grad_sync(group["params"])
         opt.step()
 
+    @torch.no_grad()
+    def run_eval(self, net: nn.Module, inputs: torch.Tensor, *, chunk: int = 256) -> torch.Tensor:
+        """``net`` on ``inputs`` in eval mode (BatchNorm running statistics), in chunks, under the
+        trainer's autocast, returned as float32; the network's train/eval mode is restored."""
+        was_training = net.training
+        net.eval()
+        try:
+            out = []
+            for part in inputs.split(chunk):
+                with self.autocast():
+                    out.append(net(part.to(self.device)).float())
+        finally:
+            net.train(was_training)
+        if not out:
+            return torch.empty(0, self.channels, self.res, self.res, device=self.device)
+        return torch.cat(out)
+
     @staticmethod
     def requires_grad(module: nn.Module, flag: bool) -> None:
         """Freeze a network while another is updated (saves backward work, as the references do)."""

@@ -133,16 +133,7 @@ class CTKernelWGAN(GANModel):
         same images on any device; BatchNorm uses its running statistics (eval mode)."""
         net = self.networks["generator"]
         z = torch.randn(n, self.config.latent_dim, generator=generator)
-        was_training = net.training
-        net.eval()
-        try:
-            out = []
-            for chunk in z.split(SAMPLE_CHUNK):
-                with self.autocast():
-                    out.append(net(chunk.to(self.device)).float())
-        finally:
-            net.train(was_training)
-        return torch.cat(out) if out else torch.empty(0, self.channels, self.res, self.res)
+        return self.run_eval(net, z, chunk=SAMPLE_CHUNK)
 
     def example_inputs(self, network_name: str, batch: int = 1) -> tuple[torch.Tensor, ...]:
         """The forward inputs of ``network_name`` for ``batch`` items (for FLOP counting)."""

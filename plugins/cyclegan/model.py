@@ -125,14 +125,7 @@ class CycleGAN(GANModel):
     @torch.no_grad()
     def translate(self, x: torch.Tensor, to: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         net = self.networks["gen_normal_to_tumor" if check_direction(to) == "tumor" else "gen_tumor_to_normal"]
-        was_training = net.training
-        net.eval()
-        try:
-            with self.autocast():
-                y = net(x.to(self.device))
-        finally:
-            net.train(was_training)
-        return y.float(), None
+        return self.run_eval(net, x), None
 
     def example_inputs(self, network_name: str, batch: int = 1) -> tuple[torch.Tensor, ...]:
         """The forward inputs of ``network_name`` for ``batch`` items (for FLOP counting)."""

@@ -41,16 +41,7 @@ class LatentGAN(GANModel):
             return torch.empty(0, self.channels, self.res, self.res, device=self.device)
         # One draw per image: a batched draw's values depend on its size (vectorised Box-Muller).
         z = torch.stack([torch.randn(net.latent_dim, 1, 1, generator=generator) for _ in range(n)])
-        was_training = net.training
-        net.eval()
-        try:
-            out = []
-            for chunk in z.split(SAMPLE_CHUNK):
-                with self.autocast():
-                    out.append(net(chunk.to(self.device)).float())
-        finally:
-            net.train(was_training)
-        return torch.cat(out)
+        return self.run_eval(net, z, chunk=SAMPLE_CHUNK)
 
     def latents(self, n: int) -> torch.Tensor:
         """Training noise from torch's global RNG (saved and restored by the trainer for exact resume)."""

@@ -185,16 +185,7 @@ class HAGAN(GANModel):
         skip it adds the running mean of D's real-image features it kept during training."""
         G = self.networks["generator"]
         z = self.latents(n, generator).to(self.device)
-        was_training = G.training
-        G.eval()
-        try:
-            out = []
-            for chunk in z.split(SAMPLE_CHUNK):
-                with self.autocast():
-                    out.append(G(chunk).float())
-        finally:
-            G.train(was_training)
-        return torch.cat(out) if out else z.new_empty(0, self.channels, self.res, self.res)
+        return self.run_eval(G, z, chunk=SAMPLE_CHUNK)
 
     def example_inputs(self, network_name: str, batch: int = 1, device: torch.device | str | None = None
                        ) -> tuple[torch.Tensor, ...]:
