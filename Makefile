@@ -7,7 +7,7 @@ STAMP := $(VENV)/.medsyn-installed
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 DEMO_DIR ?= demo-out
 
-.PHONY: demo test test-all install clean bench
+.PHONY: demo test test-slow test-all install clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# Only the tests marked slow (CI runs them after `make test`; about 2-3 minutes here).
+test-slow: $(STAMP)
+	MEDSYN_SLOW=1 $(PY) -m pytest -q -m slow
 
 # Everything, the slow tests too.
 test-all: $(STAMP)
