@@ -133,6 +133,23 @@ def test_cache_ls_path_and_clear(tmp_path, medsyn_home):
     assert list((medsyn_home / "cache" / "datasets").iterdir()) == []
 
 
+def test_cache_lists_and_clears_fid_statistics_but_keeps_weights(medsyn_home):
+    from medsyn_cli.metrics.stats_cache import stats_dir
+
+    stats = stats_dir()
+    stats.mkdir(parents=True)
+    (stats / "abc.npz").write_bytes(b"x" * 100)
+    weights = medsyn_home / "cache" / "weights"
+    weights.mkdir(parents=True)
+    (weights / "fid.pth").write_bytes(b"w")
+    listing = json.loads(run_cli("cache", "ls", "--json").stdout)
+    assert listing["fid_stats"] == {"dir": str(stats), "files": 1, "size": 100}
+    r = run_cli("cache", "clear", "--yes")
+    assert r.returncode == 0 and "1 FID statistics file" in r.stderr
+    assert list(stats.iterdir()) == []
+    assert (weights / "fid.pth").exists()
+
+
 @pytest.mark.parametrize("group", [["data"], ["data", "prepare"], ["cache"]])
 def test_sub_commands_show_help_without_arguments(group):
     proc = run_cli(*group)

@@ -1,4 +1,8 @@
-"""``medsyn cache``: list, locate and clear the preprocessed-dataset cache."""
+"""``medsyn cache``: list, locate and clear the preprocessed-dataset cache and FID statistics.
+
+Both are derived data, rebuilt when next needed. Imported FID weights (``medsyn weights``) are
+never touched here: an offline machine could not get them back.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,17 @@ import typer
 
 from medsyn_cli.cli.common import echo_json, log
 
-cache_app = typer.Typer(help="The preprocessed-dataset cache (ls, clear, path).",
+cache_app = typer.Typer(help="The preprocessed-dataset cache and FID statistics (ls, clear, path).",
                         context_settings={"help_option_names": ["-h", "--help"]}, no_args_is_help=True)
+
+
+def _fid_stats() -> tuple[object, list]:
+    """The reference-statistics folder of ``medsyn eval`` and the files in it."""
+    from medsyn_cli.metrics.stats_cache import stats_dir
+
+    folder = stats_dir()
+    files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    return folder, files
 
 
 def _size(n: int) -> str:
@@ -33,20 +46,25 @@ def ls(as_json: bool = typer.Option(False, "--json", help="Print one JSON object
     from medsyn_cli.data import cache
 
     entries = cache.entries()
+    stats_folder, stats_files = _fid_stats()
+    stats_size = sum(f.stat().st_size for f in stats_files)
     if as_json:
         echo_json({"dir": str(cache.datasets_dir()), "entries": entries,
-                   "total_size": sum(e["size"] for e in entries)})
+                   "total_size": sum(e["size"] for e in entries),
+                   "fid_stats": {"dir": str(stats_folder), "files": len(stats_files), "size": stats_size}})
         return
     for e in entries:
         what = e["what"]
         typer.echo(f"{e['key'][:16]}\t{_size(e['size'])}\t{what.get('task', '')}\tres {what.get('res', '')}\t"
                    f"{e['count']}\t{e['created']}\t{what.get('path', '')}")
     log(f"{len(entries)} cached dataset(s), {_size(sum(e['size'] for e in entries))} in {cache.datasets_dir()}")
+    log(f"{len(stats_files)} FID statistics file(s), {_size(stats_size)} in {stats_folder}")
 
 
 @cache_app.command("clear")
 def clear(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
-    """Delete every cached dataset (they are rebuilt from the source files when next used).
+    """Delete every cached dataset and the cached FID reference statistics (both are rebuilt when
+    next used). Imported FID weights are kept.
 
     Examples:
 
@@ -58,10 +76,17 @@ def clear(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for co
     if not yes:
         if not sys.stdin.isatty():
             raise InputError("refusing to clear the cache without confirmation", hint="pass --yes")
-        if not typer.confirm(f"Delete all cached datasets in {cache.datasets_dir()}?", err=True):
+        if not typer.confirm(f"Delete all cached datasets and FID statistics under {cache.datasets_dir().parent}?",
+                             err=True):
             raise typer.Exit(1)
     removed, freed = cache.clear()
-    log(f"removed {removed} cached dataset(s), freed {_size(freed)}")
+    _, stats_files = _fid_stats()
+    stats_freed = 0
+    for f in stats_files:
+        stats_freed += f.stat().st_size
+        f.unlink()
+    log(f"removed {removed} cached dataset(s) and {len(stats_files)} FID statistics file(s), "
+        f"freed {_size(freed + stats_freed)}")
 
 
 @cache_app.command("path")
