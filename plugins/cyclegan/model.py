@@ -39,6 +39,28 @@ def check_direction(to: str) -> str:
     return to
 
 
+def discriminator_step(model: GANModel, d_t, d_n, real_t: torch.Tensor, real_n: torch.Tensor,
+                       fake_t: torch.Tensor, fake_n: torch.Tensor, losses: dict[str, torch.Tensor],
+                       loss_g: torch.Tensor) -> dict[str, float]:
+    """Both discriminators on real images against fakes drawn from the history pools (LSGAN, halved
+    as in the reference code), one optimizer step; returns every loss of the train step as floats.
+    Shared by CycleGAN and SAG-GAN, which differ only in the images they hand in."""
+    model.requires_grad(d_t, True)
+    model.requires_grad(d_n, True)
+    pooled_t = model.pools["tumor"].query(fake_t)
+    pooled_n = model.pools["normal"].query(fake_n)
+    with model.autocast():
+        s_real_t, s_fake_t = d_t(real_t), d_t(pooled_t)
+        s_real_n, s_fake_n = d_n(real_n), d_n(pooled_n)
+    loss_d_t = 0.5 * (lsgan(s_real_t, 1.0) + lsgan(s_fake_t, 0.0))
+    loss_d_n = 0.5 * (lsgan(s_real_n, 1.0) + lsgan(s_fake_n, 0.0))
+    model.optimize("discriminators", loss_d_t + loss_d_n)
+
+    out = {k: float(v.detach()) for k, v in losses.items()}
+    out.update(g=float(loss_g.detach()), d_tumor=float(loss_d_t.detach()), d_normal=float(loss_d_n.detach()))
+    return out
+
+
 class CycleGAN(GANModel):
     task = "translation"
     inference_networks = ("gen_normal_to_tumor", "gen_tumor_to_normal")
@@ -101,21 +123,7 @@ class CycleGAN(GANModel):
         self.optimize("generators", loss_g)
 
         # Discriminators, on real images and fakes from the history pools.
-        self.requires_grad(d_t, True)
-        self.requires_grad(d_n, True)
-        pooled_t = self.pools["tumor"].query(fake_t)
-        pooled_n = self.pools["normal"].query(fake_n)
-        with self.autocast():
-            s_real_t, s_fake_t = d_t(real_t), d_t(pooled_t)
-            s_real_n, s_fake_n = d_n(real_n), d_n(pooled_n)
-        loss_d_t = 0.5 * (lsgan(s_real_t, 1.0) + lsgan(s_fake_t, 0.0))
-        loss_d_n = 0.5 * (lsgan(s_real_n, 1.0) + lsgan(s_fake_n, 0.0))
-        self.optimize("discriminators", loss_d_t + loss_d_n)
-
-        out = {k: float(v.detach()) for k, v in losses.items()}
-        out.update(g=float(loss_g.detach()), d_tumor=float(loss_d_t.detach()),
-                   d_normal=float(loss_d_n.detach()))
-        return out
+        return discriminator_step(self, d_t, d_n, real_t, real_n, fake_t, fake_n, losses, loss_g)
 
     def on_epoch_end(self, epoch: int) -> None:
         # The count of finished epochs is kept in state (resume-safe), so ``epoch`` is not needed.

@@ -27,7 +27,7 @@ import torch
 from medsyn_cli.model import GANModel
 from medsyn_cli.nn.image_pool import ImagePool
 from medsyn_cli.nn.losses import lsgan
-from medsyn_plugins.cyclegan.model import check_direction, l1
+from medsyn_plugins.cyclegan.model import check_direction, discriminator_step, l1
 from medsyn_plugins.cyclegan.networks import default_n_blocks, init_weights
 from medsyn_plugins.cyclegan.schedule import LinearDecaySchedule
 from medsyn_plugins.sag_gan import SAGGANConfig
@@ -124,26 +124,12 @@ class SAGGAN(GANModel):
         self.optimize("generators", loss_g)
 
         # Discriminators: real vs. pooled fake, each seen through its attention map when guided.
-        self.requires_grad(d_t, True)
-        self.requires_grad(d_n, True)
         with torch.no_grad():
             real_in_t = real_t * att_t if guide else real_t  # D_T sees the tumor region of real tumors
             real_in_n = real_n * att_n if guide else real_n
             fake_in_t = fake_t * att_n if guide else fake_t  # ... and the grown region of fake ones
             fake_in_n = fake_n * att_t if guide else fake_n
-        pooled_t = self.pools["tumor"].query(fake_in_t)
-        pooled_n = self.pools["normal"].query(fake_in_n)
-        with self.autocast():
-            s_real_t, s_fake_t = d_t(real_in_t), d_t(pooled_t)
-            s_real_n, s_fake_n = d_n(real_in_n), d_n(pooled_n)
-        loss_d_t = 0.5 * (lsgan(s_real_t, 1.0) + lsgan(s_fake_t, 0.0))
-        loss_d_n = 0.5 * (lsgan(s_real_n, 1.0) + lsgan(s_fake_n, 0.0))
-        self.optimize("discriminators", loss_d_t + loss_d_n)
-
-        out = {k: float(v.detach()) for k, v in losses.items()}
-        out.update(g=float(loss_g.detach()), d_tumor=float(loss_d_t.detach()),
-                   d_normal=float(loss_d_n.detach()))
-        return out
+        return discriminator_step(self, d_t, d_n, real_in_t, real_in_n, fake_in_t, fake_in_n, losses, loss_g)
 
     def on_epoch_end(self, epoch: int) -> None:
         # The count of finished epochs is kept in state (resume-safe), so ``epoch`` is not needed.
