@@ -27,6 +27,8 @@ class ModelSpec:
     channels: tuple[int, ...] = (1, 3)
     aliases: tuple[str, ...] = ()
     default_batch_size: int = 32
+    #: How the paper brought its images to a square (``--fit``): pad, resize or crop.
+    default_fit: str = "pad"
     plugin: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -48,6 +50,7 @@ class ModelSpec:
             "resolutions": list(self.resolutions),
             "channels": list(self.channels),
             "default_batch_size": self.default_batch_size,
+            "default_fit": self.default_fit,
             "summary": self.summary,
             "citation": self.citation,
             "plugin": self.plugin,

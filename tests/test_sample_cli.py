@@ -20,7 +20,7 @@ def sample_here(capsys, source, out, **kw) -> list[str]:
     """Run the command's function in this process (a subprocess costs seconds on a busy machine)."""
     from medsyn_cli.cli.sample import sample
 
-    args = dict(n=2, fmt="png", seed=0, batch_size=64, device="cpu", as_json=False, force=False)
+    args = dict(n=2, fmt="png", seed=0, batch_size=64, device="cpu", as_json=False, force=False, weights="last")
     args.update(kw)
     capsys.readouterr()
     sample(source=str(source), out=str(out), **args)
@@ -110,5 +110,5 @@ def test_translation_models_are_sent_to_translate(tiny_models, tmp_path):
 
     with pytest.raises(InputError, match="medsyn translate"):
         sample(source=str(run), n=2, out=str(tmp_path / "o"), fmt="png", seed=0, batch_size=2, device="cpu",
-               as_json=False, force=False)
+               as_json=False, force=False, weights="last")
     assert load_for_inference(run)[1]["task"] == "translation" and not (tmp_path / "o").exists()

@@ -10,7 +10,7 @@ from medsyn_cli.cli.common import echo_json, log
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
-data_app = typer.Typer(help="Inspect datasets, generate phantoms, prepare BraTS slices.",
+data_app = typer.Typer(help="Inspect datasets, generate phantoms, prepare BraTS slices, export prepared sets.",
                        context_settings=CONTEXT, no_args_is_help=True)
 prepare_app = typer.Typer(help="Turn raw datasets into training folders.", context_settings=CONTEXT,
                           no_args_is_help=True)
@@ -132,6 +132,59 @@ def prepare_brats(
     log(f"{counts['normal']} normal, {counts['tumor']} tumor slices ({counts['masks']} with masks); dropped "
         f"{counts['dropped_small_brain']} with little brain, {counts['dropped_ambiguous_tumor']} ambiguous")
     typer.echo(str(out))
+
+
+@data_app.command("export")
+def export(
+    path: str = typer.Argument(..., help="What `medsyn train --data` would read: a folder, a file or phantom:ct."),
+    res: int = typer.Option(..., "--res", "-r", min=1, help="Square size in pixels."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (must not exist unless --force)."),
+    fit: str = typer.Option("resize", "--fit", help="pad (aspect kept), resize, or crop (centre square)."),
+    channels: int = typer.Option(1, "--channels", help="1 (grey) or 3."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the folder."),
+) -> None:
+    """Write the prepared dataset as 8-bit PNGs: the images training sees and FID compares against.
+
+    The images go through the training pipeline (the same fit, intensity mapping and channels) and
+    are written as `medsyn sample` writes its PNGs, so another FID tool given OUT computes the FID
+    `medsyn eval fid PATH FAKE` computes. OUT/export.json lists each image's source.
+
+    Examples:
+
+        medsyn data export ../shared/data/covid-ct-noncovid --res 64 --out covid64/
+
+        python -m pytorch_fid covid64/ fake/      # the same FID as medsyn eval fid
+
+        medsyn data export ./scans --res 128 --fit pad --out scans128/ --json
+    """
+    import json
+
+    from medsyn_cli.data import load_dataset
+    from medsyn_cli.data.writing import atomic_dir
+    from medsyn_cli.errors import InputError
+    from medsyn_cli.fileio import check_output
+    from medsyn_cli.metrics.prepare import to_uint8
+
+    if fit not in ("pad", "resize", "crop"):
+        raise InputError(f"unknown --fit {fit!r}", hint="use pad, resize or crop")
+    check_output(out, force)
+    data = load_dataset(path, res=res, channels=channels, fit=fit)
+    images = to_uint8(data.images)
+    from PIL import Image
+
+    names = [f"{i:05d}.png" for i in range(len(images))]
+    with atomic_dir(out, force=force) as tmp:
+        for name, img in zip(names, images):
+            Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(tmp / name, format="PNG")
+        doc = {"source": str(path), "res": res, "fit": fit, "channels": channels, "count": len(names),
+               "intensity": data.intensity, "images": dict(zip(names, data.sources))}
+        (tmp / "export.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    log(f"wrote {len(names)} images at {channels}x{res}x{res} (fit {fit}) to {out}")
+    if as_json:
+        echo_json({"out": str(out), "count": len(names), "res": res, "fit": fit, "channels": channels})
+    else:
+        typer.echo(str(out))
 
 
 def register(app: typer.Typer) -> None:

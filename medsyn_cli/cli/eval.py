@@ -51,7 +51,8 @@ def _format_table(result: dict[str, Any]) -> str:
 
 def _run_metrics(real: str, fake: str, metrics: str, as_json: bool, weights: Path | None, baseline: bool,
                  device: str, batch_size: int | None, workers: int | None, no_cache: bool,
-                 kid_subsets: int, kid_subset_size: int, kid_seed: int, pr_k: int, value_range: str) -> None:
+                 kid_subsets: int, kid_subset_size: int, kid_seed: int, pr_k: int, value_range: str,
+                 real_as_is: bool = False, run: Path | None = None, fit: str | None = None) -> None:
     from medsyn_cli.errors import InputError
     from medsyn_cli.metrics.evaluate import EvalOptions, evaluate, parse_metrics
     from medsyn_cli.metrics.fid import SMALL_N
@@ -62,10 +63,18 @@ def _run_metrics(real: str, fake: str, metrics: str, as_json: bool, weights: Pat
         metrics=parse_metrics(metrics), weights=str(weights) if weights else None,
         device=_resolve_device(device), batch_size=batch_size, workers=workers, cache=not no_cache,
         baseline=baseline, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, kid_seed=kid_seed,
-        pr_k=pr_k, value_range=value_range,
+        pr_k=pr_k, value_range=value_range, real_as_is=real_as_is, run=str(run) if run else None, fit=fit,
     )
+    if fit is not None and fit not in ("pad", "resize", "crop"):
+        raise InputError(f"unknown --fit {fit!r}", hint="use pad, resize or crop")
+    if real_as_is and (run or fit):
+        raise InputError("--real-as-is compares REAL unprepared; it cannot take --run or --fit")
     stdin_lines = sys.stdin.read().splitlines() if "-" in (real, fake) else None
     result = evaluate(real, fake, options, stdin_lines=stdin_lines, progress_factory=progress)
+    prepared = result["real"].get("prepared")
+    if prepared:
+        log(f"REAL brought to {prepared['channels']}x{prepared['res']}x{prepared['res']} as training prepares data "
+            f"(fit {prepared['fit']}, from the {prepared['from']}); --real-as-is compares it unprepared")
     if result.get("fid_biased_small_n"):
         log(f"warning: FID is biased upward below {SMALL_N} images per side "
             f"(REAL {result['real']['count']}, FAKE {result['fake']['count']}); compare only FIDs computed "
@@ -96,15 +105,23 @@ def _metric_command(default: str, summary: str, examples: list[str]) -> Callable
         pr_k: int = typer.Option(3, "--pr-k", min=1, help="Precision/recall: k of the k-NN radii."),
         value_range: str = typer.Option("auto", "--range",
                                         help="Float arrays: auto (negatives mean [-1,1]), unit [0,1], signed [-1,1]."),
+        real_as_is: bool = typer.Option(False, "--real-as-is",
+                                        help="Compare REAL as it is, even when its size differs from FAKE's."),
+        run: Path = typer.Option(None, "--run", help="Prepare REAL at this run directory's resolution, channels "
+                                                     "and fit (as its training data was prepared)."),
+        fit: str = typer.Option(None, "--fit", help="Square fit when REAL is prepared: pad, resize or crop "
+                                                    "[default: the run's with --run, else resize]."),
     ) -> None:
         _run_metrics(real, fake, metrics, as_json, weights, baseline, device, batch_size, workers, no_cache,
-                     kid_subsets, kid_subset_size, kid_seed, pr_k, value_range)
+                     kid_subsets, kid_subset_size, kid_seed, pr_k, value_range, real_as_is, run, fit)
 
     command.__doc__ = f"""{summary}
 
-    Each side is {_SIDE_HELP}. Images become uint8 RGB, are resized to 299x299 (bilinear, as
-    pytorch-fid) and fed to the FID Inception network; REAL's statistics are cached. See
-    docs/metrics.md for exactly how each figure is computed.
+    Each side is {_SIDE_HELP}. When FAKE's images share one square size and REAL's do not,
+    REAL is first brought to FAKE's size and channels through the training data pipeline (or to
+    --run's settings), as the papers compare: one line on stderr says so; --real-as-is turns it
+    off. Images become uint8 RGB, are resized to 299x299 (bilinear, as pytorch-fid) and fed to the
+    FID Inception network; REAL's statistics are cached. See docs/metrics.md for the details.
 
     Examples:
 
@@ -117,6 +134,7 @@ def register_metric_commands(app: typer.Typer) -> None:
     app.command("fid")(_metric_command(
         "fid", "Fréchet Inception Distance of FAKE against REAL (pytorch-fid 0.3.0's numbers).",
         ["medsyn eval fid ./covid-ct fake/",
+         "medsyn eval fid ./covid-ct fake/ --run runs/hagan-64",
          "medsyn sample runs/hagan-64 --n 2000 --out fake | medsyn eval fid ./covid-ct -",
          "medsyn eval fid real/ samples.npz --metrics fid,kid,pr --json",
          "medsyn eval fid real/ fake/ --baseline --weights fid-inception-pool3.pth"]))

@@ -19,7 +19,12 @@ SUFFIX = {"png": ".png", "npy": ".npy", "nii": ".nii.gz"}
 def sample(
     source: str = typer.Argument(..., metavar="RUN_OR_CHECKPOINT",
                                  help="A run directory, a .pt checkpoint or a .safetensors export."),
-    n: int = typer.Option(64, "--n", "-n", help="How many images."),
+    n: str = typer.Option("64", "--n", "-n",
+                          help="How many images, or auto: as many as the run's training images (the papers' "
+                               "equal-count FID protocol)."),
+    weights: str = typer.Option("last", "--weights", "-w",
+                                help="last (weights.safetensors) or best (best.safetensors: lowest FID of "
+                                     "--eval-every) of a run directory."),
     out: str = typer.Option(..., "--out", "-o", help="Output directory (created; must not exist without --force)."),
     fmt: str = typer.Option("png", "--format", "-f",
                             help="png (8-bit grey), npy (C,H,W float32 in [-1,1]) or nii (one-slice float32 volume in [-1,1])."),
@@ -39,6 +44,7 @@ def sample(
         medsyn sample runs/dcgan64 --n 500 --out fake/
         medsyn sample runs/dcgan64/weights.safetensors --n 16 --out fake-npy/ --format npy --json
         medsyn sample runs/dcgan64 --n 500 --out fake/ | medsyn eval fid ./covid-ct -
+        medsyn sample runs/hagan64 --n auto --weights best --out fake/
     """
     from medsyn_cli.cli.common import echo_json, log, progress
     from medsyn_cli.config import setting
@@ -46,8 +52,10 @@ def sample(
     fmt = fmt.lower()
     if fmt not in FORMATS:
         raise InputError(f"unknown --format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
-    if n < 1 or batch_size < 1:
+    count = auto_count(source) if str(n).strip().lower() == "auto" else _count(str(n))
+    if count < 1 or batch_size < 1:
         raise InputError("--n and --batch-size must be at least 1")
+    n = count
     target = Path(out)
     if target.exists() and not force:
         raise InputError("output exists", path=target, hint="pass --force to replace it")
@@ -55,7 +63,7 @@ def sample(
 
     from medsyn_cli.training.checkpoint import load_for_inference
 
-    model, meta = load_for_inference(source, device=device_name)
+    model, meta = load_for_inference(source, device=device_name, weights=weights)
     if meta["task"] != "unconditional":
         raise InputError(f"{meta['model']} is a translation model; it translates images instead of sampling",
                          path=source, hint="use `medsyn translate`")
@@ -69,6 +77,29 @@ def sample(
                        "seed": seed, "source": meta["source"]})
         else:
             typer.echo(str(path))
+
+
+def _count(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise InputError(f"--n {text!r}: expected a number of images or auto") from None
+
+
+def auto_count(source: str) -> int:
+    """``--n auto``: how many images the run trained on (its config.json beside or above ``source``)."""
+    import json
+
+    p = Path(source)
+    run = p if p.is_dir() else (p.parent.parent if p.parent.name == "checkpoints" else p.parent)
+    try:
+        count = json.loads((run / "config.json").read_text())["data"]["count"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputError("--n auto needs the run's config.json (how many training images it had)", path=source,
+                         hint="pass a run directory, or give --n a number") from None
+    if isinstance(count, dict):  # a translation run: the tumor domain is what FID compares with
+        count = count.get("tumor", 0)
+    return int(count)
 
 
 def write_samples(model, target: Path, *, n: int, fmt: str, seed: int, batch_size: int, force: bool,

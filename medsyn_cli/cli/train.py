@@ -16,6 +16,9 @@ def train(
         help="Image folder, NIfTI/DICOM, or phantom:ct / phantom:brain. Default: phantom:ct for "
              "unconditional models, phantom:brain for translation models."),
     res: Optional[int] = typer.Option(None, "--res", "-r", help="Resolution (must be one the model supports). [default: 64]"),
+    fit: Optional[str] = typer.Option(
+        None, "--fit", help="How images become RES x RES: pad (aspect kept), resize, or crop (centre square). "
+                            "[default: the model's paper's choice, see `medsyn models info MODEL`]"),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Run directory. [default: runs/MODEL-RES]"),
     steps: Optional[int] = typer.Option(None, "--steps", help="The run's total steps (also on --resume). [default: 10000]"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="The run's total length in epochs instead of steps."),
@@ -39,6 +42,11 @@ def train(
     ema_decay: Optional[float] = typer.Option(None, "--ema-decay",
                                               help="EMA decay for models that keep one. [default: 0.999]"),
     force: bool = typer.Option(False, "--force", help="Delete an existing run in --out and start over."),
+    eval_every: Optional[int] = typer.Option(
+        None, "--eval-every", help="Score FID every N steps against the training set (as many samples as "
+                                   "training images); keeps best.safetensors. 0: never. [default: 0]"),
+    fid_weights: Optional[str] = typer.Option(None, "--fid-weights",
+                                              help="FID Inception weights for --eval-every [default: the cache]."),
 ) -> None:
     """Train MODEL on a folder of scans (or the built-in phantoms) into a run directory.
 
@@ -53,16 +61,18 @@ def train(
         medsyn train dcgan --data ./covid-ct --res 64 --out runs/dcgan64 --steps 20000
         medsyn train dcgan --out runs/dcgan64 --resume --steps 40000
         medsyn train wgan --data ./covid-ct --res 64 --set n_critic=5 --dry-run
+        medsyn train hagan --data ./covid-ct --res 64 --eval-every 2000 --out runs/hagan64
         torchrun --nproc_per_node=2 -m medsyn_cli train dcgan --res 64 --out runs/ddp
     """
     from medsyn_cli.cli.common import echo_json, log
     from medsyn_cli.training.plan import TrainFlags, resolve_plan
 
     flags = TrainFlags(
-        model=model, data=data, res=res, out=out, steps=steps, epochs=epochs, batch_size=batch_size, lr=lr,
+        model=model, data=data, res=res, fit=fit, out=out, steps=steps, epochs=epochs, batch_size=batch_size, lr=lr,
         seed=seed, device=device, resume=resume, sets=list(sets or []), config_file=config_file,
         checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every,
-        channels=channels, amp=amp, ema_decay=ema_decay, force=force,
+        channels=channels, amp=amp, ema_decay=ema_decay, force=force, eval_every=eval_every,
+        fid_weights=fid_weights,
     )
     plan = resolve_plan(flags)
     if dry_run:
@@ -80,7 +90,7 @@ def train(
         log(f"medsyn: {result.message}")
         raise typer.Exit(result.exit_code)
     for label, path in (("sample grid", result.grid), ("loss plot", result.plot),
-                        ("weights", result.weights), ("checkpoint", result.checkpoint)):
+                        ("weights", result.weights), ("best weights", result.best), ("checkpoint", result.checkpoint)):
         if path is not None:
             log(f"{label}: {path}")
     typer.echo(str(result.run_dir))

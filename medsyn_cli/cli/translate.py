@@ -30,12 +30,12 @@ def resolve_weights(model: str | None) -> Path:
     return found
 
 
-def load_translator(weights: Path, device: str, res: int | None, channels: int | None):
+def load_translator(weights: Path, device: str, res: int | None, channels: int | None, which: str = "last"):
     """The model and its metadata, refused when it cannot translate or is not what was asked for."""
     from medsyn_cli.training.checkpoint import load_for_inference
     from medsyn_cli.training.device import resolve_device
 
-    model, meta = load_for_inference(weights, resolve_device(device))
+    model, meta = load_for_inference(weights, resolve_device(device), weights=which)
     name = meta.get("model", type(model).__name__)
     if getattr(model, "task", None) != "translation":
         raise InputError(f"model {name!r} is unconditional: it samples images, it does not translate them",
@@ -65,6 +65,9 @@ def translate(
     res: Optional[int] = typer.Option(None, "--res", help="Refuse a checkpoint of another resolution."),
     channels: Optional[int] = typer.Option(None, "--channels", help="Refuse a checkpoint of another channel count."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    which: str = typer.Option("last", "--weights", "-w",
+                              help="last (weights.safetensors) or best (best.safetensors: lowest FID of "
+                                   "--eval-every) when --model is a run directory."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per input instead of paths."),
 ) -> None:
@@ -102,7 +105,7 @@ def translate(
     weights = resolve_weights(model)
     import torch  # only now: every check above answers without it
 
-    net, meta = load_translator(weights, device, res, channels)
+    net, meta = load_translator(weights, device, res, channels, which)
     if attention_out is not None and not getattr(net.config, "attention", False):
         raise InputError(f"model {meta.get('model', '?')!r} has no attention maps", path=weights,
                          hint="drop --attention-out, or use a sag-gan run with attention=true")

@@ -11,8 +11,9 @@ Inputs (see docs/data.md):
   the tumor images), a BraTS-style folder of cases (prepared on the fly, see :mod:`medsyn_cli.data.brats`),
   or ``phantom:brain``.
 
-Every image is brought to ``res x res`` by :func:`medsyn_cli.data.geometry.to_square` (antialiased, aspect
-kept, padded with black) and to ``channels`` channels (grey replicated). Files are decoded in a thread pool.
+Every image is brought to ``res x res`` by :func:`medsyn_cli.data.geometry.fit_square` with ``fit`` (``pad``:
+aspect kept, padded with black; ``resize``; ``crop``: centre square) and to ``channels`` channels (grey
+replicated). Translation data is always padded, so translated outputs map back onto their inputs. Files are decoded in a thread pool.
 Results are cached (:mod:`medsyn_cli.data.cache`) unless ``use_cache=False``.
 """
 
@@ -28,7 +29,7 @@ from urllib.parse import parse_qsl
 import numpy as np
 
 from medsyn_cli.data import cache, readers
-from medsyn_cli.data.geometry import to_square
+from medsyn_cli.data.geometry import FITS, fit_square, to_square
 from medsyn_cli.data.intensity import apply_mapping, combine_mappings
 from medsyn_cli.data.volumes import keep_slice, volume_mapping, volume_slices
 from medsyn_cli.errors import InputError
@@ -52,7 +53,8 @@ class Item:
 
 
 def load_dataset(path: str | os.PathLike, *, res: int, channels: int = 1, task: str = "unconditional",
-                 axis: str = "axial", use_cache: bool = True, modality: str = "t1ce") -> ImageSet | TwoDomainSet:
+                 axis: str = "axial", use_cache: bool = True, modality: str = "t1ce",
+                 fit: str = "pad") -> ImageSet | TwoDomainSet:
     """Load, preprocess and (by default) cache a dataset; bad input raises :class:`InputError` naming the file."""
     if task not in TASKS:
         raise InputError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
@@ -60,8 +62,14 @@ def load_dataset(path: str | os.PathLike, *, res: int, channels: int = 1, task: 
         raise InputError(f"resolution must be positive, got {res}")
     if channels not in (1, 3):
         raise InputError(f"channels must be 1 or 3, got {channels}")
+    if fit not in FITS:
+        raise InputError(f"unknown --fit {fit!r}", hint=f"use one of {', '.join(FITS)}")
+    if task == "translation" and fit != "pad":
+        raise InputError(f"--fit {fit}: translation data is always padded (pad), so outputs map back onto inputs")
     text = os.fspath(path)
     settings = {"res": res, "channels": channels, "task": task, "axis": axis, "modality": modality}
+    if fit != "pad":  # keys of padded data stay as they were, so existing caches stay valid
+        settings["fit"] = fit
     if text.startswith("phantom:"):
         kind, params = parse_phantom(text)
         return _cached(lambda: _phantom(kind, params, res, channels, task), [],
@@ -93,7 +101,7 @@ def load_dataset(path: str | os.PathLike, *, res: int, channels: int = 1, task: 
     if root.is_dir() and (root / "normal").is_dir() and (root / "tumor").is_dir():
         files = [f for f in files if f.relative_to(root).parts[0] != "masks"]  # masks are labels, not images
     base = root if root.is_dir() else root.parent
-    return _cached(lambda: _image_set(files, base, res, channels, axis), _files_for_key(base, files), settings,
+    return _cached(lambda: _image_set(files, base, res, channels, axis, fit), _files_for_key(base, files), settings,
                    _what(root, res, task), use_cache)
 
 
@@ -175,8 +183,12 @@ def _input_files(root: Path) -> list[Path]:
     return files
 
 
-def decode_file(path: Path, rel: str, res: int, axis: str = "axial") -> list[Item]:
-    """Every image one file holds, mapped to [-1, 1] and squared to ``res`` (one channel unless stored as 3)."""
+def decode_file(path: Path, rel: str, res: int, axis: str = "axial", fit: str = "pad") -> list[Item]:
+    """Every image one file holds, mapped to [-1, 1] and squared to ``res`` by ``fit`` (one channel unless
+    stored as 3)."""
+    def to_square(img, size):  # noqa: F811 - the fit chosen for this dataset
+        return fit_square(img, size, fit)
+
     kind = readers.file_kind(path)
     if kind == "image":
         raw, mapping = readers.read_image_raw(path)
@@ -206,15 +218,15 @@ def decode_file(path: Path, rel: str, res: int, axis: str = "axial") -> list[Ite
     raise InputError(f"unsupported format (medsyn reads {SUPPORTED})", path=path)
 
 
-def _decode_all(files: list[Path], base: Path, res: int, axis: str) -> list[Item]:
+def _decode_all(files: list[Path], base: Path, res: int, axis: str, fit: str = "pad") -> list[Item]:
     """Decode in a thread pool (Pillow, zlib and NumPy release the GIL); order follows ``files``."""
     rels = [f.relative_to(base).as_posix() for f in files]
     workers = max(1, min(8, os.cpu_count() or 1, len(files)))
     if workers == 1:
-        results = [decode_file(f, r, res, axis) for f, r in zip(files, rels)]
+        results = [decode_file(f, r, res, axis, fit) for f, r in zip(files, rels)]
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(lambda fr: decode_file(fr[0], fr[1], res, axis), zip(files, rels)))
+            results = list(pool.map(lambda fr: decode_file(fr[0], fr[1], res, axis, fit), zip(files, rels)))
     return [item for items in results for item in items]
 
 
@@ -239,8 +251,8 @@ def _stack(items: list[Item], channels: int, where: Path) -> ImageSet:
                     intensity=combine_mappings(by_source))
 
 
-def _image_set(files: list[Path], base: Path, res: int, channels: int, axis: str) -> ImageSet:
-    return _stack(_decode_all(files, base, res, axis), channels, base)
+def _image_set(files: list[Path], base: Path, res: int, channels: int, axis: str, fit: str = "pad") -> ImageSet:
+    return _stack(_decode_all(files, base, res, axis, fit), channels, base)
 
 
 # -------------------------------------------------------------------------- two domains

@@ -1,4 +1,8 @@
-"""Bring images to a square ``res x res`` and back: aspect kept, antialiased, padded, invertible.
+"""Bring images to a square ``res x res`` and back. Three fits (``--fit``), all antialiased:
+
+* ``pad`` (:func:`to_square`): aspect kept, the shorter side padded; invertible (translation uses it);
+* ``resize``: both sides scaled to ``res`` (aspect changed), as ``transforms.Resize((res, res))``;
+* ``crop``: the centred square of the shorter side's length, then scaled to ``res``.
 
 ``to_square`` scales the longer side to ``res`` (Pillow's bicubic resampling in float, whose filter
 support widens when shrinking, i.e. antialiasing), then pads the shorter side symmetrically (the odd
@@ -49,9 +53,40 @@ def to_square(img: np.ndarray, res: int, pad_value: float = -1.0) -> tuple[np.nd
     return out, geo
 
 
+FITS = ("pad", "resize", "crop")
+
+
+def fit_square(img: np.ndarray, res: int, fit: str = "pad", pad_value: float = -1.0
+               ) -> tuple[np.ndarray, dict[str, Any]]:
+    """(C, H, W) -> (C, res, res) float32 by ``fit`` (see the module docstring); plus the geometry."""
+    if fit == "pad":
+        out, geo = to_square(img, res, pad_value)
+        return out, {**geo, "fit": "pad"}
+    if fit not in FITS:
+        raise ValueError(f"unknown fit {fit!r}; use one of {', '.join(FITS)}")
+    if img.ndim != 3:
+        raise ValueError(f"expected (C, H, W), got shape {img.shape}")
+    h, w = img.shape[1:]
+    geo = {"orig_h": int(h), "orig_w": int(w), "res": int(res), "fit": fit}
+    src = img
+    if fit == "crop":
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        src = img[:, top:top + side, left:left + side]
+        geo.update(crop_top=int(top), crop_left=int(left), crop_side=int(side))
+    out = _resize(src, res, res)
+    lo, hi = float(np.min(src)), float(np.max(src))
+    return np.clip(out, lo, hi), geo
+
+
 def from_square(img: np.ndarray, geometry: dict[str, Any]) -> np.ndarray:
-    """Inverse of :func:`to_square`: crop the padding, resize back to (C, orig_h, orig_w)."""
+    """Inverse of :func:`to_square` (or of the ``resize`` fit): back to (C, orig_h, orig_w)."""
     g = geometry
+    if g.get("fit", "pad") == "resize":
+        out = _resize(img, g["orig_h"], g["orig_w"])
+        return np.clip(out, float(np.min(img)), float(np.max(img)))
+    if g.get("fit", "pad") != "pad":
+        raise ValueError(f"a {g.get('fit')!r} fit cannot be inverted")
     if img.shape[-1] != g["res"] or img.shape[-2] != g["res"]:
         raise ValueError(f"expected a {g['res']}x{g['res']} image, got shape {img.shape}")
     inner = img[:, g["top"]:g["top"] + g["new_h"], g["left"]:g["left"] + g["new_w"]]

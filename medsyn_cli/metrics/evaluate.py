@@ -41,6 +41,9 @@ class EvalOptions:
     pr_k: int = DEFAULT_K
     value_range: str = "auto"
     baseline_seed: int = 0
+    real_as_is: bool = False  # compare REAL as it is, even when its size differs from FAKE's
+    run: str | None = None  # take the resolution, channels and fit from this run directory
+    fit: str | None = None  # square fit for REAL when it is prepared (default: the run's, else resize)
 
 
 @dataclass
@@ -104,6 +107,24 @@ def check_channels(real: SideFeatures, fake: SideFeatures, real_spec: str, fake_
                          hint="FID would measure the colour difference; convert one side first")
 
 
+def _like_fake(real_spec: str, real_in: ImageInput, fake_in: ImageInput, options: EvalOptions,
+               stdin_lines: list[str] | None) -> tuple[ImageInput, dict[str, Any] | None]:
+    """REAL brought to FAKE's size (or the run's) through the training pipeline, when the sizes differ."""
+    from medsyn_cli.metrics import prepare
+
+    if options.run:
+        target = prepare.run_target(options.run)
+        if options.fit:
+            target.fit = options.fit
+    else:
+        target = prepare.fake_target(fake_in, options.fit)
+        if target is None:  # FAKE images of several sizes: nothing to bring REAL to
+            return real_in, None
+    if not prepare.needs_preparation(real_in, target):
+        return real_in, None
+    return prepare.prepare_real(real_spec, target, stdin_lines), target.as_dict()
+
+
 def evaluate(real_spec: str, fake_spec: str, options: EvalOptions, *,
              stdin_lines: list[str] | None = None,
              progress_factory: Callable[[], Any] | None = None) -> dict[str, Any]:
@@ -115,6 +136,9 @@ def evaluate(real_spec: str, fake_spec: str, options: EvalOptions, *,
     t0 = time.perf_counter()
     real_in = resolve_input(real_spec, value_range=options.value_range, stdin_lines=stdin_lines, name="REAL")
     fake_in = resolve_input(fake_spec, value_range=options.value_range, stdin_lines=stdin_lines, name="FAKE")
+    prepared = None
+    if not options.real_as_is:
+        real_in, prepared = _like_fake(real_spec, real_in, fake_in, options, stdin_lines)
     weights = resolve_weights(options.weights)
     extractor = FeatureExtractor(weights, device=options.device, batch_size=options.batch_size,
                                  workers=options.workers)
@@ -192,7 +216,7 @@ def evaluate(real_spec: str, fake_spec: str, options: EvalOptions, *,
     result: dict[str, Any] = {
         "metrics": figures,
         "real": {**real_in.describe(), "cached": real.cached, "cache_key": real.cache_key,
-                 "channels": sorted(real.channels)},
+                 "channels": sorted(real.channels), "prepared": prepared},
         "fake": {**fake_in.describe(), "cached": False, "channels": sorted(fake.channels)},
         "settings": settings,
         "seconds": seconds,

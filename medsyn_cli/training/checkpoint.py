@@ -110,7 +110,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 # -- inference -------------------------------------------------------------------------------------
-def _resolve_source(path: Path) -> Path:
+WEIGHTS_CHOICES = ("last", "best")
+
+
+def _resolve_source(path: Path, weights: str = "last") -> Path:
+    if weights not in WEIGHTS_CHOICES:
+        raise InputError(f"unknown --weights {weights!r}", hint="use last or best")
+    if weights == "best":
+        best = path / "best.safetensors" if path.is_dir() else None
+        if best is None or not best.is_file():
+            raise InputError("no best.safetensors: the run never scored FID" if best is not None
+                             else "--weights best takes a run directory", path=path,
+                             hint="train with --eval-every N to keep the best weights")
+        return best
     if path.is_dir():
         for candidate in (path / "weights.safetensors", path / "checkpoints" / LATEST):
             if candidate.is_file():
@@ -133,10 +145,11 @@ def build_model(name: str, config: dict[str, Any], res: int, channels: int):
     return spec, model
 
 
-def load_for_inference(path: str | Path, device: str | torch.device = "cpu"):
+def load_for_inference(path: str | Path, device: str | torch.device = "cpu", weights: str = "last"):
     """Load a trained model from a run directory, a ``.pt`` checkpoint or a ``.safetensors`` export.
 
-    A run directory means its ``weights.safetensors`` if present, else ``checkpoints/latest.pt``.
+    A run directory means its ``weights.safetensors`` if present, else ``checkpoints/latest.pt``;
+    with ``weights="best"`` its ``best.safetensors`` (the lowest FID of ``--eval-every``).
     The EMA weights are used when the run kept an EMA. Returns ``(model, meta)`` with the networks
     in eval mode on ``device``; ``meta`` has model, task, res, channels, config, intensity, step,
     ema and source.
@@ -144,7 +157,7 @@ def load_for_inference(path: str | Path, device: str | torch.device = "cpu"):
     from medsyn_cli.training.device import resolve_device
     from medsyn_cli.training.export import read_weights
 
-    source = _resolve_source(Path(path))
+    source = _resolve_source(Path(path), weights)
     if source.suffix == ".safetensors":
         states, meta = read_weights(source)
     else:

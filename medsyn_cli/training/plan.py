@@ -23,6 +23,7 @@ from medsyn_cli.errors import InputError
 from medsyn_cli.registry import ModelSpec, get_model
 
 RUN_FORMAT = "medsyn-run-1"
+FITS = ("pad", "resize", "crop")  # medsyn_cli.data.geometry.FITS, without importing numpy here
 DEFAULT_STEPS = 10_000
 #: Where each task's data comes from when --data is not given: the built-in phantoms.
 DEFAULT_DATA = {"unconditional": "phantom:ct", "translation": "phantom:brain"}
@@ -34,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "log_every": 50,
     "ema_decay": 0.999,
     "keep_checkpoints": 3,
+    "eval_every": 0,
 }
 
 
@@ -54,6 +56,7 @@ class TrainFlags:
     model: str
     data: str | None = None
     res: int | None = None
+    fit: str | None = None
     out: str | None = None
     steps: int | None = None
     epochs: int | None = None
@@ -71,6 +74,8 @@ class TrainFlags:
     amp: bool | None = None
     ema_decay: float | None = None
     force: bool = False
+    eval_every: int | None = None
+    fid_weights: str | None = None
 
 
 @dataclass
@@ -88,6 +93,8 @@ class TrainSettings:
     log_every: int
     ema_decay: float
     keep_checkpoints: int
+    eval_every: int = 0  # steps between FID scores against the training set (0: never)
+    fid_weights: str | None = None  # FID Inception weights file (default: the cache, see medsyn weights)
 
 
 @dataclass
@@ -99,6 +106,7 @@ class TrainPlan:
     data: str
     out: Path
     settings: TrainSettings
+    fit: str = "pad"  # how images were brought to res x res (data setting, part of the run's identity)
     resume: bool = False
     force: bool = False
     world_size: int = 1
@@ -122,7 +130,7 @@ class TrainPlan:
             "model_config": dataclasses.asdict(self.config),
             "res": self.res,
             "channels": self.channels,
-            "data": {"path": self.data},
+            "data": {"path": self.data, "fit": self.fit},
             "training": s,
             "out": str(self.out),
             "resume": self.resume,
@@ -268,6 +276,14 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
     channels = _identity("channels", pick("channels", flags.channels, None, int), stored.get("channels"), 1, int)
     data = _identity("data", pick("data", flags.data, None),
                      stored.get("data", {}).get("path"), DEFAULT_DATA[spec.task], str)
+    # Runs made before --fit existed were padded.
+    stored_fit = stored.get("data", {}).get("fit", "pad") if flags.resume else None
+    fit = _identity("fit", pick("fit", flags.fit, None), stored_fit, spec.default_fit, str)
+    if fit not in FITS:
+        raise InputError(f"unknown --fit {fit!r}", hint=f"use one of {', '.join(FITS)}")
+    if spec.task == "translation" and fit != "pad":
+        raise InputError(f"--fit {fit}: translation models train on padded images (pad), so outputs map back "
+                         "onto their inputs")
     batch_size = _identity("batch_size", pick("batch_size", flags.batch_size, None, int),
                            stored_train.get("batch_size"), spec.default_batch_size, int)
     seed = _identity("seed", pick("seed", flags.seed, None, int), stored_train.get("seed"), 0, int)
@@ -320,11 +336,13 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
         log_every=_positive("log_every", knob("log_every", flags.log_every)),
         ema_decay=float(knob("ema_decay", flags.ema_decay, float)),
         keep_checkpoints=_positive("keep_checkpoints", knob("keep_checkpoints", None)),
+        eval_every=_positive("eval_every", knob("eval_every", flags.eval_every), allow_zero=True),
+        fid_weights=knob("fid_weights", flags.fid_weights, str),
     )
     if not 0.0 <= settings.ema_decay < 1.0:
         raise InputError(f"--ema-decay must be in [0, 1), not {settings.ema_decay}")
     _check_device_name(settings.device)
-    return TrainPlan(spec=spec, config=config, res=res, channels=channels, data=data, out=out,
+    return TrainPlan(spec=spec, config=config, res=res, channels=channels, data=data, out=out, fit=fit,
                      settings=settings, resume=flags.resume, force=flags.force, world_size=world,
                      config_changes=changes)
 

@@ -53,3 +53,32 @@ def plot_losses(records: list[dict[str, Any]], path: Path, *, title: str = "") -
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_fid(records: list[dict[str, Any]], path: Path, *, title: str = "") -> Path | None:
+    """``fid.png``: FID against the step (``--eval-every``), the best point marked."""
+    pts = [(r["step"], r["fid"]) for r in records if isinstance(r.get("fid"), (int, float))]
+    if not pts:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps, vals = zip(*pts)
+    best = int(np.argmin(vals))
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    ax.plot(steps, vals, marker="o", color="tab:red", linewidth=1.5)
+    ax.scatter([steps[best]], [vals[best]], s=90, facecolors="none", edgecolors="black", zorder=3,
+               label=f"best {vals[best]:.2f} at step {steps[best]}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("FID (training set, equal counts)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path

@@ -38,7 +38,7 @@ from medsyn_cli.training.ema import EMA
 from medsyn_cli.training.export import export_weights
 from medsyn_cli.training.grids import save_grid, translation_rows
 from medsyn_cli.training.plan import TrainPlan, read_run_config
-from medsyn_cli.training.plots import plot_losses
+from medsyn_cli.training.plots import plot_fid, plot_losses
 from medsyn_cli.training.sampler import EpochSampler
 from medsyn_cli.training.signals import StopRequest
 from medsyn_cli.training.stats import LossMeter, RunLog, first_nonfinite, format_losses, read_stats, truncate_stats
@@ -56,6 +56,7 @@ class TrainResult:
     grid: Path | None = None
     plot: Path | None = None
     weights: Path | None = None
+    best: Path | None = None  # best.safetensors (lowest FID) when the run scored FID
     checkpoint: Path | None = None
     message: str = ""
 
@@ -105,7 +106,7 @@ def load_data(plan: TrainPlan, ctx: DistContext) -> ImageSet | TwoDomainSet:
 
     if not ctx.is_main:
         ctx.barrier()
-    data = load_dataset(plan.data, res=plan.res, channels=plan.channels, task=plan.spec.task)
+    data = load_dataset(plan.data, res=plan.res, channels=plan.channels, task=plan.spec.task, fit=plan.fit)
     if ctx.is_main:
         ctx.barrier()
     return data
@@ -190,6 +191,11 @@ class Trainer:
         self.total = self.s.epochs * self.bpe if self.s.epochs is not None else int(self.s.steps)
         self.intensity = _plain(self._intensity())
         self.fingerprint = fingerprint(self.data)
+        self.scorer = None  # before the run directory is made: missing FID weights refuse the run
+        if self.s.eval_every and ctx.is_main:
+            from medsyn_cli.training.scoring import FIDScorer
+
+            self.scorer = FIDScorer(self.data, plan.spec.task, self.s.fid_weights, device, self.s.seed)
 
         self._prepare_dir()
         self.log = RunLog(self.out, enabled=ctx.is_main)
@@ -210,6 +216,8 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0  # training seconds, summed over resumes
         self.saved_step = -1
+        self.best: dict[str, Any] | None = None  # {"fid", "step"} of best.safetensors
+        self.scored_step = -1
         if plan.resume:
             self._resume()
         ctx.broadcast_modules(self.model.networks.values())
@@ -261,6 +269,7 @@ class Trainer:
                 torch.manual_seed(self.s.seed + 7919 * self.ctx.rank + int(state["step"]))
         self.step = self.saved_step = int(state["step"])
         self.elapsed = float(state.get("elapsed", 0.0))
+        self.best = state.get("best")
         if state.get("data_fingerprint") != self.fingerprint:
             self.log.line("warning: the data differs from the data this run was trained on (fingerprint "
                           f"{state.get('data_fingerprint')} -> {self.fingerprint})")
@@ -336,6 +345,8 @@ class Trainer:
                 if self.step % s.sample_every == 0:
                     self._grid()
                     self._plot()
+                if s.eval_every and self.step % s.eval_every == 0:
+                    self._score()
                 if self.step % s.checkpoint_every == 0:
                     self._checkpoint()
                 if stop_now:
@@ -383,6 +394,8 @@ class Trainer:
         return result
 
     def _finish(self, result: TrainResult) -> TrainResult:
+        if self.s.eval_every and self.scored_step != self.step:
+            self._score()
         if self.saved_step != self.step:
             self._checkpoint()
         result.step = self.step
@@ -393,6 +406,8 @@ class Trainer:
         result.grid = grid if grid.exists() else self._grid()
         result.plot = self._plot()
         result.weights = self._export()
+        best = self.out / "best.safetensors"
+        result.best = best if self.best is not None and best.exists() else None
         runs_index.record_run(self.plan.spec.name, self.out, self.step)
         self.log.line(f"finished at step {self.step} ({self.elapsed:.1f} s of training)", echo=False)
         return result
@@ -421,6 +436,7 @@ class Trainer:
                 "intensity": self.intensity,
                 "data_fingerprint": self.fingerprint,
                 "elapsed": self.elapsed,
+                "best": self.best,
                 "medsyn_version": self.plan.as_dict()["versions"]["medsyn"],
             }
             ckpt_io.save_checkpoint(state, self.ckpt_dir, self.step, keep=self.s.keep_checkpoints)
@@ -462,13 +478,37 @@ class Trainer:
             return plot_losses(read_stats(self.out / "stats.jsonl"), self.out / "loss.png",
                                title=f"{self.plan.spec.name} {self.plan.res}x{self.plan.res}")
 
-    def _export(self) -> Path:
+    def _score(self) -> None:
+        """FID against the training set (off the training RNG, eval mode, EMA weights); best.safetensors."""
+        self.scored_step = self.step
+        if self.scorer is None:  # torchrun: rank 0 scores
+            return
+        with ckpt_io.preserve_rng(self.device), torch.no_grad():
+            ema_ctx = self.ema.applied(self.model) if self.ema is not None else contextlib.nullcontext()
+            with ema_ctx:
+                self.model.eval()
+                try:
+                    scored = self.scorer.score(self.model)
+                finally:
+                    self.model.train()
+            improved = self.best is None or scored["fid"] < self.best["fid"]
+            if improved:
+                self.best = {"fid": scored["fid"], "step": self.step}
+                self._export(self.out / "best.safetensors")
+            self.log.stats({"step": self.step, "epoch": round(self.step / self.bpe, 4), **scored, "best": improved})
+            self.log.line(f"step {self.step}: FID {scored['fid']:.2f} on {scored['fid_images']} images "
+                          f"({scored['fid_seconds']:.0f} s); best {self.best['fid']:.2f} at step {self.best['step']}",
+                          echo=not show_progress())
+            plot_fid(read_stats(self.out / "stats.jsonl"), self.out / "fid.png",
+                     title=f"{self.plan.spec.name} {self.plan.res}x{self.plan.res}")
+
+    def _export(self, path: Path | None = None) -> Path:
         names = self.model.inference_networks
         if self.ema is not None:
             states = {n: self.ema.shadow[n] for n in names}
         else:
             states = {n: self.model.networks[n].state_dict() for n in names}
-        return export_weights(self.out / "weights.safetensors", states, model=self.plan.spec.name,
+        return export_weights(path or self.out / "weights.safetensors", states, model=self.plan.spec.name,
                               task=self.plan.spec.task, res=self.plan.res, channels=self.plan.channels,
                               step=self.step, config=dataclasses.asdict(self.plan.config),
                               intensity=self.intensity, ema=self.ema is not None)

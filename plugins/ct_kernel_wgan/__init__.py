@@ -86,5 +86,6 @@ def register_models(register) -> None:
             resolutions=(64, 128),
             channels=(1,),
             default_batch_size=64,
+            default_fit="resize",  # the paper resized its images to the square (see the card)
         )
     )

@@ -43,5 +43,6 @@ def register_models(register) -> None:
             resolutions=(64, 128, 256),
             channels=(1, 3),
             default_batch_size=64,
+            default_fit="resize",  # the paper resized its images to the square (see the card)
         )
     )

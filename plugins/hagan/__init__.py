@@ -102,6 +102,7 @@ def register_models(register) -> None:
             resolutions=(64, 128, 256),
             channels=(1, 3),
             default_batch_size=32,
+            default_fit="resize",  # the paper resized its images to the square (see the card)
             extra={"paper_params_64": {"generator": 3.6e6, "discriminator": 2.8e6},
                    "ablations": list(ABLATIONS), "components": list(COMPONENTS)},
         )

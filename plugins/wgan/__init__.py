@@ -49,5 +49,6 @@ def register_models(register) -> None:
             channels=(1, 3),
             # Split into n_critic=5 critic minibatches of 64, the paper's batch size per critic update.
             default_batch_size=320,
+            default_fit="resize",  # the paper resized its images to the square (see the card)
         )
     )
