@@ -65,7 +65,7 @@ def check_common(config: Any, res: int, channels: int, name: str) -> None:
 def _check_kernel_and_skips(config: CTKernelWGANConfig) -> None:
     if config.kernel_size < 1 or config.kernel_size % 2 == 0:
         raise InputError(f"kernel_size must be odd and positive, not {config.kernel_size}",
-                         hint="--set kernel_size=3 or 5")
+                         hint="--set kernel_size=3")
     if config.kernel_position not in KERNEL_POSITIONS:
         raise InputError(f"kernel_position must be one of {', '.join(KERNEL_POSITIONS)}, "
                          f"not {config.kernel_position!r}",

@@ -45,7 +45,7 @@ class LearnableKernel(nn.Module):
     """One k x k kernel, a trained parameter, convolved over every channel of a map ('same' size).
 
     Initialised at random (N(0, 1/k^2), so a response has about the variance of its input); the
-    thesis means it to learn an edge-preserving filter of the first feature map.
+    thesis means it to act as a learned, edge-preserving (bilateral-like) filter (section 3.1.1).
     """
 
     def __init__(self, size: int = 3):
