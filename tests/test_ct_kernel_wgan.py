@@ -1,5 +1,7 @@
-"""ct-kernel-wgan: shapes of the three variants, that every skip path and the kernel take part,
-that the kernel is trained, determinism, errors, and a few CPU training steps on real CT slices."""
+"""ct-kernel-wgan and its baseline wgan-linconv: the thesis's defaults (kernel on the reshaped linear
+output, latent 128, batch 64, the skip pattern of each variant), the no-skip switch, shapes, that every
+skip path and the kernel take part, that the kernel is trained, determinism, exact resume, errors, and a
+few CPU training steps on real CT slices."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from medsyn_cli.config import build_config
 from medsyn_cli.errors import InputError
 from medsyn_cli.registry import get_model
-from medsyn_plugins.ct_kernel_wgan.networks import SkipProjection, skip_sources
+from medsyn_plugins.ct_kernel_wgan.networks import LearnableKernel, SkipProjection, skip_sources
 
 VARIANTS = [("small", 64), ("large-v1", 128), ("large-v2", 128)]
 #: Narrow networks keep the architecture tests fast (the slow real-data test uses the defaults).
@@ -49,7 +51,7 @@ def test_shapes_of_each_variant(variant, res):
     gen = model.networks["generator"]
     assert model.variant == variant
     assert len(gen.stages) == int(math.log2(res)) - 2  # 4x4 -> res, one doubling per stage
-    x = gen.fc(torch.randn(2, 100)).view(-1, 1, 4, 4)
+    x = gen.fc(torch.randn(2, 128)).view(-1, 1, 4, 4)
     assert x.shape == (2, 1, 4, 4)  # the thesis's 1 x 4 x 4 first map
     imgs = model.sample(3, generator=torch.Generator().manual_seed(1))
     assert imgs.shape == (3, 1, res, res)
@@ -77,7 +79,8 @@ def test_auto_variant_and_resolution_errors():
 
 
 def test_kernel_default_follows_the_thesis():
-    # The thesis found the kernel helps at 128 but not at 64, so it is on by default only there.
+    # Section 3.1.1: the kernel is applied on the 128 variants; on small its benefit "cannot be verified"
+    # (FID 264 with it, 64 without, section 4.3.2), so it is on by default only at 128.
     assert build("small", 64, **NARROW["small"]).networks["generator"].kernel is None
     assert build("large-v2", 128, **NARROW["large-v2"]).networks["generator"].kernel is not None
     assert build("small", 64, use_kernel="true", **NARROW["small"]).networks["generator"].kernel is not None
@@ -89,6 +92,20 @@ def test_skip_sources_follow_equation_3_3():
     assert skip_sources(2, "eq3.3") == (1, 0)
     assert skip_sources(5, "eq3.3") == (4, 3)
     assert skip_sources(3, "previous-twice") == (2, 2)  # large-v1: layer i-1 twice
+    assert skip_sources(3, "previous") == (2,)  # small: its previous layer
+    assert skip_sources(3, "none") == ()
+
+
+def test_each_variant_uses_its_sections_skip_pattern():
+    # Section 3.2: small adds layer i-1; large-v1 "extends" it, adding i-1 twice; large-v2 "modified its
+    # connections" to i-1 and i-2 (eq. 3.3). Before, small used eq. 3.3's i-1 and i-2.
+    expected = {"small": "previous", "large-v1": "previous-twice", "large-v2": "eq3.3"}
+    for variant, res in VARIANTS:
+        gen = build(variant, res, **NARROW[variant]).networks["generator"]
+        assert gen.skip_pattern == expected[variant]
+    small = build("small", 64, **NARROW["small"]).networks["generator"]
+    assert [len(s) for s in small.skips] == [1, 1, 1, 1]
+    assert build("small", 64, skips="eq3.3", **NARROW["small"]).networks["generator"].skip_pattern == "eq3.3"
 
 
 @pytest.mark.parametrize("variant,res", VARIANTS)
@@ -101,12 +118,14 @@ def test_skips_are_interpolated_x2_and_x4(variant, res):
             proj.register_forward_hook(
                 lambda mod, args, out, k=k, j=j: seen.append((k, j, args[0].shape[-1], out.shape[-1])))
     with torch.no_grad():
-        gen(torch.randn(1, 100))
+        gen(torch.randn(1, 128))
     factors = {(k, j): target // size for k, j, size, target in seen}
     n_stages = len(gen.stages)
     for k in range(1, n_stages + 1):
         if variant == "large-v1":
             assert factors[(k, 0)] == factors[(k, 1)] == 2
+        elif variant == "small":
+            assert factors[(k, 0)] == 2 and (k, 1) not in factors
         else:
             assert factors[(k, 0)] == 2
             assert (k, 1) not in factors if k == 1 else factors[(k, 1)] == 4
@@ -117,7 +136,7 @@ def test_every_skip_path_contributes(variant, res):
     torch.manual_seed(0)
     model = build(variant, res, use_kernel="true", **NARROW[variant])
     gen = model.networks["generator"]
-    z = torch.randn(2, 100)
+    z = torch.randn(2, 128)
     base = generator_output(model, z)
     n_paths = 0
     for skips in gen.skips:
@@ -134,17 +153,61 @@ def test_every_skip_path_contributes(variant, res):
             n_paths += 1
     assert torch.equal(generator_output(model, z), base)  # restored exactly
     stages = len(gen.stages)
-    assert n_paths == (2 * stages if variant == "large-v1" else 2 * stages - 1)
+    assert n_paths == {"small": stages, "large-v1": 2 * stages, "large-v2": 2 * stages - 1}[variant]
 
 
-@pytest.mark.parametrize("position", ["stage1", "input"])
+def test_defaults_are_the_theses_latent_128_and_kernel_on_the_linear_output():
+    model = build("large-v2", 128, **NARROW["large-v2"])
+    assert model.config.latent_dim == 128 and model.config.kernel_position == "linear"
+    assert model.networks["generator"].fc.in_features == 128
+
+
+@pytest.mark.parametrize("variant,res", [("small", 64), ("large-v2", 128)])
+def test_default_kernel_convolves_the_reshaped_linear_output(variant, res):
+    # Section 3.1: "The affine layer, reshaped into a batch_size x 1 x 4 x 4 tensor, has been convoluted
+    # by the learnable kernel"; the first stage then works on the convolved map.
+    torch.manual_seed(0)
+    gen = build(variant, res, use_kernel="true", **NARROW[variant]).networks["generator"].eval()
+    seen = {}
+    gen.kernel.register_forward_hook(lambda mod, args, out: seen.update(inp=args[0], out=out))
+    gen.stages[0].register_forward_hook(lambda mod, args, out: seen.update(stage1_in=args[0]))
+    z = torch.randn(3, 128)
+    with torch.no_grad():
+        gen(z)
+        linear = gen.fc(z).view(3, 1, 4, 4)
+    assert torch.equal(seen["inp"], linear)
+    assert torch.equal(seen["stage1_in"], seen["out"])
+    # The old placement (kernel_position=stage1) convolves x1, the first stage's output, instead.
+    gen1 = build(variant, res, use_kernel="true", kernel_position="stage1", **NARROW[variant]).networks["generator"]
+    gen1.kernel.register_forward_hook(lambda mod, args, out: seen.update(inp1=args[0]))
+    with torch.no_grad():
+        gen1.eval()(z)
+    assert seen["inp1"].shape == (3, 16, 8, 8)
+
+
+def test_skips_none_removes_every_skip_module():
+    # Section 4.5.4 compares the GANs with ones "without skip connections and kernel usage".
+    torch.manual_seed(0)
+    model = build("large-v2", 128, skips="none", use_kernel="false", **NARROW["large-v2"])
+    gen = model.networks["generator"]
+    assert not any(isinstance(m, (SkipProjection, LearnableKernel)) for m in gen.modules())
+    with_skips = build("large-v2", 128, use_kernel="false", **NARROW["large-v2"]).networks["generator"]
+    assert sum(p.numel() for p in gen.parameters()) < sum(p.numel() for p in with_skips.parameters())
+    assert model.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, 1, 128, 128)
+    with pytest.raises(InputError, match="skips must be one of"):
+        build("small", 64, skips="sometimes")
+    with pytest.raises(InputError, match="now called 'linear'"):
+        build("small", 64, kernel_position="input")
+
+
+@pytest.mark.parametrize("position", ["linear", "stage1"])
 def test_kernel_contributes_and_identity_kernel_equals_no_kernel(position):
     torch.manual_seed(0)
     with_kernel = build("large-v2", 128, use_kernel="true", kernel_position=position, **NARROW["large-v2"])
     without = build("large-v2", 128, use_kernel="false", **NARROW["large-v2"])
     state = {k: v for k, v in with_kernel.networks["generator"].state_dict().items() if not k.startswith("kernel")}
     without.networks["generator"].load_state_dict(state)
-    z = torch.randn(2, 100)
+    z = torch.randn(2, 128)
     random_out = generator_output(with_kernel, z)
     plain_out = generator_output(without, z)
     assert not torch.allclose(random_out, plain_out, atol=1e-5)  # the random kernel changes the image
@@ -183,7 +246,7 @@ def test_train_step_uses_only_the_global_rng_and_sample_is_deterministic():
     assert torch.equal(a, b) and not torch.equal(a, c)
     gen = m1.networks["generator"]
     assert gen.training  # sample() puts BatchNorm back in training mode afterwards
-    z = torch.randn(4, 100, generator=torch.Generator().manual_seed(7))
+    z = torch.randn(4, 128, generator=torch.Generator().manual_seed(7))
     with torch.no_grad():
         expected = gen.eval()(z)  # latents from the given generator, BatchNorm's running statistics
     assert torch.equal(a, expected)
@@ -202,18 +265,94 @@ def test_example_inputs_drive_each_network(variant, res):
         model.example_inputs("discriminator", 1)
 
 
-def test_models_json_lists_the_model():
+def test_models_json_lists_both_models_of_the_plugin():
     r = run_cli("models", "--json")
     assert r.returncode == 0, r.stderr
     names = {m["name"]: m for m in json.loads(r.stdout)["models"]}
     entry = names["ct-kernel-wgan"]
     assert entry["aliases"] == ["ct_kernel_wgan"] and entry["config"]["gp_weight"] == 10.0
+    assert get_model("wgan-linconv").plugin == get_model("ct-kernel-wgan").plugin  # one package, two models
+    assert names["wgan-linconv"]["config"]["latent_dim"] == 128
+
+
+def test_dry_run_shows_the_theses_latent_size_and_batch(tmp_path):
+    # Section 4.3.2/4.5.4: the best FID (87) came with latent_size=128; section 3.2.1: batch size 64.
+    for model in ("ct-kernel-wgan", "wgan-linconv"):
+        r = run_cli("train", model, "--res", "64", "--out", tmp_path / model, "--dry-run")
+        assert r.returncode == 0, r.stderr
+        cfg = json.loads(r.stdout)
+        assert cfg["model_config"]["latent_dim"] == 128 and cfg["training"]["batch_size"] == 64
+        assert cfg["model_config"]["lr"] == 1e-4 and cfg["model_config"]["gp_weight"] == 10.0
+    assert cfg["model"] == "wgan-linconv" and not (tmp_path / model).exists()
+    ct = json.loads(run_cli("train", "ct-kernel-wgan", "--res", "128", "--out", tmp_path / "x", "--dry-run").stdout)
+    assert ct["model_config"]["kernel_position"] == "linear" and ct["model_config"]["skips"] == "auto"
+
+
+def build_linconv(res: int = 64, channels: int = 1, **settings):
+    spec = get_model("wgan-linconv")
+    return spec.factory(build_config(spec.config_cls, settings), res, channels)
+
+
+def test_linconv_baseline_is_the_generator_without_kernel_and_skips():
+    # Section 4.5.3: "WGAN with linear and convolutional layers, without any modifications".
+    for res, narrow in ((64, NARROW["small"]), (128, NARROW["large-v2"])):
+        gen = build_linconv(res, **narrow).networks["generator"]
+        assert gen.kernel is None and gen.skip_pattern == "none"
+        assert not any(isinstance(m, SkipProjection) for m in gen.modules())
+        assert gen.fc.in_features == 128 and gen.fc.out_features == 16  # the 1 x 4 x 4 map
+        assert gen.res == res
+    assert build_linconv(64, base_channels="8", **NARROW["small"]).networks["generator"].fc.out_features == 128
+    with pytest.raises(InputError, match="64x64 or 128x128"):
+        build_linconv(256)
+    with pytest.raises(InputError, match="1 channel"):
+        build_linconv(64, channels=3)
+    with pytest.raises(InputError, match="widths needs 3"):
+        build_linconv(64, widths="8,8")
+
+
+def test_linconv_baseline_trains_and_samples_through_the_cli(tmp_path):
+    from PIL import Image
+
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 256, (64, 64), dtype=np.uint8)).save(data / f"{i}.png")
+    out = tmp_path / "run"
+    narrow = ["--set", "widths=16,8,8", "--set", "critic_widths=8,8,8,8", "--set", "n_critic=2"]
+    r = run_cli("train", "wgan-linconv", "--data", data, "--res", "64", "--steps", "2", "--batch-size", "4",
+                "--device", "cpu", "--out", out, *narrow, env={"OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    stats = [json.loads(line) for line in (out / "stats.jsonl").read_text().splitlines()]
+    assert stats and set(stats[-1]["losses"]) == {"loss_critic", "loss_g", "gp", "wasserstein"}
+    r = run_cli("sample", out, "--n", "3", "--out", tmp_path / "fake", "--format", "npy")
+    assert r.returncode == 0, r.stderr
+    paths = r.stdout.split()
+    assert len(paths) == 3
+    assert all(np.load(p).squeeze().shape == (64, 64) for p in paths)
+
+
+@pytest.mark.parametrize("model,sets", [
+    ("ct-kernel-wgan", ["widths=16,8,8", "critic_widths=8,8,8,8", "n_critic=2", "use_kernel=true"]),
+    ("wgan-linconv", ["widths=16,8,8", "critic_widths=8,8,8,8", "n_critic=2"]),
+])
+def test_resume_is_bit_exact(model, sets, tmp_path):
+    from test_resume import compare_runs
+    from test_train_tiny import random_images, train
+
+    data = random_images(12, res=64)
+    common = dict(model=model, batch_size=4, sets=sets, log_every=1, checkpoint_every=100, sample_every=100)
+    train(tmp_path / "straight", data, steps=4, **common)
+    train(tmp_path / "resumed", data, steps=2, **common)
+    result, _ = train(tmp_path / "resumed", data, steps=4, resume=True, **common)
+    assert result.step == 4
+    compare_runs(tmp_path / "straight", tmp_path / "resumed")
 
 
 def _real_ct(shared_data, res: int, n: int) -> torch.Tensor:
     from PIL import Image
 
-    files = sorted((shared_data / "covid-ct-noncovid").iterdir())[:n]
+    files = sorted((shared_data / "ct-kidney").rglob("*.png"))[::25][:n]  # the thesis's data, all classes
     arrays = [np.asarray(Image.open(f).convert("L").resize((res, res), Image.Resampling.BICUBIC),
                          dtype=np.float32) for f in files]
     return torch.from_numpy(np.stack(arrays)[:, None] / 127.5 - 1.0)
@@ -222,7 +361,8 @@ def _real_ct(shared_data, res: int, n: int) -> torch.Tensor:
 def _train_on_real_ct(shared_data, variant: str, res: int, steps: int, **settings) -> None:
     torch.manual_seed(0)
     images = _real_ct(shared_data, res, 4 * steps)
-    model = build(variant, res, n_critic="2", **settings)
+    model = build_linconv(res, n_critic="2", **settings) if variant == "linconv" else \
+        build(variant, res, n_critic="2", **settings)
     gen_before = [p.detach().clone() for p in model.networks["generator"].parameters()]
     for step in range(steps):
         losses = model.train_step({"image": images[4 * step: 4 * step + 4]}, step)
@@ -234,12 +374,13 @@ def _train_on_real_ct(shared_data, variant: str, res: int, steps: int, **setting
 
 
 @pytest.mark.realdata
-@pytest.mark.parametrize("variant,res", VARIANTS)
+@pytest.mark.parametrize("variant,res", [*VARIANTS, ("linconv", 64)])
 def test_a_few_training_steps_on_real_ct(shared_data, variant, res):
     # Narrow networks (the architecture is the variant's) keep this fast on a shared CPU.
-    narrow = {"small": "64,32,16", "large-v1": "64,32,16,8", "large-v2": "64,32,16,8"}[variant]
+    narrow = "64,32,16" if res == 64 else "64,32,16,8"
     critic = ",".join(["8", "16", "32", "64", "128"][: int(math.log2(res)) - 2])
-    _train_on_real_ct(shared_data, variant, res, 2, widths=narrow, critic_widths=critic, use_kernel="true")
+    kernel = {} if variant == "linconv" else {"use_kernel": "true"}
+    _train_on_real_ct(shared_data, variant, res, 2, widths=narrow, critic_widths=critic, **kernel)
 
 
 @pytest.mark.slow

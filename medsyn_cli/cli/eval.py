@@ -253,21 +253,29 @@ def embed(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     batch_size: int = typer.Option(None, "--batch-size", min=1, help="Images per forward pass."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the paths."),
+    gaussian_samples: int = typer.Option(
+        0, "--gaussian-samples", min=0, metavar="N",
+        help="Also fit a normal to each side's features and plot PCA/KDE of N samples of each "
+             "(gaussian_*.png), as the CT thesis drew them; 0: off."),
 ) -> None:
     """PCA of the Inception features of REAL and FAKE: 2D and 3D scatter plots and kernel densities.
 
     Writes pca_2d.png, pca_3d.png, kde_1d.png and kde_2d.png into OUT and prints their paths, one
     per line. The features are the FID network's (REAL's come from the statistics cache when present).
+    With --gaussian-samples N, the same four plots of N draws from the normal fitted to each side
+    (mean and covariance, as FID fits them; seed 0) are written beside them as gaussian_*.png.
 
     Examples:
 
         medsyn eval embed ./covid-ct fake/ --out plots/
 
+        medsyn eval embed ./ct-kidney fake/ --out plots/ --gaussian-samples 2000
+
         medsyn sample runs/hagan-64 --n 500 --out fake | medsyn eval embed ./covid-ct - --out plots/
     """
     from medsyn_cli.errors import InputError
     from medsyn_cli.fileio import check_output
-    from medsyn_cli.metrics.embed import FILES, plot_embeddings
+    from medsyn_cli.metrics.embed import FILES, GAUSSIAN_FILES, plot_embeddings, plot_gaussian_embeddings
     from medsyn_cli.metrics.evaluate import side_features
     from medsyn_cli.metrics.features import FeatureExtractor
     from medsyn_cli.metrics.inputs import resolve_input
@@ -275,7 +283,7 @@ def embed(
 
     if real == "-" and fake == "-":
         raise InputError("only one side can be read from stdin ('-')")
-    for name in FILES:
+    for name in FILES + (GAUSSIAN_FILES if gaussian_samples else ()):
         check_output(out / name, force)
     stdin_lines = sys.stdin.read().splitlines() if "-" in (real, fake) else None
     real_in = resolve_input(real, stdin_lines=stdin_lines, name="REAL")
@@ -287,11 +295,13 @@ def embed(
     if min(len(r.features), len(f.features)) < 3:
         raise InputError("embedding plots need at least 3 images per side")
     result = plot_embeddings(r.features, f.features, out)
+    if gaussian_samples:
+        result["gaussian"] = plot_gaussian_embeddings(r.features, f.features, out, gaussian_samples)
     if as_json:
         echo_json({**result, "real": real_in.describe(), "fake": fake_in.describe(),
                    "settings": extractor.settings()})
     else:
-        for p in result["files"]:
+        for p in result["files"] + result.get("gaussian", {}).get("files", []):
             typer.echo(p)
 
 

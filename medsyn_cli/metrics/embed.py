@@ -9,6 +9,11 @@ the SVD), so neither side defines the axes alone. Plots (matplotlib, Agg backend
 * ``kde_1d.png``: Gaussian kernel density (``scipy.stats.gaussian_kde``, Scott's bandwidth) of each
   side along PC1 and along PC2;
 * ``kde_2d.png``: the 2D density of each side over (PC1, PC2) as contour lines.
+
+The thesis itself (section 4.3.1-4.3.2) plotted something else: it fitted a multivariate normal to
+each side's features (the mean and covariance FID compares), drew N samples from each fitted normal
+and applied PCA and KDE to those samples. :func:`plot_gaussian_embeddings` does that, writing the
+same four plots with a ``gaussian_`` prefix, so both views can sit side by side.
 """
 
 from __future__ import annotations
@@ -22,6 +27,24 @@ from medsyn_cli.fileio import atomic_path
 
 REAL_COLOUR, FAKE_COLOUR = "#1f77b4", "#d62728"
 FILES = ("pca_2d.png", "pca_3d.png", "kde_1d.png", "kde_2d.png")
+GAUSSIAN_PREFIX = "gaussian_"
+GAUSSIAN_FILES = tuple(GAUSSIAN_PREFIX + name for name in FILES)
+
+
+def gaussian_samples(features: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` draws from N(mu, Sigma), the normal fitted to ``features`` (m x d) as FID fits it: the
+    mean and the unbiased covariance Sigma = Xc^T Xc / (m - 1) of the centred rows Xc.
+
+    Drawn as mu + w Xc / sqrt(m - 1) with w ~ N(0, I_m): its covariance is exactly Sigma, so it is the
+    same distribution as ``rng.multivariate_normal(mu, Sigma)``, without the d x d decomposition and
+    exact when Sigma is singular (fewer images than the 2048 features).
+    """
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"need at least 2 feature rows to fit a normal, got shape {x.shape}")
+    mean = x.mean(0)
+    centred = (x - mean) / np.sqrt(x.shape[0] - 1)
+    return mean + rng.standard_normal((n, x.shape[0])) @ centred
 
 
 def pca(real: np.ndarray, fake: np.ndarray, n_components: int = 3) -> dict[str, Any]:
@@ -56,9 +79,22 @@ def _kde(values: np.ndarray):
         return None
 
 
+def plot_gaussian_embeddings(real: np.ndarray, fake: np.ndarray, out_dir: str | Path, n: int,
+                             seed: int = 0) -> dict[str, Any]:
+    """The thesis's view: ``n`` samples from the normal fitted to each side, then the four plots
+    (``gaussian_*.png``). Returns their paths, the explained variance, ``n`` and ``seed``."""
+    rng = np.random.default_rng(seed)
+    real_draws, fake_draws = gaussian_samples(real, n, rng), gaussian_samples(fake, n, rng)
+    result = plot_embeddings(real_draws, fake_draws, out_dir, labels=("real normal", "fake normal"),
+                             prefix=GAUSSIAN_PREFIX, what=f"{n} samples of each fitted normal")
+    return {**result, "samples": n, "seed": seed}
+
+
 def plot_embeddings(real: np.ndarray, fake: np.ndarray, out_dir: str | Path,
-                    labels: tuple[str, str] = ("real", "fake")) -> dict[str, Any]:
-    """Write the four PNGs into ``out_dir``; returns their paths and the explained variance."""
+                    labels: tuple[str, str] = ("real", "fake"), prefix: str = "",
+                    what: str = "Inception pool3 features") -> dict[str, Any]:
+    """Write the four PNGs (``prefix`` + FILES) into ``out_dir``; returns their paths and the
+    explained variance. ``what`` names the points in the titles."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -78,9 +114,9 @@ def plot_embeddings(real: np.ndarray, fake: np.ndarray, out_dir: str | Path,
     ax.scatter(f[:, 0], f[:, 1], c=FAKE_COLOUR, label=f"{labels[1]} (n={len(f)})", **style)
     ax.set_xlabel(axis_label[0])
     ax.set_ylabel(axis_label[1])
-    ax.set_title("Inception pool3 features, PCA")
+    ax.set_title(f"{what}, PCA")
     ax.legend()
-    written.append(out / FILES[0])
+    written.append(out / (prefix + FILES[0]))
     _save(fig, written[-1])
 
     fig = plt.figure(figsize=(6, 5))
@@ -91,9 +127,9 @@ def plot_embeddings(real: np.ndarray, fake: np.ndarray, out_dir: str | Path,
         ax.set_zlabel(axis_label[2])
     ax.set_xlabel(axis_label[0])
     ax.set_ylabel(axis_label[1])
-    ax.set_title("Inception pool3 features, PCA (3D)")
+    ax.set_title(f"{what}, PCA (3D)")
     ax.legend()
-    written.append(out / FILES[1])
+    written.append(out / (prefix + FILES[1]))
     _save(fig, written[-1])
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -110,8 +146,8 @@ def plot_embeddings(real: np.ndarray, fake: np.ndarray, out_dir: str | Path,
         ax.set_xlabel(axis_label[i])
         ax.set_ylabel("density")
         ax.legend()
-    fig.suptitle("Kernel density along the principal axes")
-    written.append(out / FILES[2])
+    fig.suptitle(f"{what}: kernel density along the principal axes")
+    written.append(out / (prefix + FILES[2]))
     _save(fig, written[-1])
 
     fig, ax = plt.subplots(figsize=(6, 5))
@@ -127,8 +163,8 @@ def plot_embeddings(real: np.ndarray, fake: np.ndarray, out_dir: str | Path,
         ax.scatter(vals[:, 0], vals[:, 1], c=colour, s=4, alpha=0.3, linewidths=0, label=name)
     ax.set_xlabel(axis_label[0])
     ax.set_ylabel(axis_label[1])
-    ax.set_title("Kernel density over (PC1, PC2)")
+    ax.set_title(f"{what}: kernel density over (PC1, PC2)")
     ax.legend(markerscale=4)
-    written.append(out / FILES[3])
+    written.append(out / (prefix + FILES[3]))
     _save(fig, written[-1])
     return {"files": [str(p) for p in written], "explained_variance_ratio": evr}

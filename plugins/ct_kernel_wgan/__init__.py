@@ -1,11 +1,16 @@
 """The ``ct-kernel-wgan`` model plugin: the CT thesis's WGAN-GP (Sahakyan 2024, chapter 3).
 
-A generator that starts from a 1 x 4 x 4 map, convolves its first feature map with one learnable,
-randomly initialised kernel, and adds interpolated, 1x1-projected copies of earlier stages to every
-upsampling stage (equation 3.3); trained as a WGAN-GP. Three variants: ``small`` (64 x 64),
-``large-v1`` and ``large-v2`` (128 x 128). See docs/models/ct-kernel-wgan.md.
+A generator that starts from a 1 x 4 x 4 map (the reshaped linear layer), convolves it with one
+learnable, randomly initialised kernel (section 3.1), and adds interpolated, 1x1-projected copies of
+earlier stages to every upsampling stage (section 3.2, equation 3.3); trained as a WGAN-GP. Three
+variants: ``small`` (64 x 64), ``large-v1`` and ``large-v2`` (128 x 128). See
+docs/models/ct-kernel-wgan.md.
 
-This entry-point module stays light (no torch import); the model is built lazily in ``_build``.
+The package registers a second model, ``wgan-linconv``: the thesis's "WGAN with linear and
+convolutional layers" baseline (section 4.5.3), the same networks without the kernel and the skips.
+See docs/models/wgan-linconv.md.
+
+This entry-point module stays light (no torch import); the models are built lazily in the factories.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from medsyn_cli.registry import ModelSpec
 #: Each variant's resolution; "auto" picks the variant from the resolution.
 VARIANT_RES = {"small": 64, "large-v1": 128, "large-v2": 128}
 AUTO_VARIANT = {64: "small", 128: "large-v2"}
-KERNEL_POSITIONS = ("stage1", "input")
+KERNEL_POSITIONS = ("linear", "stage1")  # as in networks.py (which imports torch)
+SKIPS = ("auto", "previous", "previous-twice", "eq3.3", "none")
 INTERPOLATIONS = ("bilinear", "nearest", "bicubic")
 
 
@@ -28,10 +34,11 @@ class CTKernelWGANConfig:
     """Settings of ct-kernel-wgan. Empty width tuples mean the variant's defaults (see the model card)."""
 
     variant: str = "auto"  # auto | small | large-v1 | large-v2; auto: small at 64, large-v2 at 128
-    latent_dim: int = 100  # the thesis uses 100 or 128
+    latent_dim: int = 128  # the thesis's best FID (87) came with 128; it also trained with 100
     use_kernel: bool | None = None  # None: the thesis's finding, on for the 128 variants, off for small
-    kernel_size: int = 3  # odd: 3 or 5 in the thesis
-    kernel_position: str = "stage1"  # stage1: on x1 as in eq. 3.3; input: on the 1x4x4 map
+    kernel_size: int = 3  # odd; the thesis gives no size, 3 is medsyn's choice
+    kernel_position: str = "linear"  # linear: on the reshaped 1x4x4 linear output (sec. 3.1); stage1: on x1 (eq. 3.3)
+    skips: str = "auto"  # auto: the variant's pattern; previous | previous-twice | eq3.3 | none (no skips, sec. 4.5.4)
     widths: tuple[int, ...] = ()  # generator channels after each upsampling stage but the last
     critic_widths: tuple[int, ...] = ()  # critic channels after each stride-2 conv
     batch_norm: bool = True  # BatchNorm after each hidden transposed conv of the generator
@@ -65,10 +72,31 @@ def resolve_variant(config: CTKernelWGANConfig, res: int) -> str:
     return config.variant
 
 
+@dataclass
+class WGANLinConvConfig:
+    """Settings of wgan-linconv, the thesis's linear + transposed-conv WGAN baseline (section 4.5.3)."""
+
+    latent_dim: int = 128  # as ct-kernel-wgan's default; the thesis gives none for this baseline
+    base_channels: int = 1  # channels of the reshaped linear output; 1 is the thesis's 1x4x4 map
+    widths: tuple[int, ...] = ()  # generator channels after each upsampling stage but the last
+    critic_widths: tuple[int, ...] = ()  # critic channels after each stride-2 conv
+    batch_norm: bool = True  # BatchNorm after each hidden transposed conv of the generator
+    lr: float = 1e-4  # Adam, both networks (Gulrajani et al.)
+    betas: tuple[float, ...] = (0.5, 0.9)  # Adam betas (Gulrajani et al.'s DCGAN-style setting)
+    n_critic: int = 5  # critic steps per generator step, all inside one train_step
+    gp_weight: float = 10.0  # lambda of the gradient penalty
+
+
 def _build(config: CTKernelWGANConfig, res: int, channels: int):
     from medsyn_plugins.ct_kernel_wgan.model import CTKernelWGAN  # torch is imported here, lazily
 
     return CTKernelWGAN(config, res, channels)
+
+
+def _build_linconv(config: WGANLinConvConfig, res: int, channels: int):
+    from medsyn_plugins.ct_kernel_wgan.baseline import LinConvWGAN  # torch is imported here, lazily
+
+    return LinConvWGAN(config, res, channels)
 
 
 @hookimpl
@@ -83,6 +111,22 @@ def register_models(register) -> None:
             summary="WGAN-GP for grey CT with a learnable first-map kernel and interpolation skips",
             citation="Sahakyan. Development of Components for Generative Adversarial Networks in "
             "Medical Image Synthesis. Thesis, 2024, chapter 3",
+            resolutions=(64, 128),
+            channels=(1,),
+            default_batch_size=64,  # the thesis's batch size
+        )
+    )
+    register(
+        ModelSpec(
+            name="wgan-linconv",
+            aliases=("wgan_linconv",),
+            task="unconditional",
+            config_cls=WGANLinConvConfig,
+            factory=_build_linconv,
+            summary="The CT thesis's baseline: a WGAN-GP whose generator is one linear layer and "
+            "transposed convs (ct-kernel-wgan without kernel and skips)",
+            citation="Sahakyan. Development of Components for Generative Adversarial Networks in "
+            "Medical Image Synthesis. Thesis, 2024, section 4.5.3",
             resolutions=(64, 128),
             channels=(1,),
             default_batch_size=64,

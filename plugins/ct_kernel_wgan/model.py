@@ -3,22 +3,24 @@
 One ``train_step`` is one generator step: ``n_critic`` critic steps, each on the *whole* real batch
 with fresh latents and fresh gradient-penalty interpolates, then one generator step on a fresh
 latent batch of the same size. (The trainer hands over one batch per step; re-using it for every
-critic step keeps the critic's batch at the configured size, as common WGAN-GP code does.)
+critic step keeps the critic's batch at the configured size, as common WGAN-GP code does; the thesis
+does not say.) The updates themselves are the host's (``medsyn_cli.gan.wgan_gp``).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
 from medsyn_cli.errors import InputError
+from medsyn_cli.gan.wgan_gp import critic_step, generator_step
 from medsyn_cli.model import GANModel
-from medsyn_cli.nn.gradient_penalty import gradient_penalty
-from medsyn_cli.nn.losses import wasserstein_critic, wasserstein_generator
 from medsyn_plugins.ct_kernel_wgan import (
     INTERPOLATIONS,
     KERNEL_POSITIONS,
+    SKIPS,
     CTKernelWGANConfig,
     resolve_variant,
 )
@@ -27,27 +29,27 @@ from medsyn_plugins.ct_kernel_wgan.networks import Critic, KernelSkipGenerator
 #: Latents go through the generator in chunks of this many when sampling.
 SAMPLE_CHUNK = 256
 
-#: Per variant: skip pattern, default generator widths, default critic widths, kernel on by default.
+#: Per variant: skip pattern (section 3.2), default generator widths, default critic widths, kernel on
+#: by default (section 3.1.1: verified on the 128 variants, not on small).
 VARIANTS = {
-    "small": ("eq3.3", (256, 128, 64), (64, 128, 256, 512), False),
+    "small": ("previous", (256, 128, 64), (64, 128, 256, 512), False),
     "large-v1": ("previous-twice", (256, 128, 64, 32), (32, 64, 128, 256, 512), True),
     "large-v2": ("eq3.3", (256, 128, 64, 32), (32, 64, 128, 256, 512), True),
 }
 
 
-def _check_config(config: CTKernelWGANConfig, res: int, channels: int) -> None:
+def default_widths(res: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The generator and critic widths of the variant at ``res`` (both 128 variants share them)."""
+    variant = "small" if res == 64 else "large-v2"
+    return VARIANTS[variant][1], VARIANTS[variant][2]
+
+
+def check_common(config: Any, res: int, channels: int, name: str) -> None:
+    """The settings ct-kernel-wgan and wgan-linconv share; a bad one is an InputError."""
     if channels != 1:
-        raise InputError(f"ct-kernel-wgan generates grey images (1 channel), not {channels}",
-                         hint="use --channels 1")
-    if config.kernel_size < 1 or config.kernel_size % 2 == 0:
-        raise InputError(f"kernel_size must be odd and positive, not {config.kernel_size}",
-                         hint="--set kernel_size=3 or 5")
-    if config.kernel_position not in KERNEL_POSITIONS:
-        raise InputError(f"kernel_position must be one of {', '.join(KERNEL_POSITIONS)}, "
-                         f"not {config.kernel_position!r}")
-    if config.interpolation not in INTERPOLATIONS:
-        raise InputError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, "
-                         f"not {config.interpolation!r}")
+        raise InputError(f"{name} generates grey images (1 channel), not {channels}", hint="use --channels 1")
+    if res not in (64, 128):
+        raise InputError(f"{name} generates 64x64 or 128x128 images, not {res}x{res}", hint="use --res 64 or 128")
     if len(config.betas) != 2:
         raise InputError(f"betas must be two numbers, not {config.betas!r}", hint="--set betas=0.5,0.9")
     if config.n_critic < 1:
@@ -60,33 +62,33 @@ def _check_config(config: CTKernelWGANConfig, res: int, channels: int) -> None:
                          f"got {len(config.critic_widths)}")
 
 
-class CTKernelWGAN(GANModel):
+def _check_kernel_and_skips(config: CTKernelWGANConfig) -> None:
+    if config.kernel_size < 1 or config.kernel_size % 2 == 0:
+        raise InputError(f"kernel_size must be odd and positive, not {config.kernel_size}",
+                         hint="--set kernel_size=3")
+    if config.kernel_position not in KERNEL_POSITIONS:
+        raise InputError(f"kernel_position must be one of {', '.join(KERNEL_POSITIONS)}, "
+                         f"not {config.kernel_position!r}",
+                         hint="'input' is now called 'linear'" if config.kernel_position == "input" else None)
+    if config.skips not in SKIPS:
+        raise InputError(f"skips must be one of {', '.join(SKIPS)}, not {config.skips!r}")
+    if config.interpolation not in INTERPOLATIONS:
+        raise InputError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, "
+                         f"not {config.interpolation!r}")
+
+
+class KernelSkipWGAN(GANModel):
+    """A WGAN-GP on a :class:`KernelSkipGenerator` and a :class:`Critic` (both models of the package)."""
+
     task = "unconditional"
     inference_networks = ("generator",)
 
-    def __init__(self, config: CTKernelWGANConfig, res: int, channels: int):
-        super().__init__(config, res, channels)
-        self.variant = resolve_variant(config, res)
-        _check_config(config, res, channels)
-        pattern, g_widths, c_widths, kernel_default = VARIANTS[self.variant]
-        self.use_kernel = kernel_default if config.use_kernel is None else config.use_kernel
-        generator = KernelSkipGenerator(
-            config.latent_dim,
-            channels,
-            tuple(config.widths) or g_widths,
-            skip_pattern=pattern,
-            use_kernel=self.use_kernel,
-            kernel_size=config.kernel_size,
-            kernel_position=config.kernel_position,
-            interpolation=config.interpolation,
-            batch_norm=config.batch_norm,
-        )
-        critic = Critic(channels, tuple(config.critic_widths) or c_widths)
+    def _setup(self, generator: KernelSkipGenerator, critic: Critic) -> None:
         self.networks = {"generator": generator, "critic": critic}
-        betas = tuple(config.betas)
+        betas = tuple(self.config.betas)
         self.optimizers = {
-            "generator": torch.optim.Adam(generator.parameters(), lr=config.lr, betas=betas),
-            "critic": torch.optim.Adam(critic.parameters(), lr=config.lr, betas=betas),
+            "generator": torch.optim.Adam(generator.parameters(), lr=self.config.lr, betas=betas),
+            "critic": torch.optim.Adam(critic.parameters(), lr=self.config.lr, betas=betas),
         }
 
     def latents(self, n: int) -> torch.Tensor:
@@ -94,37 +96,18 @@ class CTKernelWGAN(GANModel):
         return torch.randn(n, self.config.latent_dim, device=self.device)
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
-        G, D = self.networks["generator"], self.networks["critic"]
         real = batch["image"].to(self.device)
         n = real.shape[0]
-
-        # (1) n_critic critic steps: min E[D(fake)] - E[D(real)] + lambda * GP, G held fixed.
+        # (1) n_critic critic steps on the same real batch, fresh latents each; (2) one generator step.
         for _ in range(self.config.n_critic):
-            with torch.no_grad(), self.autocast():
-                fake = G(self.latents(n))
-            with self.autocast():
-                scores_real = D(real)
-                scores_fake = D(fake)
-            gp = gradient_penalty(D, real, fake)
-            loss_c = wasserstein_critic(scores_real, scores_fake) + self.config.gp_weight * gp
-            self.optimize("critic", loss_c)
-
-        # (2) one generator step: min -E[D(G(z))]; the critic is frozen so none of its grads are kept.
-        self.requires_grad(D, False)
-        try:
-            with self.autocast():
-                scores_gen = D(G(self.latents(n)))
-            loss_g = wasserstein_generator(scores_gen)
-            self.optimize("generator", loss_g)
-        finally:
-            self.requires_grad(D, True)
-
+            critic = critic_step(self, real, self.latents(n), gp_weight=self.config.gp_weight)
+        loss_g = generator_step(self, self.latents(n))
         return {
-            "loss_critic": loss_c.item(),
+            "loss_critic": critic.loss.item(),
             "loss_g": loss_g.item(),
-            "gp": gp.item(),
+            "gp": critic.gp.item(),
             # The critic's estimate of the Wasserstein distance on the last critic step.
-            "wasserstein": (scores_real.float().mean() - scores_fake.float().mean()).item(),
+            "wasserstein": critic.wasserstein.item(),
         }
 
     @torch.no_grad()
@@ -141,4 +124,27 @@ class CTKernelWGAN(GANModel):
             return (torch.randn(batch, self.config.latent_dim, device=self.device),)
         if network_name == "critic":
             return (torch.randn(batch, self.channels, self.res, self.res, device=self.device),)
-        raise KeyError(f"ct-kernel-wgan has no network {network_name!r}")
+        raise KeyError(f"{type(self).__name__} has no network {network_name!r}")
+
+
+class CTKernelWGAN(KernelSkipWGAN):
+    def __init__(self, config: CTKernelWGANConfig, res: int, channels: int):
+        super().__init__(config, res, channels)
+        self.variant = resolve_variant(config, res)
+        check_common(config, res, channels, "ct-kernel-wgan")
+        _check_kernel_and_skips(config)
+        pattern, g_widths, c_widths, kernel_default = VARIANTS[self.variant]
+        self.skip_pattern = pattern if config.skips == "auto" else config.skips
+        self.use_kernel = kernel_default if config.use_kernel is None else config.use_kernel
+        generator = KernelSkipGenerator(
+            config.latent_dim,
+            channels,
+            tuple(config.widths) or g_widths,
+            skip_pattern=self.skip_pattern,
+            use_kernel=self.use_kernel,
+            kernel_size=config.kernel_size,
+            kernel_position=config.kernel_position,
+            interpolation=config.interpolation,
+            batch_norm=config.batch_norm,
+        )
+        self._setup(generator, Critic(channels, tuple(config.critic_widths) or c_widths))

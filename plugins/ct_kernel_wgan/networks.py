@@ -1,17 +1,20 @@
-"""The thesis's generator (equation 3.3) and a WGAN-GP critic without batch norm.
+"""The thesis's generator (section 3.1, equation 3.3) and a WGAN-GP critic without batch norm.
 
 Generator, with x the linear map of z reshaped to 1 x 4 x 4 and F_k a transposed-conv stage (x2 size):
 
-    x1 = relu(F1(x) + P(x))              x1 = x1 * kernel      (the learnable kernel, eq. 3.3)
+    x  = x * kernel                      (kernel position ``linear``: section 3.1, Fig. 3.1, 4.4.3)
+    x1 = relu(F1(x) + P(x))              x1 = x1 * kernel  (kernel position ``stage1``: eq. 3.3)
     x2 = relu(F2(x1) + P(x1) + P(x))
     xk = relu(Fk(x_{k-1}) + P(x_{k-1}) + P(x_{k-2}))          the last stage: tanh instead of relu
 
 where each P is its own 1x1 convolution to the stage's channel count followed by interpolation to the
 stage's size (x2 for x_{k-1}, x4 for x_{k-2}); the skips are summed, never concatenated. Which earlier
-maps a stage adds is the variant's *skip pattern*:
+maps a stage adds is the *skip pattern*:
 
-* ``eq3.3`` (small, large-v2): layer i-1 and layer i-2, as written above;
-* ``previous-twice`` (large-v1): layer i-1 twice, through two separate projections.
+* ``previous`` (small): layer i-1 (section 3.1: each layer "connected with their previous layers");
+* ``previous-twice`` (large-v1): layer i-1 twice, through two separate projections (section 3.2.2);
+* ``eq3.3`` (large-v2): layer i-1 and layer i-2, as written above (section 3.2.3, eq. 3.3);
+* ``none``: no skips, a plain linear-then-transposed-conv generator (section 4.5.3-4.5.4).
 """
 
 from __future__ import annotations
@@ -20,15 +23,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-SKIP_PATTERNS = ("eq3.3", "previous-twice")
+SKIP_PATTERNS = ("previous", "previous-twice", "eq3.3", "none")
+#: Where the learnable kernel acts: the reshaped linear output x (section 3.1) or x1 (eq. 3.3).
+KERNEL_POSITIONS = ("linear", "stage1")
 
 
 def skip_sources(stage: int, pattern: str) -> tuple[int, ...]:
     """Indices of the earlier maps (0 = the 1x4x4 map x) that 1-based ``stage`` adds to its output."""
+    if pattern == "previous":
+        return (stage - 1,)
     if pattern == "eq3.3":
         return (stage - 1,) if stage == 1 else (stage - 1, stage - 2)
     if pattern == "previous-twice":
         return (stage - 1, stage - 1)
+    if pattern == "none":
+        return ()
     raise ValueError(f"skip pattern must be one of {SKIP_PATTERNS}, not {pattern!r}")
 
 
@@ -36,7 +45,7 @@ class LearnableKernel(nn.Module):
     """One k x k kernel, a trained parameter, convolved over every channel of a map ('same' size).
 
     Initialised at random (N(0, 1/k^2), so a response has about the variance of its input); the
-    thesis means it to learn an edge-preserving filter of the first feature map.
+    thesis means it to act as a learned, edge-preserving (bilateral-like) filter (section 3.1.1).
     """
 
     def __init__(self, size: int = 3):
@@ -76,6 +85,7 @@ class KernelSkipGenerator(nn.Module):
 
     ``widths`` are the channels after each upsampling stage but the last (which emits
     ``out_channels``); there are ``len(widths) + 1`` stages, so the output is 4 * 2^(len+1) pixels.
+    ``base_channels`` is the channel count of the reshaped linear output (the thesis's 1).
     """
 
     def __init__(
@@ -87,16 +97,22 @@ class KernelSkipGenerator(nn.Module):
         skip_pattern: str = "eq3.3",
         use_kernel: bool = True,
         kernel_size: int = 3,
-        kernel_position: str = "stage1",
+        kernel_position: str = "linear",
         interpolation: str = "bilinear",
         batch_norm: bool = True,
+        base_channels: int = 1,
     ):
         super().__init__()
+        if skip_pattern not in SKIP_PATTERNS:
+            raise ValueError(f"skip pattern must be one of {SKIP_PATTERNS}, not {skip_pattern!r}")
+        if kernel_position not in KERNEL_POSITIONS:
+            raise ValueError(f"kernel position must be one of {KERNEL_POSITIONS}, not {kernel_position!r}")
         self.latent_dim = latent_dim
         self.skip_pattern = skip_pattern
         self.kernel_position = kernel_position
-        self.fc = nn.Linear(latent_dim, 4 * 4)  # -> batch x 1 x 4 x 4, as in the thesis
-        channels = [1, *widths, out_channels]  # channels of x_0 .. x_K
+        self.base_channels = base_channels
+        self.fc = nn.Linear(latent_dim, base_channels * 4 * 4)  # -> batch x 1 x 4 x 4 in the thesis
+        channels = [base_channels, *widths, out_channels]  # channels of x_0 .. x_K
         self.stages = nn.ModuleList()
         self.skips = nn.ModuleList()
         for k in range(1, len(channels)):
@@ -116,9 +132,9 @@ class KernelSkipGenerator(nn.Module):
         return 4 * 2 ** len(self.stages)
 
     def forward(self, z: Tensor) -> Tensor:
-        x = self.fc(z.flatten(1)).view(-1, 1, 4, 4)
-        if self.kernel is not None and self.kernel_position == "input":
-            x = self.kernel(x)
+        x = self.fc(z.flatten(1)).view(-1, self.base_channels, 4, 4)
+        if self.kernel is not None and self.kernel_position == "linear":
+            x = self.kernel(x)  # section 3.1: the reshaped affine layer is convolved by the kernel
         maps = [x]
         for k, (stage, skips) in enumerate(zip(self.stages, self.skips), start=1):
             h = stage(maps[-1])

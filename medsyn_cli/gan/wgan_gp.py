@@ -1,0 +1,64 @@
+"""WGAN-GP's two updates (Gulrajani et al. 2017, Algorithm 1), shared by the WGAN-GP models.
+
+A model keeps its own loop (how many critic updates, which real images each one sees, how many
+latents the generator update draws); these functions are the updates themselves, so the losses, the
+float32 gradient penalty, autocast and the frozen critic are written once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from medsyn_cli.nn.gradient_penalty import gradient_penalty
+from medsyn_cli.nn.losses import wasserstein_critic, wasserstein_generator
+
+if TYPE_CHECKING:
+    from medsyn_cli.model import GANModel
+
+
+@dataclass(frozen=True)
+class CriticStep:
+    """One critic update's figures, detached (call ``.item()`` only when logging, to avoid syncs)."""
+
+    loss: torch.Tensor  # E[C(fake)] - E[C(real)] + lambda * GP, what the critic minimised
+    wasserstein: torch.Tensor  # E[C(real)] - E[C(fake)], the critic's estimate of W(real, fake)
+    gp: torch.Tensor  # E[(||grad C(x_hat)||_2 - 1)^2]
+
+
+def critic_step(model: GANModel, real: torch.Tensor, latents: torch.Tensor, *, gp_weight: float,
+                generator: str = "generator", critic: str = "critic") -> CriticStep:
+    """One critic update on ``real`` against the generator's images of ``latents``.
+
+    The fakes are made without a generator graph (only the critic learns here); the penalty is taken
+    at random interpolates of real and fake, in float32; ``model.optimize`` steps the critic's optimizer
+    (named like the network).
+    """
+    G, C = model.networks[generator], model.networks[critic]
+    with torch.no_grad(), model.autocast():
+        fake = G(latents)
+    with model.autocast():
+        scores_real, scores_fake = C(real), C(fake)
+    loss_w = wasserstein_critic(scores_real, scores_fake)
+    gp = gradient_penalty(C, real, fake)
+    loss = loss_w + gp_weight * gp
+    model.optimize(critic, loss)
+    return CriticStep(loss.detach(), -loss_w.detach(), gp.detach())
+
+
+def generator_step(model: GANModel, latents: torch.Tensor, *, generator: str = "generator",
+                   critic: str = "critic") -> torch.Tensor:
+    """One generator update, minimising -E[C(G(z))]; the critic is frozen so none of its grads are
+    kept. Returns the detached loss."""
+    G, C = model.networks[generator], model.networks[critic]
+    model.requires_grad(C, False)
+    try:
+        with model.autocast():
+            scores = C(G(latents))
+        loss = wasserstein_generator(scores)
+        model.optimize(generator, loss)
+    finally:
+        model.requires_grad(C, True)
+    return loss.detach()
