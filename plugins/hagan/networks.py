@@ -23,14 +23,13 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from medsyn_cli.gan.dcgan_nets import normal_init
 from medsyn_cli.nn.attention import SelfAttention
 
 
 def _init(module: nn.Module, spectral_norm: bool) -> nn.Module:
     """DCGAN initialisation N(0, 0.02), then spectral normalisation (SAGAN) if asked."""
-    nn.init.normal_(module.weight, 0.0, 0.02)
-    if module.bias is not None:
-        nn.init.zeros_(module.bias)
+    normal_init(module)
     return _spectral_norm(module) if spectral_norm else module
 
 

@@ -1,0 +1,1 @@
+"""Parts that several GAN model plugins share (networks, initialisation, sampling helpers)."""
