@@ -168,10 +168,10 @@ class HierarchicalDiscriminator(nn.Module):
             out[r] = x
         return out
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        h = x
-        for block in self.down:
-            h = block(h)
-        score = self.image_head(h).flatten()
+    def forward(self, x: torch.Tensor, *, return_features: bool = False):
+        """(scores, pixel map or None), plus with ``return_features`` the image-level branch's
+        feature maps by resolution (what the feature-map contrast of §III.E compares)."""
+        feats = self.features(x)
+        score = self.image_head(feats[self.feature_res[-1]]).flatten()
         pixel = self.pixel_branch(x) if self.pixel_branch is not None else None
-        return score, pixel
+        return (score, pixel, feats) if return_features else (score, pixel)
