@@ -57,7 +57,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     args = typing.get_args(tp)
     if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
         non_none = [a for a in args if a is not type(None)]
-        if isinstance(value, str) and value.lower() in ("none", "null"):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):  # None from config.json
             return None
         return _coerce(value, non_none[0], key) if non_none else value
     if origin in (tuple, list):

@@ -273,3 +273,12 @@ def test_steps_on_real_covid_ct(shared_data):
     assert [log["attnmix"] for log in logs] == [0.0, 1.0]
     assert all(math.isfinite(v) for log in logs for v in log.values())
     assert model.sample(2, torch.Generator().manual_seed(0)).shape == (2, 1, 64, 64)
+
+
+def test_optional_switches_survive_a_config_json_roundtrip():
+    """A resumed run rebuilds the config from config.json, where unset switches are null."""
+    import json
+
+    stored = json.loads(json.dumps(dataclasses.asdict(HAGANConfig())))
+    assert stored["warmup"] is None
+    assert build_config(HAGANConfig, stored) == HAGANConfig()
