@@ -62,6 +62,8 @@ def test_ablation_rows_and_overrides():
         HAGANConfig(ablation="nope").components()
     with pytest.raises(InputError, match="policy"):
         HAGAN(HAGANConfig(**TINY, policy="translation,zoom"), 32, 1)
+    with pytest.raises(InputError, match="contrast_temperature"):
+        HAGAN(HAGANConfig(**TINY, contrast_temperature=0.0), 32, 1)
 
 
 @pytest.mark.parametrize("res", [64, 128, 256])
