@@ -17,7 +17,7 @@ from medsyn_cli.config import build_config
 from medsyn_cli.registry import get_model
 from medsyn_plugins.dcgan import DCGANConfig
 from medsyn_plugins.dcgan.model import DCGAN
-from medsyn_plugins.dcgan.networks import Discriminator, Generator
+from medsyn_cli.gan.dcgan_nets import Discriminator, Generator
 
 
 def load_covid_images(data_root: Path, n: int = 16, res: int = 32) -> torch.Tensor:
@@ -205,7 +205,7 @@ def test_registered_through_the_entry_point():
     assert r.returncode == 0, r.stderr
     models = {m["name"]: m for m in json.loads(r.stdout)["models"]}
     assert models["dcgan"]["config"] == {"latent_dim": 100, "ngf": 64, "ndf": 64, "lr": 2e-4,
-                                         "beta1": 0.5, "beta2": 0.999}
+                                         "beta1": 0.5, "beta2": 0.999, "augment": ""}
     assert "wgan" in models and models["wgan"]["config"]["n_critic"] == 5
 
 

@@ -13,7 +13,7 @@ from medsyn_cli.config import build_config
 from medsyn_cli.errors import InputError
 from medsyn_cli.registry import get_model
 from medsyn_plugins.hagan import ABLATIONS, COMPONENTS, HAGANConfig
-from medsyn_plugins.hagan.attnmix import box_masks, mix
+from medsyn_plugins.hagan.attnmix import mix
 from medsyn_plugins.hagan.model import HAGAN
 
 #: Narrow networks: every wiring of the full model at a fraction of the cost.
@@ -30,9 +30,24 @@ def test_registered_with_the_paper_defaults():
     assert spec.task == "unconditional" and spec.default_batch_size == 32
     assert spec.resolutions == (64, 128, 256)
     cfg = spec.default_config()
-    assert cfg["lr"] == 1e-3 and cfg["policy"] == "translation,cutout" and cfg["warmup_epochs"] == 100
+    assert cfg["lr"] == 1e-3 and cfg["policy"] == "color,translation,cutout" and cfg["warmup_epochs"] == 100
+    assert cfg["latent_dim"] == 100 and cfg["feature_contrast"] is True
     assert HAGAN(HAGANConfig(**TINY), 64, 1).latent_dim == 100
-    assert HAGAN(HAGANConfig(**TINY), 128, 1).latent_dim == 100
+    assert HAGAN(HAGANConfig(**TINY), 256, 1).latent_dim == 100  # the paper's 1000 at 256 is explicit
+
+
+def test_dry_run_shows_the_papers_recipe(tmp_path):
+    import json
+
+    proc = run_cli("train", "hagan", "--dry-run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads(proc.stdout)
+    cfg, training = run["model_config"], run["training"]
+    assert training["batch_size"] == 32 and run["res"] == 64  # §IV.A: mini-batch 32 at low resolution
+    assert cfg["lr"] == 1e-3 and cfg["latent_dim"] == 100  # Adam 1e-3 for G and D; z in [-1, 1]^100
+    assert cfg["warmup_epochs"] == 100 and cfg["ablation"] == "full"  # n = 100 warm-up epochs
+    assert cfg["alpha"] == 0.5  # lambda = alpha (lambda0 + lambda1) normalised into [0, 1]
+    assert (cfg["beta_g_pixel"], cfg["beta_d_pixel"], cfg["beta_cons"]) == (1.0, 1.0, 1.0)
 
 
 def test_ablation_rows_and_overrides():
@@ -47,6 +62,8 @@ def test_ablation_rows_and_overrides():
         HAGANConfig(ablation="nope").components()
     with pytest.raises(InputError, match="policy"):
         HAGAN(HAGANConfig(**TINY, policy="translation,zoom"), 32, 1)
+    with pytest.raises(InputError, match="contrast_temperature"):
+        HAGAN(HAGANConfig(**TINY, contrast_temperature=0.0), 32, 1)
 
 
 @pytest.mark.parametrize("res", [64, 128, 256])
@@ -64,7 +81,8 @@ def test_shapes(res):
 
 
 def test_paper_latent_size_at_256():
-    assert HAGAN(HAGANConfig(**TINY), 256, 1).latent_dim == 1000
+    assert HAGAN(HAGANConfig(**{**TINY, "latent_dim": 0}), 256, 1).latent_dim == 1000  # 0 = by resolution
+    assert HAGAN(HAGANConfig(**{**TINY, "latent_dim": 0}), 64, 1).latent_dim == 100
 
 
 def test_parameter_counts_at_64_match_table_one():
@@ -140,15 +158,43 @@ def test_warmup_counted_in_epochs_and_resumed():
     assert not tiny(32, attnmix=False, warmup=False).attnmix_active(10**6)
 
 
-def test_diffaugment_is_shared_by_real_fake_and_mixed():
-    model = tiny(32)
+def test_mixed_image_is_made_of_what_d_sees_as_real_and_fake():
+    model = tiny(32, warmup=False)
     real, fake = torch.rand(4, 1, 32, 32) * 2 - 1, torch.rand(4, 1, 32, 32) * 2 - 1
-    mask = box_masks(4, 32, 32)
     torch.manual_seed(1)
-    x_a, f_a, m_a, mask_a = model.augment(real, fake, mix(real, fake, mask), label=mask)
-    assert not torch.equal(x_a, real)  # something was applied
-    # one transform for all three: the augmented mixed image is the mix of the augmented pair
-    assert torch.equal(m_a, mix(x_a, f_a, mask_a))
+    x_a, f_a, mixed, mask, label, stats = model.discriminator_inputs(real, fake, None, step=0)
+    assert not torch.equal(x_a, real) and not torch.equal(f_a, fake)  # T(x), T(G(z))
+    # i = AttnMix(T(x), T(G(z)), M): D's three inputs are "T(G(z)), T(x) and i" (§III.B)
+    assert torch.equal(mixed, mix(x_a, f_a, mask)) and label.shape == (4,)
+    assert stats["attnmix"] == 1.0 and stats["diffaugment"] == 1.0
+
+
+def test_default_policy_changes_brightness_of_grey_images():
+    model = tiny(32, warmup=False, policy="color")
+    x = torch.zeros(8, 1, 32, 32)
+    torch.manual_seed(0)
+    y = model.augment(x)
+    assert not torch.allclose(y.mean(dim=(1, 2, 3)), x.mean(dim=(1, 2, 3)))  # brightness moved
+
+
+def test_warmup_sees_the_complete_real_data_unaugmented():
+    """§III.E: "the complete real data is used for preliminary learning": no DiffAugment, no AttnMix."""
+    model = tiny(32, warmup_steps=1)
+    seen: list[torch.Tensor] = []
+    D = model.networks["discriminator"]
+    D.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
+    x = torch.rand(4, 1, 32, 32) * 2 - 1
+    torch.manual_seed(0)
+    log = model.train_step({"image": x}, 0)
+    assert log["diffaugment"] == 0.0 and log["attnmix"] == 0.0
+    assert len(seen) == 2  # the D step and the G step
+    d_step, g_step = seen
+    assert d_step.shape[0] == 8 and torch.equal(d_step[:4], x)  # x exactly as loaded
+    assert torch.equal(d_step[4:], g_step)  # the same G(z), un-augmented, in both steps
+    seen.clear()
+    log = model.train_step({"image": x}, 1)
+    assert log["diffaugment"] == 1.0 and log["attnmix"] == 1.0
+    assert seen[0].shape[0] == 12 and not torch.equal(seen[0][:4], x)  # T(x), T(G(z)), i after warm-up
 
 
 @pytest.mark.parametrize("ablation", list(ABLATIONS))
@@ -164,6 +210,8 @@ def test_each_ablation_trains(ablation):
         assert (log["g_pixel"] > 0) == parts["hierarchical_d"]
     assert logs[-1]["attnmix"] == float(parts["attnmix"])
     assert logs[0]["attnmix"] == float(parts["attnmix"] and not parts["warmup"])
+    assert logs[0]["diffaugment"] == float(parts["diffaugment"] and not parts["warmup"])
+    assert (logs[-1]["d_feat"] > 0) == parts["attnmix"]  # the feature-map contrast joins L_cons
     for name, net in model.networks.items():
         assert any(not torch.equal(a, b) for a, b in zip(before[name], net.parameters())), name
     G = model.networks["generator"]
@@ -227,3 +275,12 @@ def test_steps_on_real_covid_ct(shared_data):
     assert [log["attnmix"] for log in logs] == [0.0, 1.0]
     assert all(math.isfinite(v) for log in logs for v in log.values())
     assert model.sample(2, torch.Generator().manual_seed(0)).shape == (2, 1, 64, 64)
+
+
+def test_optional_switches_survive_a_config_json_roundtrip():
+    """A resumed run rebuilds the config from config.json, where unset switches are null."""
+    import json
+
+    stored = json.loads(json.dumps(dataclasses.asdict(HAGANConfig())))
+    assert stored["warmup"] is None
+    assert build_config(HAGANConfig, stored) == HAGANConfig()

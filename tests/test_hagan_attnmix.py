@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
 
 from medsyn_cli.nn.attention import attention_received
-from medsyn_plugins.hagan.attnmix import (area_share, attention_share, box_masks, consistency_loss, mix,
-                                          mixed_label)
+from medsyn_plugins.hagan.attnmix import (area_share, attention_share, box_masks, consistency_loss,
+                                          feature_contrast, mix, mixed_label)
 
 
 def test_label_arithmetic_by_hand():
@@ -113,3 +115,37 @@ def test_consistency_image_level_by_hand():
     # targets 0.25 and 0.0: ((0.5 - 0.25)^2 + (0 - 0)^2) / 2
     assert img.item() == pytest.approx(0.03125)
     assert pix.item() == 0.0
+
+
+def test_feature_contrast_pulls_each_mixed_feature_to_its_source():
+    torch.manual_seed(0)
+    f_x, f_g = torch.randn(2, 16, 4, 4), torch.randn(2, 16, 4, 4)
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[..., :, :4] = 1  # left half real: at 4x4 the left two columns are all real, the rest all fake
+    cell = torch.zeros(2, 1, 4, 4)
+    cell[..., :, :2] = 1
+    faithful = cell * f_x + (1 - cell) * f_g  # each mixed feature equals its source's feature
+    swapped = (1 - cell) * f_x + cell * f_g
+    good = feature_contrast([faithful], [f_x], [f_g], mask, temperature=0.1)
+    bad = feature_contrast([swapped], [f_x], [f_g], mask, temperature=0.1)
+    assert 0 <= good.item() < 0.05 < 1.0 < bad.item()
+    # with sources that cannot be told apart the loss is KL(m || 1/2) = log 2 on one-hot cells
+    same = feature_contrast([f_x], [f_x], [f_x], mask)
+    assert same.item() == pytest.approx(math.log(2), rel=1e-5)
+
+
+def test_feature_contrast_gives_the_discriminator_gradient():
+    from medsyn_plugins.hagan.networks import HierarchicalDiscriminator
+
+    torch.manual_seed(0)
+    D = HierarchicalDiscriminator(1, 32, d_channels=8, max_channels=32, pixel_channels=4)
+    x, g = torch.rand(2, 1, 32, 32) * 2 - 1, torch.rand(2, 1, 32, 32) * 2 - 1
+    mask = box_masks(2, 32, 32, generator=torch.Generator().manual_seed(3))
+    _, _, feats = D(torch.cat([x, g, mix(x, g, mask)]), return_features=True)
+    levels = [f.split(2) for f in feats.values()]
+    assert len(levels) == 4  # every level of the image branch: res/2 ... res/16
+    loss = feature_contrast([f[2] for f in levels], [f[0] for f in levels], [f[1] for f in levels], mask)
+    loss.backward()
+    first_conv = D.down[0][0]
+    grad = first_conv.parametrizations.weight.original.grad
+    assert loss.item() > 0 and grad is not None and grad.abs().sum() > 0

@@ -61,11 +61,18 @@ def compare_runs(straight: Path, resumed: Path) -> None:
     assert_same(a["rng"], b["rng"], "rng")
 
 
-@pytest.mark.parametrize("model", ["dcgan", "wgan"])
-def test_resume_is_bit_exact_in_process(model, tmp_path):
+#: hagan narrowed; its warm-up ends at step 2, so the resumed half runs DiffAugment and AttnMix.
+HAGAN_SMALL = ["g_channels=8", "d_channels=8", "pixel_channels=4", "max_channels=32", "latent_dim=16",
+               "attn_max_res=16", "warmup_steps=2"]
+
+
+@pytest.mark.parametrize("model,sets", [("dcgan", SMALL), ("wgan", SMALL),
+                                        ("dcgan", SMALL + ["augment=flip,translate"]), ("hagan", HAGAN_SMALL)],
+                         ids=["dcgan", "wgan", "dcgan-augment", "hagan"])
+def test_resume_is_bit_exact_in_process(model, sets, tmp_path):
     # 12 images, batch 4: the resume point (step 3) is an epoch boundary and step 4 starts a new epoch.
     data = random_images(12, res=64)
-    common = dict(model=model, batch_size=4, sets=SMALL, log_every=1, checkpoint_every=100, sample_every=2)
+    common = dict(model=model, batch_size=4, sets=sets, log_every=1, checkpoint_every=100, sample_every=2)
     train(tmp_path / "straight", data, steps=6, **common)
     train(tmp_path / "resumed", data, steps=3, **common)
     result, _ = train(tmp_path / "resumed", data, steps=6, resume=True, **common)

@@ -12,7 +12,7 @@ from medsyn_cli.config import build_config
 from medsyn_cli.errors import InputError
 from medsyn_cli.nn.gradient_penalty import gradient_penalty
 from medsyn_cli.registry import get_model
-from medsyn_plugins.dcgan.networks import Discriminator, Generator
+from medsyn_cli.gan.dcgan_nets import Discriminator, Generator
 from medsyn_plugins.wgan import WGANConfig
 from medsyn_plugins.wgan.model import WGANGP
 from test_dcgan import load_covid_images

@@ -1,1 +1,1 @@
-"""Training-step pieces that several GAN models share (the models keep their own update order)."""
+"""What several GAN model plugins share: networks, initialisation, training-step pieces, schedules."""

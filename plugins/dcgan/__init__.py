@@ -21,6 +21,7 @@ class DCGANConfig:
     lr: float = 2e-4  # Adam learning rate, both networks
     beta1: float = 0.5
     beta2: float = 0.999
+    augment: str = ""  # flips/pans of real batches: "", "flip", "translate" or "flip,translate" (HAGAN's baselines)
 
 
 def _build(config: DCGANConfig, res: int, channels: int):

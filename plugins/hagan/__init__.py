@@ -42,12 +42,12 @@ class HAGANConfig:
     # Per-component overrides of the ablation row (None = as the row says).
     self_attention: bool | None = None  # SAGAN self-attention in the generator's last stages
     attnmix: bool | None = None  # AttnMix mixed images + consistency loss
-    diffaugment: bool | None = None  # DiffAugment on every image D sees
+    diffaugment: bool | None = None  # DiffAugment on T(x) and T(G(z)) after the warm-up
     reverse_skip: bool | None = None  # D's real-image features added into G's features
     hierarchical_d: bool | None = None  # pixel-level branch beside the image-level branch
-    warmup: bool | None = None  # conventional training first, AttnMix after
+    warmup: bool | None = None  # un-augmented training first, DiffAugment + AttnMix after
 
-    latent_dim: int = 0  # size of z ~ U[-1, 1]; 0 = the paper's: 100 at 64 and 128, 1000 at 256
+    latent_dim: int = 100  # size of z ~ U[-1, 1] (paper: 100 at 64x64, 1000 at 256x256); 0 = by resolution
     g_channels: int = 64  # generator width at its finest feature map (doubles per coarser stage)
     d_channels: int = 64  # discriminator width after its first downsampling
     max_channels: int = 512  # width cap, both networks
@@ -63,9 +63,11 @@ class HAGANConfig:
     beta_g_pixel: float = 1.0  # paper's beta: L_G = L_img + beta * L_pixel
     beta_d_pixel: float = 1.0  # paper's beta1: L_D = L_img + beta1 * L_pixel + beta2 * L_cons
     beta_cons: float = 1.0  # paper's beta2
-    policy: str = "translation,cutout"  # DiffAugment policy (colour saturation is void on grey)
+    feature_contrast: bool = True  # §III.E: contrast D's feature maps of i with those of x / G(z), inside L_cons
+    contrast_temperature: float = 0.1  # temperature of that contrast (the paper gives none)
+    policy: str = "color,translation,cutout"  # DiffAugment (grey images: colour = brightness + contrast)
 
-    warmup_epochs: int = 100  # conventional epochs before AttnMix (paper: 100)
+    warmup_epochs: int = 100  # epochs on the un-augmented data before DiffAugment + AttnMix (paper: 100)
     warmup_steps: int = -1  # >= 0: count the warm-up in steps instead of epochs
     skip_momentum: float = 0.99  # EMA of D's mean real features, which G uses when sampling
 

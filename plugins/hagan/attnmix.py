@@ -6,13 +6,17 @@
     lambda = alpha * (lambda0 + lambda1)   image-level label; the pixel-level label is M
 
 and the consistency loss asks the discriminator to be equivariant to the mixing:
-``|| D(i) - mix(D(x), D(G(z)), M) ||^2`` at pixel level (mixed by M) and image level (by lambda).
+``|| D(i) - mix(D(x), D(G(z)), M) ||^2`` at pixel level (mixed by M) and image level (by lambda),
+plus the feature-map contrast of §III.E: at every level of D's image branch, each position of the
+mixed image's feature map must be closer to the same position in the real image's map where it
+came from x and to the generated image's map where it came from G(z) (:func:`feature_contrast`).
 All label arithmetic is in float32.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from medsyn_cli.nn.losses import lsgan
 
@@ -76,3 +80,26 @@ def consistency_loss(
     m = mask.float()
     pixel_target = m * pixel_real.float() + (1 - m) * pixel_fake.float()
     return image_term, lsgan(pixel_mixed, pixel_target)
+
+
+def feature_contrast(
+    mixed: list[torch.Tensor], real: list[torch.Tensor], fake: list[torch.Tensor], mask: torch.Tensor,
+    temperature: float = 0.1,
+) -> torch.Tensor:
+    """Contrastive feature-map consistency, averaged over D's levels.
+
+    At each level and position, the mixed image's feature vector is compared (cosine similarity /
+    ``temperature``) with the real and the generated image's vectors at the same position; a softmax
+    over the two is matched to the share m of real pixels in that cell (M average-pooled to the
+    level's size) by KL(m || softmax). It is 0 only when every mixed feature sits with its source,
+    and every feature map (mixed, real, fake) receives gradient.
+    """
+    losses = []
+    for f_i, f_x, f_g in zip(mixed, real, fake):
+        m = F.adaptive_avg_pool2d(mask.float(), f_i.shape[-2:])  # (B, 1, h, w): real share per cell
+        f_i, f_x, f_g = (F.normalize(f.float(), dim=1) for f in (f_i, f_x, f_g))
+        logits = torch.cat([(f_i * f_x).sum(1, keepdim=True), (f_i * f_g).sum(1, keepdim=True)], 1) / temperature
+        target = torch.cat([m, 1 - m], 1)
+        kl = (target * (target.clamp_min(1e-12).log() - logits.log_softmax(1))).sum(1)
+        losses.append(kl.mean())
+    return torch.stack(losses).mean()

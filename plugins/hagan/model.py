@@ -5,14 +5,18 @@ Per step, with x a real batch and z ~ U[-1, 1]^latent_dim:
 1. Reverse skip (if on): D's image-level features of x (no gradient), averaged over the batch,
    are added into G's features at the same resolutions; their running mean is kept in G's
    buffers for sampling, when no real images exist.
-2. D step. G(z) (and its last attention map). In the AttnMix phase a box mask M mixes x and
-   G(z) into i, labelled lambda = alpha * (lambda0 + lambda1) at image level and M at pixel level.
-   x, G(z) and i (and M, as a label) go through DiffAugment with one shared transform per sample,
-   then D. Least squares: L_img = (s_x - 1)^2 + s_G^2 [+ (s_i - lambda)^2], the same per pixel
-   (targets 1, 0, M) for L_pixel, and L_cons at both levels. L_D = L_img + b1 L_pixel + b2 L_cons.
+2. D step. G(z) (and its last attention map). x and G(z) each go through DiffAugment (T, own
+   random draws, as in DiffAugment's reference). In the AttnMix phase a box mask M mixes the
+   augmented pair into i = M*T(x) + (1-M)*T(G(z)), labelled lambda = alpha * (lambda0 + lambda1)
+   at image level and M at pixel level, so D sees "T(G(z)), T(x) and i" (§III.B). Least squares:
+   L_img = (s_x - 1)^2 + s_G^2 [+ (s_i - lambda)^2], the same per pixel (targets 1, 0, M) for
+   L_pixel, and L_cons = Eq. 5 at both levels + the feature-map contrast of §III.E.
+   L_D = L_img + b1 L_pixel + b2 L_cons (Eq. 7).
 3. G step through the updated D: L_G = (s_G - 1)^2 + b (p_G - 1)^2 on freshly augmented G(z).
 
-Before the AttnMix phase (warm-up, or with AttnMix off) step 2 uses x and G(z) only.
+Warm-up (the training strategy): "the complete real data is used for preliminary learning", so
+before the AttnMix phase neither DiffAugment nor AttnMix touches any image; step 2 uses x and G(z)
+as they are. Without the training strategy both run from the first step.
 """
 
 from __future__ import annotations
@@ -28,8 +32,8 @@ from medsyn_cli.nn.attention import attention_received
 from medsyn_cli.nn.diffaugment import diff_augment, parse_policy
 from medsyn_cli.nn.losses import lsgan
 from medsyn_plugins.hagan import HAGANConfig
-from medsyn_plugins.hagan.attnmix import (area_share, attention_share, box_masks, consistency_loss, mix,
-                                          mixed_label)
+from medsyn_plugins.hagan.attnmix import (area_share, attention_share, box_masks, consistency_loss,
+                                          feature_contrast, mix, mixed_label)
 from medsyn_plugins.hagan.networks import Generator, HierarchicalDiscriminator
 
 #: Latents are pushed through the generator in chunks of this many when sampling.
@@ -46,10 +50,12 @@ class HAGAN(GANModel):
         try:
             parse_policy(config.policy)
         except ValueError as exc:
-            raise InputError(str(exc), hint="e.g. --set policy=translation,cutout") from None
+            raise InputError(str(exc), hint="e.g. --set policy=color,translation,cutout") from None
         if not 0.0 <= config.alpha <= 0.5:
             raise InputError(f"alpha={config.alpha} would put the mixed label outside [0, 1]",
                              hint="alpha must lie in [0, 0.5]")
+        if config.contrast_temperature <= 0:
+            raise InputError(f"contrast_temperature={config.contrast_temperature} must be positive")
         self.latent_dim = config.latent_dim or (1000 if res >= 256 else 100)
         discriminator = HierarchicalDiscriminator(
             channels, res, d_channels=config.d_channels, max_channels=config.max_channels,
@@ -69,16 +75,22 @@ class HAGAN(GANModel):
         self.epochs_done = 0  # counted by on_epoch_end, saved in extra_state
 
     # -- schedule ----------------------------------------------------------------------------
-    def attnmix_active(self, step: int) -> bool:
-        """AttnMix runs after the warm-up (``warmup_steps`` steps if >= 0, else ``warmup_epochs``
-        finished epochs); without the training strategy it runs from the first step."""
-        if not self.parts["attnmix"]:
-            return False
+    def in_warmup(self, step: int) -> bool:
+        """True during the training strategy's first part (``warmup_steps`` steps if >= 0, else
+        ``warmup_epochs`` finished epochs); never without the strategy."""
         if not self.parts["warmup"]:
-            return True
+            return False
         if self.config.warmup_steps >= 0:
-            return step >= self.config.warmup_steps
-        return self.epochs_done >= self.config.warmup_epochs
+            return step < self.config.warmup_steps
+        return self.epochs_done < self.config.warmup_epochs
+
+    def attnmix_active(self, step: int) -> bool:
+        """AttnMix (mixed images, consistency loss) runs when switched on and past the warm-up."""
+        return self.parts["attnmix"] and not self.in_warmup(step)
+
+    def diffaugment_active(self, step: int) -> bool:
+        """DiffAugment runs when switched on and past the warm-up (the warm-up sees the data as it is)."""
+        return self.parts["diffaugment"] and not self.in_warmup(step)
 
     def on_epoch_end(self, epoch: int) -> None:
         self.epochs_done += 1
@@ -95,15 +107,28 @@ class HAGAN(GANModel):
         device = generator.device if generator is not None else self.device
         return torch.rand(n, self.latent_dim, generator=generator, device=device) * 2 - 1
 
-    def augment(self, *images: torch.Tensor, label: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """DiffAugment with one shared transform per sample across ``images`` (and ``label``)."""
-        if not self.parts["diffaugment"]:
-            return [*images] + ([label] if label is not None else [])
-        c = self.channels
-        stacked = torch.cat([*images] + ([label.to(images[0].dtype)] if label is not None else []), dim=1)
-        out = diff_augment(stacked, self.config.policy, channels=c, label_channels=1 if label is not None else 0)
-        parts = list(out[:, : c * len(images)].split(c, dim=1))
-        return parts + ([out[:, -1:]] if label is not None else [])
+    def augment(self, images: torch.Tensor, active: bool = True) -> torch.Tensor:
+        """DiffAugment of ``images`` with the configured policy (own draws per call), if ``active``."""
+        return diff_augment(images, self.config.policy, channels=self.channels) if active else images
+
+    def discriminator_inputs(self, real: torch.Tensor, fake: torch.Tensor, attention, step: int):
+        """What D sees in the D step: (T(x), T(G(z)), i or None, M or None, lambda or None, stats).
+        ``fake`` is detached by the caller; T is the identity during the warm-up."""
+        augmenting = self.diffaugment_active(step)
+        x_a, f_a = self.augment(real, augmenting), self.augment(fake, augmenting)
+        stats: dict[str, float] = {"attnmix": float(self.attnmix_active(step)), "diffaugment": float(augmenting)}
+        if not self.attnmix_active(step):
+            return x_a, f_a, None, None, None, stats
+        b = real.shape[0]
+        mask = box_masks(b, self.res, self.res, device=self.device)
+        amap = None
+        if attention is not None:
+            attn, h, w = attention
+            amap = attention_received(attn.detach(), h, w, size=self.res)
+        lam0, lam1 = area_share(mask), attention_share(mask, amap)
+        label = mixed_label(lam0, lam1, self.config.alpha)
+        stats.update(lambda0=lam0.mean().item(), lambda1=lam1.mean().item(), label=label.mean().item())
+        return x_a, f_a, mix(x_a, f_a, mask), mask, label, stats
 
     def real_skips(self, real: torch.Tensor) -> dict[int, torch.Tensor] | None:
         """Batch-mean image-level D features of the real batch (reverse skip), no gradient."""
@@ -122,59 +147,53 @@ class HAGAN(GANModel):
         cfg = self.config
         real = batch["image"].to(self.device)
         b = real.shape[0]
-        mixing = self.attnmix_active(step)
         skips = self.real_skips(real)
         z = self.latents(b)
 
-        # (1) D step on x, G(z) and, in the AttnMix phase, the mixed image i.
+        # (1) D step on T(x), T(G(z)) and, in the AttnMix phase, the mixed image i.
         with self.autocast():
             fake, attention = G(z, skips, return_attention=True)
-        stats: dict[str, float] = {"attnmix": float(mixing)}
-        if mixing:
-            mask = box_masks(b, self.res, self.res, device=self.device)
-            amap = None
-            if attention is not None:
-                attn, h, w = attention
-                amap = attention_received(attn.detach(), h, w, size=self.res)
-            lam0, lam1 = area_share(mask), attention_share(mask, amap)
-            label = mixed_label(lam0, lam1, cfg.alpha)
-            mixed = mix(real, fake.detach(), mask)
-            x_a, f_a, m_a, mask_a = self.augment(real, fake.detach(), mixed, label=mask)
-            stats.update(lambda0=lam0.mean().item(), lambda1=lam1.mean().item(), label=label.mean().item())
-        else:
-            x_a, f_a = self.augment(real, fake.detach())
+        x_a, f_a, mixed, mask, label, stats = self.discriminator_inputs(real, fake.detach(), attention, step)
+        mixing = mixed is not None
+        contrast = mixing and cfg.feature_contrast
         with self.autocast():
-            scores, pixels = D(torch.cat([x_a, f_a, m_a] if mixing else [x_a, f_a]))
+            out = D(torch.cat([x_a, f_a, mixed] if mixing else [x_a, f_a]), return_features=contrast)
+        scores, pixels = out[0], out[1]
         s = scores.float().split(b)
         p = pixels.float().split(b) if pixels is not None else None
+        zero = torch.zeros((), device=self.device)
         l_img = lsgan(s[0], 1.0) + lsgan(s[1], 0.0)
-        l_pix = lsgan(p[0], 1.0) + lsgan(p[1], 0.0) if p is not None else torch.zeros((), device=self.device)
-        l_cons = torch.zeros((), device=self.device)
+        l_pix = lsgan(p[0], 1.0) + lsgan(p[1], 0.0) if p is not None else zero
+        l_cons, l_feat = zero, zero
         if mixing:
             l_img = l_img + lsgan(s[2], label)
             if p is not None:
-                l_pix = l_pix + lsgan(p[2], mask_a)
+                l_pix = l_pix + lsgan(p[2], mask)
             pixel_maps = (p[2], p[0], p[1]) if p is not None else (None, None, None)
-            cons_img, cons_pix = consistency_loss(s[2], s[0], s[1], label, *pixel_maps, mask=mask_a)
-            l_cons = cons_img + cons_pix
+            cons_img, cons_pix = consistency_loss(s[2], s[0], s[1], label, *pixel_maps, mask=mask)
+            if contrast:
+                levels = [f.split(b) for f in out[2].values()]
+                l_feat = feature_contrast([f[2] for f in levels], [f[0] for f in levels], [f[1] for f in levels],
+                                          mask, cfg.contrast_temperature)
+            l_cons = cons_img + cons_pix + l_feat
         loss_d = l_img + cfg.beta_d_pixel * l_pix + cfg.beta_cons * l_cons
         self.optimize("discriminator", loss_d)
 
         # (2) G step on the same G(z), through the updated D (frozen: its gradients are not needed).
         self.requires_grad(D, False)
         try:
-            (g_a,) = self.augment(fake)
+            g_a = self.augment(fake, self.diffaugment_active(step))
             with self.autocast():
                 g_score, g_pixel = D(g_a)
             g_img = lsgan(g_score, 1.0)
-            g_pix = lsgan(g_pixel, 1.0) if g_pixel is not None else torch.zeros((), device=self.device)
+            g_pix = lsgan(g_pixel, 1.0) if g_pixel is not None else zero
             loss_g = g_img + cfg.beta_g_pixel * g_pix
             self.optimize("generator", loss_g)
         finally:
             self.requires_grad(D, True)
 
         stats.update(loss_d=loss_d.item(), loss_g=loss_g.item(), d_img=l_img.item(), d_pixel=l_pix.item(),
-                     d_cons=l_cons.item(), g_img=g_img.item(), g_pixel=g_pix.item())
+                     d_cons=l_cons.item(), d_feat=l_feat.item(), g_img=g_img.item(), g_pixel=g_pix.item())
         return stats
 
     # -- sampling and introspection ------------------------------------------------------------

@@ -23,14 +23,13 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from medsyn_cli.gan.dcgan_nets import normal_init
 from medsyn_cli.nn.attention import SelfAttention
 
 
 def _init(module: nn.Module, spectral_norm: bool) -> nn.Module:
     """DCGAN initialisation N(0, 0.02), then spectral normalisation (SAGAN) if asked."""
-    nn.init.normal_(module.weight, 0.0, 0.02)
-    if module.bias is not None:
-        nn.init.zeros_(module.bias)
+    normal_init(module)
     return _spectral_norm(module) if spectral_norm else module
 
 
@@ -169,10 +168,10 @@ class HierarchicalDiscriminator(nn.Module):
             out[r] = x
         return out
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        h = x
-        for block in self.down:
-            h = block(h)
-        score = self.image_head(h).flatten()
+    def forward(self, x: torch.Tensor, *, return_features: bool = False):
+        """(scores, pixel map or None), plus with ``return_features`` the image-level branch's
+        feature maps by resolution (what the feature-map contrast of §III.E compares)."""
+        feats = self.features(x)
+        score = self.image_head(feats[self.feature_res[-1]]).flatten()
         pixel = self.pixel_branch(x) if self.pixel_branch is not None else None
-        return score, pixel
+        return (score, pixel, feats) if return_features else (score, pixel)

@@ -25,6 +25,7 @@ class WGANConfig:
     n_critic: int = 5  # critic updates per generator update (one train_step does all of them)
     gp_weight: float = 10.0  # lambda, the gradient-penalty weight
     critic_norm: str = "layer"  # "layer" (per-sample layer norm) or "none"; never batch norm
+    augment: str = ""  # flips/pans of real batches: "", "flip", "translate" or "flip,translate" (HAGAN's baselines)
 
 
 def _build(config: WGANConfig, res: int, channels: int):

@@ -5,7 +5,8 @@ update. The trainer hands over one batch per step, so the batch is split into ``
 each critic update sees its own real images and fresh noise (as the paper samples a new real minibatch
 per critic update); an epoch therefore still shows every real image to the critic once. A batch smaller
 than ``n_critic`` is reused whole by every critic update. The generator update draws as many latents
-as the first slice holds.
+as the first slice holds. With ``augment`` set (``flip,translate``, the HAGAN paper's baseline setting)
+the real batch is flipped and panned before it is split.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import torch
 
 from medsyn_cli.nn.gradient_penalty import gradient_penalty
 from medsyn_cli.nn.losses import wasserstein_critic, wasserstein_generator
-from medsyn_plugins.dcgan.model import LatentGAN
-from medsyn_plugins.dcgan.networks import Discriminator, Generator, dcgan_init
+from medsyn_cli.gan.dcgan_nets import Discriminator, Generator, dcgan_init
+from medsyn_cli.gan.latent import LatentGAN
 from medsyn_plugins.wgan import WGANConfig
 
 
@@ -45,7 +46,7 @@ class WGANGP(LatentGAN):
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         G, C = self.networks["generator"], self.networks["critic"]
-        real_batches = self.critic_batches(batch["image"].to(self.device))
+        real_batches = self.critic_batches(self.real_images(batch))  # flipped/panned if config.augment
 
         # (1) n_critic critic updates: minimise E[C(fake)] - E[C(real)] + lambda * GP.
         totals = {"loss_critic": 0.0, "wasserstein": 0.0, "gp": 0.0}
