@@ -301,9 +301,10 @@ def read_split(folder: str | Path) -> dict[str, Any] | None:
 
 
 def case_of(name: str) -> str:
-    """The case a prepared slice belongs to: its file name without ``_z<index>`` and the extension."""
+    """The case a prepared slice belongs to: its file name without the extension, the suffix
+    ``medsyn translate`` adds (``_to-tumor``, ``_attention``) and ``_z<index>``."""
     import re
 
-    stem = Path(name.split("#", 1)[0]).name
-    stem = stem.split(".", 1)[0]
+    stem = Path(name.split("#", 1)[0]).name.split(".", 1)[0]
+    stem = re.sub(r"_to-(tumor|normal)(_attention)?$", "", stem)
     return re.sub(r"_z\d+$", "", stem)
