@@ -54,6 +54,9 @@ def test_subject_layout_is_found_and_auto_picks_a_modality_every_case_has(flair_
     assert [c[0] for c in cases] == sorted(p.name for p in flair_t1.iterdir() if p.is_dir())
     assert brats.case_modalities(cases[0][2]) == ["t1", "flair"]
     assert brats.resolve_modality([seg for *_, seg in cases]) == "flair"  # no t1ce here
+    from medsyn_cli.data.info import describe
+
+    assert describe(str(flair_t1))["modality"] == "flair" and describe(str(flair_t1))["cases"] == 6
     with pytest.raises(InputError, match="has no t1ce volume \\(it has: t1, flair\\)"):
         brats.find_cases(flair_t1, "t1ce")
 

@@ -21,7 +21,8 @@ data_app.add_typer(prepare_app, name="prepare")
 def info(
     path: str = typer.Argument(..., help="A file, a folder, a normal/+tumor/ folder, BraTS cases or phantom:ct."),
     axis: str = typer.Option("axial", "--axis", help="Slicing axis for volumes: axial, coronal, sagittal."),
-    modality: str = typer.Option("t1ce", "--modality", help="Modality for BraTS-style cases."),
+    modality: str = typer.Option("auto", "--modality",
+                                 help="Modality for BraTS-style cases (auto: t1ce if every case has it)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Describe a dataset: kind, counts, shapes, dtypes/modes, value range, intensity mapping.

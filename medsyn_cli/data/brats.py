@@ -128,6 +128,12 @@ def find_cases(folder: str | Path, modality: str = "t1ce") -> list[tuple[str, Pa
     return cases
 
 
+def pick_modality(folder: str | Path, modality: str) -> str:
+    """``modality`` itself, or for ``"auto"`` the one :func:`find_cases` would pick in ``folder``."""
+    root = Path(folder)
+    return resolve_modality(_label_files(root)) if modality == "auto" and root.is_dir() else modality
+
+
 def resolve_modality(labels: list[Path]) -> str:
     present = [set(case_modalities(p)) for p in labels]
     for m in ("t1ce", "flair", "t2", "t1"):
@@ -174,8 +180,7 @@ def prepare(folder: str | Path, modality: str = "t1ce", *, mask_fraction: float 
     if not 0.0 <= mask_fraction <= 1.0:
         raise InputError(f"--mask-fraction must be in [0, 1], got {mask_fraction}")
     root = Path(folder)
-    if modality == "auto" and root.is_dir():
-        modality = resolve_modality(_label_files(root))
+    modality = pick_modality(root, modality)
     cases = find_cases(root, modality)
     if not cases:
         raise InputError("no BraTS cases found (no *_seg.nii.gz or GT_W.nii.gz file)", path=root)
