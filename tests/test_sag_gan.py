@@ -27,7 +27,7 @@ def _one_thread():
 
 TINY = {"ngf": "8", "ndf": "8", "attention_ngf": "4", "se_reduction": "4"}
 
-#: The paper's comparison rows, run from the same code (docs/models/sag-gan.md).
+#: Switch combinations (medsyn's own ablations; the paper has no ablation table), docs/models/sag-gan.md.
 ABLATIONS = {
     "sag-gan": {},
     "cyclegan+sn": {"attention": "false", "attention_in_d": "false", "mask_supervision": "false", "amse": "false"},
@@ -36,6 +36,8 @@ ABLATIONS = {
     "no-sn": {"spectral_norm": "false"},
     "no-attention-in-d": {"attention_in_d": "false"},
     "no-mask": {"mask_supervision": "false"},
+    "no-cycle-adversarial": {"cycle_adversarial": "false"},
+    "lsgan": {"gan_loss": "lsgan"},
 }
 
 
