@@ -8,7 +8,7 @@ from torch import nn
 
 from medsyn_cli.config import build_config
 from medsyn_cli.registry import get_model
-from medsyn_plugins.cyclegan.networks import PatchDiscriminator, ResnetBlock
+from medsyn_cli.gan.networks import PatchDiscriminator, ResnetBlock
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -176,3 +176,35 @@ def test_translate_directions_and_bad_direction():
     with pytest.raises(ValueError):
         model.translate(x, to="sideways")
     assert model.inference_networks == ("gen_normal_to_tumor", "gen_tumor_to_normal")
+
+
+def test_spectral_norm_switch_gives_the_sag_gan_papers_baseline():
+    """CycleGAN + SN (the SAG-GAN paper's baseline): off by default (Zhu et al.), every D conv wrapped when on."""
+    from torch.nn.utils import parametrize
+
+    assert get_model("cyclegan").config_cls().spectral_norm is False
+    for flag in (False, True):
+        model = build(spectral_norm=str(flag))
+        for name in ("disc_tumor", "disc_normal"):
+            convs = [m for m in model.networks[name].modules() if isinstance(m, nn.Conv2d)]
+            assert all(parametrize.is_parametrized(c, "weight") == flag for c in convs)
+        gen_convs = [m for m in model.networks["gen_normal_to_tumor"].modules() if isinstance(m, nn.Conv2d)]
+        assert not any(parametrize.is_parametrized(c, "weight") for c in gen_convs)  # generators never
+    losses = build(spectral_norm="true").train_step(batch(), 0)
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+
+
+def test_cyclegan_and_sag_gan_import_neither_each_other_nor_another_model():
+    """DESIGN.md: a plugin imports only its own package and medsyn_cli (what they share: medsyn_cli.gan)."""
+    import ast
+    from pathlib import Path
+
+    plugins = Path(__file__).resolve().parents[1] / "plugins"
+    for package in (plugins / "cyclegan", plugins / "sag_gan"):
+        for source in package.rglob("*.py"):
+            for node in ast.walk(ast.parse(source.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                for name in names:
+                    if name.startswith("medsyn_plugins."):
+                        assert name.split(".")[1] == package.name, f"{source.name} imports {name}"

@@ -159,3 +159,121 @@ def test_classify_needs_two_classes(tmp_path):
     (tmp_path / "only").mkdir()
     r = run_cli("eval", "classify", "--data", tmp_path, "--arms", "real")
     assert r.returncode == 2 and "two class subfolders" in r.stderr
+
+
+# -- the paper's case split, relative improvement and both translation directions ------------
+
+def test_relative_improvement_is_the_papers_error_reduction():
+    from medsyn_cli.metrics.classify import relative_improvement
+
+    # Table I, "Ours" against "w/o DA": accuracy on BraTS and BraTS_S, AUC on BraTS.
+    assert relative_improvement(0.9503, 0.9337) == pytest.approx(0.2504, abs=1e-4)
+    assert relative_improvement(0.8759, 0.8334) == pytest.approx(0.2551, abs=1e-4)
+    assert relative_improvement(0.9697, 0.9612) == pytest.approx(0.2191, abs=1e-4)
+    assert relative_improvement(0.80, 0.90) == pytest.approx(-1.0)  # worse than the baseline: negative
+    assert np.isnan(relative_improvement(0.9, 1.0))
+
+
+def test_case_split_never_puts_one_case_in_two_parts():
+    from medsyn_cli.metrics.classify import case_split
+
+    rng = np.random.default_rng(0)
+    cases = [f"case{int(c):02d}" for c in rng.integers(0, 20, 400)]  # 20 patients, many slices each
+    for seed in range(5):
+        parts = case_split(cases, seed)
+        assert sum(map(len, parts)) == 400
+        owners = [{cases[i] for i in ix} for ix in parts]
+        assert not (owners[0] & owners[1] or owners[0] & owners[2] or owners[1] & owners[2])
+        assert (len(owners[1]), len(owners[2])) == (4, 2)  # 20 % validation, 10 % test cases
+    held = ["case03", "case07"]
+    tr, va, te = case_split(cases, 0, test_cases=held)
+    assert {cases[i] for i in te} == set(held) and not {cases[i] for i in np.concatenate([tr, va])} & set(held)
+
+
+def test_split_falls_back_to_per_image_with_too_few_cases_and_says_so():
+    from medsyn_cli.metrics.classify import LabelledSet, split_parts
+
+    labels = np.array([0] * 10 + [1] * 10)
+    one_case = LabelledSet(np.zeros((20, 1, 4, 4), np.float32), labels, ("normal", "tumor"),
+                           cases=["Brats18_x"] * 20)
+    (tr, va, te), how = split_parts(one_case, 0)
+    assert how.startswith("per image") and "1 case(s)" in how and len(te) > 0
+    many = LabelledSet(one_case.images, labels, one_case.classes, cases=[f"c{i // 2}" for i in range(20)])
+    _, how = split_parts(many, 0)
+    assert how.startswith("by case")
+
+
+@pytest.fixture(scope="module")
+def prepared_brats(tmp_path_factory):
+    """brats2018-flair-t1 prepared at 32x32 with the default case split (4 train, 1 val, 1 test cases)."""
+    from conftest import SHARED_DATA
+    from medsyn_cli.data import brats
+
+    root = SHARED_DATA / "brats2018-flair-t1"
+    if not root.is_dir():
+        pytest.skip(f"real data not found at {root}")
+    out = tmp_path_factory.mktemp("prepared") / "brats"
+    out.mkdir()
+    brats.write(brats.prepare(root, "flair", min_tumor_area=400, min_brain_area=12000), out, res=32,
+                settings={"modality": "flair", "seed": 0})
+    return out
+
+
+@pytest.mark.slow  # two ResNet18 trainings on a few hundred slices
+@pytest.mark.realdata
+def test_classify_on_a_prepared_folder_uses_its_case_split_and_both_directions(prepared_brats, tmp_path):
+    from PIL import Image
+
+    split = json.loads((prepared_brats / "split.json").read_text())["cases"]
+    # Stand-ins for translations of training slices, named as `medsyn translate` names them.
+    syn_t, syn_n = tmp_path / "syn-tumor", tmp_path / "syn-normal"
+    for src, dst, to in ((prepared_brats / "normal", syn_t, "tumor"), (prepared_brats / "tumor", syn_n, "normal")):
+        dst.mkdir()
+        for p in sorted(src.iterdir())[::10]:
+            Image.open(p).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(dst / f"{p.stem}_to-{to}.png")
+    n_t, n_n = len(list(syn_t.iterdir())), len(list(syn_n.iterdir()))
+    r = run_cli("eval", "classify", "--data", prepared_brats, "--synthetic", syn_t, "--synthetic-normal", syn_n,
+                "--arms", "real,synthetic", "--seeds", "1", "--epochs", "1", "--res", "32", "--batch-size", "64",
+                "--device", "cpu", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["settings"]["split"].startswith("by case: the prepared folder")
+    test = out["splits"][0]["test"]
+    assert test["cases"] == len(split["test"]) == 1
+    assert test["tumor"] == len(list((prepared_brats / "test" / "tumor").iterdir()))
+    assert test["normal"] == len(list((prepared_brats / "test" / "normal").iterdir()))
+    real, syn = (out["arms"][a]["train_counts"][0] for a in ("real", "synthetic"))
+    assert syn == {"tumor": real["tumor"] + n_t, "normal": real["normal"] + n_n}
+    rel = out["arms"]["synthetic"]["relative_improvement"]
+    base, aug = out["arms"]["real"]["accuracy"]["mean"], out["arms"]["synthetic"]["accuracy"]["mean"]
+    assert rel["accuracy"] == pytest.approx((aug - base) / (1 - base))
+    assert "relative_improvement" not in out["arms"]["real"]
+    # A synthetic image made from a test case is refused: it would leak the test patient.
+    leak = tmp_path / "leak"
+    leak.mkdir()
+    first_test = sorted((prepared_brats / "test" / "tumor").iterdir())[0]
+    Image.open(first_test).save(leak / f"{first_test.stem}_to-normal.png")
+    r = run_cli("eval", "classify", "--data", prepared_brats, "--synthetic", syn_t, "--synthetic-normal", leak,
+                "--arms", "real,synthetic", "--seeds", "1", "--epochs", "1", "--res", "32", "--device", "cpu")
+    assert r.returncode == 2 and split["test"][0] in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_test_cases_option_holds_those_cases_out(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls in ("normal", "tumor"):
+        (tmp_path / "d" / cls).mkdir(parents=True)
+        for case in range(6):
+            for z in range(3):
+                Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(
+                    tmp_path / "d" / cls / f"p{case}_z{z:03d}.png")
+    (tmp_path / "held.txt").write_text("p2  # one patient\np5\n")
+    r = run_cli("eval", "classify", "--data", tmp_path / "d", "--test-cases", f"@{tmp_path / 'held.txt'}",
+                "--arms", "real", "--seeds", "1", "--epochs", "1", "--res", "32", "--device", "cpu", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["splits"][0]["test"] == {"normal": 6, "tumor": 6, "cases": 2}
+    assert out["settings"]["split"].startswith("by case: --test-cases")
+    bad = run_cli("eval", "classify", "--data", tmp_path / "d", "--test-cases", "nobody", "--arms", "real")
+    assert bad.returncode == 2 and "nobody" in bad.stderr

@@ -1,6 +1,7 @@
 """SAG-GAN (Qi et al.): attention-guided, mask-supervised CycleGAN, with every ablation switch."""
 
 import io
+import math
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from medsyn_cli.config import build_config
 from medsyn_cli.errors import InputError
 from medsyn_cli.nn.squeeze_excitation import AMSEResidualBlock
 from medsyn_cli.registry import get_model
-from medsyn_plugins.cyclegan.networks import ResnetBlock
+from medsyn_cli.gan.networks import ResnetBlock
 from medsyn_plugins.sag_gan.model import masked_l1
 from medsyn_plugins.sag_gan.networks import AttentionGuidedDiscriminator, attention_compose
 
@@ -26,7 +27,7 @@ def _one_thread():
 
 TINY = {"ngf": "8", "ndf": "8", "attention_ngf": "4", "se_reduction": "4"}
 
-#: The paper's comparison rows, run from the same code (docs/models/sag-gan.md).
+#: Switch combinations (medsyn's own ablations; the paper has no ablation table), docs/models/sag-gan.md.
 ABLATIONS = {
     "sag-gan": {},
     "cyclegan+sn": {"attention": "false", "attention_in_d": "false", "mask_supervision": "false", "amse": "false"},
@@ -35,6 +36,8 @@ ABLATIONS = {
     "no-sn": {"spectral_norm": "false"},
     "no-attention-in-d": {"attention_in_d": "false"},
     "no-mask": {"mask_supervision": "false"},
+    "no-cycle-adversarial": {"cycle_adversarial": "false"},
+    "lsgan": {"gan_loss": "lsgan"},
 }
 
 
@@ -67,6 +70,92 @@ def test_spec_names_aliases_and_defaults():
     cfg = spec.config_cls()
     assert cfg.attention and cfg.attention_in_d and cfg.amse and cfg.spectral_norm and cfg.mask_supervision
     assert (cfg.lambda_gan, cfg.lambda_cycle) == (1.0, 10.0)
+    assert cfg.lambda_mask == 1.0  # Eq. 9 adds L_M without a weight
+    assert cfg.gan_loss == "bce" and cfg.cycle_adversarial  # Eq. 6-7 log loss; Sec. II cycle fakes judged
+
+
+def test_dry_run_shows_the_paper_recipe(tmp_path):
+    """`medsyn train sag-gan --dry-run` prints the recipe: Eq. 9's weights, the log loss, and the
+    optimizer and batch size medsyn fills in (CycleGAN's; the paper gives none)."""
+    import json
+
+    from conftest import run_cli
+
+    proc = run_cli("train", "sag-gan", "--data", "phantom:brain", "--out", tmp_path / "r", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    cfg = doc["model_config"]
+    assert (cfg["lambda_gan"], cfg["lambda_cycle"], cfg["lambda_mask"]) == (1.0, 10.0, 1.0)
+    assert cfg["gan_loss"] == "bce" and cfg["cycle_adversarial"] is True and cfg["spectral_norm"] is True
+    assert (cfg["lr"], cfg["beta1"], cfg["beta2"]) == (2e-4, 0.5, 0.999)
+    assert doc["training"]["batch_size"] == 1
+    assert not (tmp_path / "r").exists()
+
+
+def _disc_inputs(model) -> dict[str, list[torch.Tensor]]:
+    """Record every batch each discriminator is shown (attention applied), in call order."""
+    seen: dict[str, list[torch.Tensor]] = {"disc_tumor": [], "disc_normal": []}
+    for name in seen:
+        def hook(mod, args, out, _name=name):
+            x = args[0] if len(args) < 2 or args[1] is None else args[0] * args[1]
+            seen[_name].append(x.detach().clone())
+        model.networks[name].register_forward_hook(hook)
+    return seen
+
+
+def test_discriminators_judge_the_real_image_through_the_other_domains_map():
+    """Eq. 6: D_T sees M_N' * t with M_N' = A_N(n); Eq. 7: D_N sees M_T' * n with M_T' = A_T(t)."""
+    torch.manual_seed(0)
+    model = build(pool_size="0")
+    b = batch()
+    with torch.no_grad():
+        map_n = model.networks["attn_normal"](b["normal"])
+        map_t = model.networks["attn_tumor"](b["tumor"])
+    seen = _disc_inputs(model)
+    model.train_step(b, 0)
+    _, real_t_seen, _ = seen["disc_tumor"]  # G step, then the D step's real and fake batches
+    _, real_n_seen, _ = seen["disc_normal"]
+    torch.testing.assert_close(real_t_seen, b["tumor"] * map_n)
+    torch.testing.assert_close(real_n_seen, b["normal"] * map_t)
+    assert not torch.allclose(real_t_seen, b["tumor"] * map_t)  # not its own map (the old behaviour)
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_cycle_generated_images_get_an_adversarial_loss(on):
+    """Sec. II: D_T also judges T_g^g = G_nt-translation of the generated normal image (and D_N N_g^g),
+    in the generator step and, through the pool, in the discriminator step."""
+    torch.manual_seed(0)
+    model = build(pool_size="0", cycle_adversarial=str(on))
+    b = batch()
+    with torch.no_grad():
+        fake_n, _ = model._translate(b["tumor"], "normal")
+        rec_t, map_rec = model._translate(fake_n, "tumor")
+        fake_t, map_n = model._translate(b["normal"], "tumor")
+    seen = _disc_inputs(model)
+    model.train_step(b, 0)
+    g_step, _, d_fake = seen["disc_tumor"]
+    n = b["tumor"].shape[0]
+    assert g_step.shape[0] == (2 * n if on else n) and d_fake.shape[0] == g_step.shape[0]
+    torch.testing.assert_close(g_step[:n], fake_t * map_n)
+    if on:
+        torch.testing.assert_close(g_step[n:], rec_t * map_rec)
+
+
+@pytest.mark.parametrize("kind,g_term,d_term", [("bce", math.log(2), math.log(2)), ("lsgan", 1.0, 0.5)])
+def test_adversarial_loss_is_the_log_loss_by_default_and_lsgan_on_request(kind, g_term, d_term):
+    """With every discriminator score 0 (logit 0, D = 1/2): the log loss gives -log(1/2) for G and
+    for each D term; LSGAN gives (0 - 1)^2 = 1 for G and 0.5 * (1 + 0) for D."""
+    # Plain discriminators, so that a zeroed last conv gives exact zeros; bce is not set: the default.
+    model = build(spectral_norm="false", **({} if kind == "bce" else {"gan_loss": "lsgan"}))
+    for name in ("disc_tumor", "disc_normal"):
+        last = [m for m in model.networks[name].modules() if isinstance(m, nn.Conv2d)][-1]
+        with torch.no_grad():
+            last.weight.zero_()
+            last.bias.zero_()
+    losses = model.train_step(batch(), 0)
+    assert losses["gan_nt"] == pytest.approx(g_term, rel=1e-5)
+    assert losses["gan_tn"] == pytest.approx(g_term, rel=1e-5)
+    assert losses["d_tumor"] == pytest.approx(d_term, rel=1e-5)
 
 
 @pytest.mark.parametrize("res,patches", [(64, 6), (128, 14), (240, 28), (256, 30)])
@@ -194,6 +283,8 @@ def test_inconsistent_switches_are_an_input_error():
     spec = get_model("sag-gan")
     with pytest.raises(InputError, match="needs attention=true"):
         build_config(spec.config_cls, {"attention": "false"})
+    with pytest.raises(InputError, match="gan_loss"):
+        build_config(spec.config_cls, {"gan_loss": "hinge"})
 
 
 @pytest.mark.parametrize("row", sorted(ABLATIONS))

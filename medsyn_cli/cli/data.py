@@ -22,7 +22,8 @@ data_app.add_typer(prepare_app, name="prepare")
 def info(
     path: str = typer.Argument(..., help="A file, a folder, a normal/+tumor/ folder, BraTS cases or phantom:ct."),
     axis: str = typer.Option("axial", "--axis", help="Slicing axis for volumes: axial, coronal, sagittal."),
-    modality: str = typer.Option("t1ce", "--modality", help="Modality for BraTS-style cases."),
+    modality: str = typer.Option("auto", "--modality",
+                                 help="Modality for BraTS-style cases (auto: t1ce if every case has it)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Describe a dataset: kind, counts, shapes, dtypes/modes, value range, intensity mapping.
@@ -91,27 +92,43 @@ def phantom(
 
 @prepare_app.command("brats")
 def prepare_brats(
-    cases: Path = typer.Argument(..., help="Folder of BraTS-style cases (<case>_<modality>.nii.gz, <case>_seg.nii.gz)."),
+    cases: Path = typer.Argument(..., help="Folder of BraTS cases (<case>_<modality>.nii.gz + <case>_seg.nii.gz, "
+                                 "or <case>/FLAIR.nii.gz, T1.nii.gz + GT_W.nii.gz)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (must not exist unless --force)."),
-    modality: str = typer.Option("t1ce", "--modality", help="t1, t1ce (the SAG-GAN paper's), t2 or flair."),
-    mask_fraction: float = typer.Option(1.0, "--mask-fraction", help="Share of tumor slices that keep their mask."),
-    res: int = typer.Option(0, "--res", min=0, help="Square output size; 0 keeps the native slice size."),
-    seed: int = typer.Option(0, "--seed", help="Seed for choosing which tumor slices keep masks."),
+    modality: str = typer.Option("t1ce", "--modality",
+                                 help="t1, t1ce (the SAG-GAN paper's), t2, flair, or auto (t1ce if present)."),
+    test_fraction: float = typer.Option(0.2, "--test-fraction", min=0.0, max=1.0,
+                                        help="Share of the cases held out for testing (the paper's 20 %)."),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", min=0.0, max=1.0,
+                                       help="Share of the cases held out for validation (the paper's 10 %)."),
+    case_fraction: float = typer.Option(1.0, "--case-fraction", min=0.0, max=1.0,
+                                        help="Share of the training cases kept (0.125: the paper's BraTS_S)."),
+    mask_fraction: float = typer.Option(1.0, "--mask-fraction",
+                                        help="Share of the training tumor slices that keep their mask."),
+    res: int = typer.Option(0, "--res", min=0, help="Square output size; 0 keeps the native slice size (240)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the case split and of the mask choice."),
     min_tumor_area: int = typer.Option(100, "--min-tumor-area", min=1, help="Pixels of tumor for a tumor slice."),
     min_brain_area: int = typer.Option(1000, "--min-brain-area", min=0, help="Pixels of brain to keep a slice."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
 ) -> None:
-    """Split BraTS volumes into tumor-free (normal/) and tumor (tumor/) axial slices with masks (masks/).
+    """Split BraTS cases into training, validation and test cases, and their axial slices into
+    tumor-free (normal/) and tumor (tumor/) slices with whole-tumor masks (masks/).
 
-    Intensities are normalised per volume (0.5/99.5 percentiles within the brain) and each mapping is
-    written to OUT/intensity.json. Slices with less brain than --min-brain-area are dropped; slices with
-    some tumor but less than --min-tumor-area are ambiguous and dropped from both sets. Prints OUT.
+    The split is by case (seeded): --test-fraction and --val-fraction of the cases go to OUT/test/ and
+    OUT/val/, the training cases to OUT/normal/, OUT/tumor/ and OUT/masks/ (what `medsyn train` reads);
+    --case-fraction keeps a share of the training cases. OUT/split.json records the modality and which
+    cases went where (`medsyn eval classify` reads it). Intensities are normalised per volume (0.5/99.5
+    percentiles within the brain), each mapping written to OUT/intensity.json. Slices with less brain
+    than --min-brain-area are dropped; slices with some tumor but less than --min-tumor-area are
+    ambiguous and dropped from both sets. Prints OUT.
 
     Examples:
 
         medsyn data prepare brats ../shared/data/brats2018-sample --modality t1ce --out brats-t1ce
 
-        medsyn data prepare brats cases/ --out brats-s --mask-fraction 0.125 --res 128
+        medsyn data prepare brats BraTS2019/ --out brats-s --case-fraction 0.125
+
+        medsyn data prepare brats ../shared/data/brats2018-flair-t1 --modality flair --out brats-flair
     """
     from medsyn_cli.data import brats
     from medsyn_cli.data.writing import atomic_dir
@@ -120,18 +137,27 @@ def prepare_brats(
 
     if not cases.exists():
         raise InputError("no such file or directory", path=cases)
+    if modality != "auto" and modality not in brats.MODALITIES:
+        raise InputError(f"unknown modality {modality!r}", hint=f"use one of {', '.join(brats.MODALITIES)} or auto")
     check_output(out, force)
-    prep = brats.prepare(cases, modality, mask_fraction=mask_fraction, seed=seed,
+    prep = brats.prepare(cases, modality, mask_fraction=mask_fraction, seed=seed, test_fraction=test_fraction,
+                         val_fraction=val_fraction, case_fraction=case_fraction,
                          min_tumor_area=min_tumor_area, min_brain_area=min_brain_area)
     if not prep.normal and not prep.tumor:
         raise InputError("no slice passed the thresholds", path=cases,
                          hint="lower --min-brain-area / --min-tumor-area")
-    settings = {"modality": modality, "mask_fraction": mask_fraction, "res": res, "seed": seed,
+    settings = {"modality": prep.modality, "test_fraction": test_fraction, "val_fraction": val_fraction,
+                "case_fraction": case_fraction, "mask_fraction": mask_fraction, "res": res, "seed": seed,
                 "min_tumor_area": min_tumor_area, "min_brain_area": min_brain_area}
     with atomic_dir(out, force=force) as tmp:
         counts = brats.write(prep, tmp, res=res, settings=settings)
-    log(f"{counts['normal']} normal, {counts['tumor']} tumor slices ({counts['masks']} with masks); dropped "
-        f"{counts['dropped_small_brain']} with little brain, {counts['dropped_ambiguous_tumor']} ambiguous")
+    split = {part: len(prep.split[part]) for part in ("train", "val", "test", "unused")}
+    log(f"{prep.modality}: cases {split['train']} train, {split['val']} val, {split['test']} test"
+        + (f", {split['unused']} training case(s) left out" if split["unused"] else ""))
+    log(f"training: {counts['normal']} normal, {counts['tumor']} tumor slices ({counts['masks']} with masks); "
+        f"val {counts['val']['normal']}+{counts['val']['tumor']}, test {counts['test']['normal']}+"
+        f"{counts['test']['tumor']} normal+tumor; dropped {counts['dropped_small_brain']} with little brain, "
+        f"{counts['dropped_ambiguous_tumor']} ambiguous")
     typer.echo(str(out))
 
 

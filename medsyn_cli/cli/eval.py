@@ -160,10 +160,16 @@ def _clean(obj: Any) -> Any:
 
 
 def classify(
-    data: Path = typer.Option(..., "--data", help="Folder with two class subfolders, e.g. normal/ and tumor/."),
+    data: Path = typer.Option(..., "--data", help="Folder with two class subfolders, e.g. normal/ and tumor/, "
+                              "or a folder from `medsyn data prepare brats` (its case split is used)."),
     synthetic: str = typer.Option(None, "--synthetic", help=f"Synthetic images for the synthetic arm: {_SIDE_HELP}."),
     synthetic_label: str = typer.Option(None, "--synthetic-label",
                                         help="Class the synthetic images are labelled (default: the positive class)."),
+    synthetic_normal: str = typer.Option(None, "--synthetic-normal",
+                                         help="Synthetic images of the negative class too (tumor->normal), "
+                                         "added to the synthetic arm."),
+    test_cases: str = typer.Option(None, "--test-cases", help="Cases held out for testing: comma-separated, or "
+                                   "@FILE with one per line (a case = file name without _z<index>)."),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Repeat with seeds 0..K-1 (split and initialisation)."),
     epochs: int = typer.Option(20, "--epochs", min=1, help="Training epochs per run."),
     res: int = typer.Option(128, "--res", min=32, help="Images are fitted into RES x RES."),
@@ -176,15 +182,20 @@ def classify(
 ) -> None:
     """Downstream test (SAG-GAN protocol): does adding synthetic images help a ResNet18 classifier?
 
-    A ResNet18 (1-channel input, trained from scratch) learns the two classes of DATA on a
-    stratified, seeded 70/20/10 split, once per arm: real only, oversampled minority, undersampled
-    majority, classic augmentation, and real plus the SYNTHETIC images. The epoch with the best
-    validation accuracy is tested; accuracy, AUC, TPR and TNR are reported as mean ± std over
-    seeds. The positive class is `tumor` when present, else the second class alphabetically.
+    A ResNet18 (1-channel input, trained from scratch) learns the two classes of DATA once per arm:
+    real only, oversampled minority, undersampled majority, classic augmentation, and real plus the
+    SYNTHETIC images (and --synthetic-normal, the other direction). The split is by case: a prepared
+    BraTS folder's own split (so no test case was in GAN training), --test-cases, or a seeded 70/20/10
+    split of the cases named in the files (`<case>_z<index>`). The epoch with the best validation
+    accuracy is tested; accuracy, AUC, TPR and TNR are reported as mean ± std over seeds, with the
+    paper's relative improvement over `real` ((m - m_real) / (1 - m_real)). The positive class is
+    `tumor` when present, else the second class alphabetically.
 
     Examples:
 
-        medsyn eval classify --data brats-slices/ --synthetic fake_tumor/
+        medsyn eval classify --data brats-prepared/ --synthetic syn-tumor/ --synthetic-normal syn-normal/
+
+        medsyn eval classify --data brats-slices/ --synthetic fake_tumor/ --test-cases @test_cases.txt
 
         medsyn eval classify --data brats-slices/ --synthetic fake/ --seeds 5 --epochs 30 --json
 
@@ -210,38 +221,69 @@ def classify(
             raise InputError(f"--synthetic-label {synthetic_label!r} is not a class of DATA",
                              path=data, hint=f"classes: {', '.join(dataset.classes)}")
         label = dataset.classes.index(synthetic_label)
-    fake = clf.load_synthetic(synthetic, res) if "synthetic" in wanted else None
+    if synthetic_normal is not None and synthetic is None:
+        raise InputError("--synthetic-normal adds to the synthetic arm, which needs --synthetic")
+    held_cases = _test_case_list(test_cases)
+    held_out = clf.held_out_cases(dataset, held_cases)
+    fakes = []
+    if "synthetic" in wanted:
+        fakes.append((clf.load_synthetic(synthetic, res, held_out), label))
+        if synthetic_normal is not None:
+            fakes.append((clf.load_synthetic(synthetic_normal, res, held_out), 1 - label))
     counts = {dataset.classes[c]: int((dataset.labels == c).sum()) for c in (0, 1)}
     if min(counts.values()) < 3:
         raise InputError(f"each class needs at least 3 images for a 70/20/10 split, got {counts}", path=data)
     settings = clf.TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, device=dev)
     with progress() as bar:
         task = bar.add_task("classify", total=seeds * len(wanted) * epochs, info="")
-        result = clf.run_protocol(dataset, fake, label, seeds=seeds, arms=wanted, settings=settings,
-                                  on_epoch=lambda: bar.advance(task, 1))
+        result = clf.run_protocol(dataset, fakes or None, label, seeds=seeds, arms=wanted, settings=settings,
+                                  on_epoch=lambda: bar.advance(task, 1), test_cases=held_cases)
     out = {
         **result,
         "classes": {"negative": dataset.classes[0], "positive": dataset.classes[1]},
         "counts": counts,
-        "synthetic": None if fake is None else {"spec": synthetic, "count": int(len(fake)),
-                                                "label": dataset.classes[label]},
+        "synthetic": None if not fakes else {"spec": synthetic, "count": int(len(fakes[0][0])),
+                                             "label": dataset.classes[label]},
+        "synthetic_normal": None if len(fakes) < 2 else {"spec": synthetic_normal, "count": int(len(fakes[1][0])),
+                                                         "label": dataset.classes[1 - label]},
         "settings": {"network": "torchvision resnet18, weights=None, conv1 1-channel, 2 outputs",
                      "optimizer": f"Adam lr={lr}", "loss": "cross-entropy", "epochs": epochs,
                      "batch_size": batch_size, "res": res, "seeds": list(range(seeds)), "device": dev,
-                     "split": "stratified 70/20/10 per class, seeded", "selection": "best validation accuracy",
+                     "split": result["split"], "selection": "best validation accuracy",
                      "threshold": "P(positive) > 0.5", "std": "sample std (ddof=1) over seeds"},
     }
     if as_json:
         echo_json(_clean(out))
         return
-    head = f"{'arm':<12} {'accuracy':>15} {'AUC':>15} {'TPR':>15} {'TNR':>15}"
+    head = f"{'arm':<12} {'accuracy':>15} {'AUC':>15} {'TPR':>15} {'TNR':>15} {'rel.imp acc':>12} {'AUC':>8}"
     lines = [head]
     for arm, figs in result["arms"].items():
         cells = [f"{figs[k]['mean']:.3f} ± {figs[k]['std']:.3f}" for k in ("accuracy", "auc", "tpr", "tnr")]
-        lines.append(f"{arm:<12} " + " ".join(f"{c:>15}" for c in cells))
-    lines.append(f"positive class: {dataset.classes[1]}; {seeds} seed(s), {epochs} epoch(s), test split "
-                 f"{result['splits'][0]['test']}")
+        rel = figs.get("relative_improvement", {})
+        cells += [f"{rel[k] * 100:+.2f}%" if k in rel else "" for k in ("accuracy", "auc")]
+        lines.append(f"{arm:<12} " + " ".join(f"{c:>{w}}" for c, w in zip(cells, (15, 15, 15, 15, 12, 8))))
+    lines.append(f"positive class: {dataset.classes[1]}; {seeds} seed(s), {epochs} epoch(s); split "
+                 f"{result['split']}; test {result['splits'][0]['test']}")
     typer.echo("\n".join(lines))
+
+
+def _test_case_list(spec: str | None) -> list[str] | None:
+    """``a,b,c`` or ``@FILE`` (one case per line, # comments) -> case names."""
+    from medsyn_cli.errors import InputError
+
+    if spec is None:
+        return None
+    if spec.startswith("@"):
+        path = Path(spec[1:])
+        if not path.is_file():
+            raise InputError("no such file", path=path)
+        items = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    else:
+        items = [c.strip() for c in spec.split(",")]
+    names = [c for c in items if c]
+    if not names:
+        raise InputError("--test-cases names no case")
+    return names
 
 
 def embed(

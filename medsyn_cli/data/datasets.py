@@ -8,8 +8,8 @@ Inputs (see docs/data.md):
 * ``phantom:ct`` / ``phantom:brain`` (``phantom:ct?n=512&seed=0``): generated in memory;
 * ``NAME:...`` where a plugin registered dataset ``NAME`` through the ``register_datasets`` hook;
 * for ``task="translation"``: a folder with ``normal/`` and ``tumor/`` (and optional ``masks/`` named like
-  the tumor images), a BraTS-style folder of cases (prepared on the fly, see :mod:`medsyn_cli.data.brats`),
-  or ``phantom:brain``.
+  the tumor images), a BraTS-style folder of cases (prepared on the fly from its training cases only, see
+  :mod:`medsyn_cli.data.brats`), or ``phantom:brain``.
 
 Every image is brought to ``res x res`` by :func:`medsyn_cli.data.geometry.fit_square` with ``fit`` (``pad``:
 aspect kept, padded with black; ``resize``; ``crop``: centre square) and to ``channels`` channels (grey
@@ -53,7 +53,7 @@ class Item:
 
 
 def load_dataset(path: str | os.PathLike, *, res: int, channels: int = 1, task: str = "unconditional",
-                 axis: str = "axial", use_cache: bool = True, modality: str = "t1ce",
+                 axis: str = "axial", use_cache: bool = True, modality: str = "auto",
                  fit: str = "pad") -> ImageSet | TwoDomainSet:
     """Load, preprocess and (by default) cache a dataset; bad input raises :class:`InputError` naming the file."""
     if task not in TASKS:
@@ -92,14 +92,17 @@ def load_dataset(path: str | os.PathLike, *, res: int, channels: int = 1, task: 
         if brats.is_brats_folder(root):
             cases = brats.find_cases(root, modality)
             files = _files_for_key(root, [p for _, image, seg in cases for p in (image, seg)])
-            return _cached(lambda: _brats(root, res, channels, modality), files, settings,
+            split = {"seed": 0, "test": brats.TEST_FRACTION, "val": brats.VAL_FRACTION}  # only training cases
+            return _cached(lambda: _brats(root, res, channels, modality), files, {**settings, "split": split},
                            _what(root, res, task), use_cache)
         raise InputError("a translation dataset needs normal/ and tumor/ folders or BraTS-style cases",
                          path=root, hint="or use phantom:brain")
 
     files = _input_files(root)
     if root.is_dir() and (root / "normal").is_dir() and (root / "tumor").is_dir():
-        files = [f for f in files if f.relative_to(root).parts[0] != "masks"]  # masks are labels, not images
+        # masks are labels, not images; a prepared folder's val/ and test/ cases are held out
+        held_out = {"masks", "val", "test"} if (root / "split.json").is_file() else {"masks"}
+        files = [f for f in files if f.relative_to(root).parts[0] not in held_out]
     base = root if root.is_dir() else root.parent
     return _cached(lambda: _image_set(files, base, res, channels, axis, fit), _files_for_key(base, files), settings,
                    _what(root, res, task), use_cache)
@@ -307,7 +310,13 @@ def _brats(root: Path, res: int, channels: int, modality: str) -> TwoDomainSet:
     from medsyn_cli.data import brats
     from medsyn_cli.data.types import ImageSet, TwoDomainSet
 
+    # The seeded case split of `medsyn data prepare brats` (its defaults): only the training cases are
+    # loaded, so the validation and test cases stay unseen by the GAN.
     prep = brats.prepare(root, modality)
+    keep = [s.part == "train" for s in prep.tumor]
+    prep.normal = [s for s in prep.normal if s.part == "train"]
+    prep.tumor, prep.has_mask = ([s for s, k in zip(prep.tumor, keep) if k],
+                                 [h for h, k in zip(prep.has_mask, keep) if k])
     if not prep.normal or not prep.tumor:
         raise InputError(f"BraTS cases gave {len(prep.normal)} normal and {len(prep.tumor)} tumor slices; "
                          "both are needed", path=root)

@@ -74,7 +74,7 @@ def _summarise(files: list[Path], base: Path, axis: str) -> dict[str, Any]:
     return out
 
 
-def describe(path: str, axis: str = "axial", modality: str = "t1ce") -> dict[str, Any]:
+def describe(path: str, axis: str = "axial", modality: str = "auto") -> dict[str, Any]:
     """The ``medsyn data info`` object for ``path`` (a file, a folder, a two-domain or BraTS folder, a phantom)."""
     from medsyn_cli.data import brats
     from medsyn_cli.data.datasets import _input_files, parse_phantom
@@ -105,6 +105,7 @@ def describe(path: str, axis: str = "axial", modality: str = "t1ce") -> dict[str
             out["masks"] = 0
         return out
     if brats.is_brats_folder(root):
+        modality = brats.pick_modality(root, modality)
         cases = brats.find_cases(root, modality)
         first, img = readers.read_volume(cases[0][1])
         return {"path": str(root), "kind": "brats", "cases": len(cases), "modality": modality,

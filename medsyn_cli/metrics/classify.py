@@ -6,17 +6,32 @@ Protocol (one run per seed, every arm sharing that seed's split):
   positive class is ``tumor`` when present, else the second name in alphabetical order. Images are
   read grey (PIL ``convert("L")``), fitted into RES x RES with the aspect kept (bilinear, black
   padding) and scaled to [-1, 1].
-* split: stratified and seeded, per class 70 % train / 20 % validation / the rest (about 10 %) test,
-  counts rounded to nearest (at least one validation and one test image per class when it has 3).
+* split, always by case (a case = a patient; a slice named ``<case>_z<index>...`` belongs to ``<case>``,
+  any other file is its own case), so no patient is in two parts:
+
+  - a folder prepared by ``medsyn data prepare brats`` (it has ``split.json``): its own case split, the
+    same for every seed: training cases in ``normal/`` + ``tumor/``, ``val/`` and ``test/`` (the paper's
+    dataset split, 20 % test and 10 % validation cases). The GAN trained on that folder saw only the
+    training cases, so no classifier test case was in GAN training;
+  - ``test_cases`` given: those cases are the test part, the rest is split by case into train and
+    validation (seeded, validation ``round(0.2 * all cases)``);
+  - otherwise seeded by case: 70 % train / 20 % validation / 10 % test of the cases (the paper's
+    classification split). With fewer than 3 cases (or one image per case) it is the per-image split:
+    stratified, per class 70/20/10, counts rounded to nearest (at least one validation and one test image
+    per class when it has 3) - and ``split`` says so.
 * network: torchvision ResNet18 from scratch (``weights=None``), ``conv1`` taking 1 channel, 2 outputs;
   Adam, cross-entropy; the epoch with the best validation accuracy (earliest on ties) is kept.
 * arms: ``real`` (the train split as is); ``oversample`` (minority images drawn again, seeded, until
   the classes are even); ``undersample`` (majority images dropped, seeded, to the minority count);
   ``augment`` (random horizontal/vertical flips, rotations within ±10°, crops of 90-100 % of the side
-  resized back, drawn fresh every epoch); ``synthetic`` (the train split plus every synthetic image,
-  labelled ``--synthetic-label``). Validation and test images are never synthetic or augmented.
+  resized back, drawn fresh every epoch); ``synthetic`` (the train split plus every synthetic image:
+  generated tumor images labelled ``--synthetic-label``, by default the positive class, and generated
+  normal images, the other direction, labelled negative). Validation and test images are never
+  synthetic or augmented, and a synthetic image named after a validation or test case is refused.
 * figures on the test split: accuracy, ROC AUC (Mann-Whitney rank statistic on P(positive)), TPR
-  (sensitivity) and TNR (specificity) at argmax; mean and sample std (ddof 1) over seeds.
+  (sensitivity) and TNR (specificity) at argmax; mean and sample std (ddof 1) over seeds; for every arm
+  but ``real`` the paper's "Relative imp.": the error reduction against ``real``,
+  ``(m_arm - m_real) / (1 - m_real)`` of the mean accuracy and the mean AUC.
 """
 
 from __future__ import annotations
@@ -29,9 +44,9 @@ from typing import Any, Callable
 import numpy as np
 
 from medsyn_cli.errors import InputError
+from medsyn_cli.metrics.splits import SPLIT, case_split, held_out_cases, split_parts, stratified_split  # noqa: F401
 
 ARMS = ("real", "oversample", "undersample", "augment", "synthetic")
-SPLIT = (0.7, 0.2, 0.1)
 
 
 # -- metric code ------------------------------------------------------------------------------
@@ -69,26 +84,6 @@ def binary_metrics(labels: np.ndarray, pos_prob: np.ndarray) -> dict[str, float]
     }
 
 
-def stratified_split(labels: np.ndarray, seed: int, fractions: tuple[float, float, float] = SPLIT
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Indices (train, val, test), each sorted; per class ``round(f * n)`` val and test images."""
-    labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    parts: list[list[np.ndarray]] = [[], [], []]
-    for cls in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == cls))
-        n = len(idx)
-        n_val = int(round(fractions[1] * n))
-        n_test = n - int(round(fractions[0] * n)) - n_val
-        if n >= 3:  # every split sees every class
-            n_val, n_test = max(n_val, 1), max(n_test, 1)
-        n_train = n - n_val - n_test
-        parts[0].append(idx[:n_train])
-        parts[1].append(idx[n_train:n_train + n_val])
-        parts[2].append(idx[n_train + n_val:])
-    return tuple(np.sort(np.concatenate(p)) for p in parts)  # type: ignore[return-value]
-
-
 def rebalance(labels: np.ndarray, how: str, seed: int) -> np.ndarray:
     """Indices into ``labels`` after over- (minority drawn again) or under-sampling (majority cut)."""
     labels = np.asarray(labels)
@@ -108,6 +103,13 @@ def rebalance(labels: np.ndarray, how: str, seed: int) -> np.ndarray:
     return np.concatenate(out)
 
 
+def relative_improvement(value: float, base: float) -> float:
+    """The paper's "Relative imp.": the share of the baseline's error removed, (value - base) / (1 - base)."""
+    if not (np.isfinite(value) and np.isfinite(base)) or base >= 1.0:
+        return float("nan")
+    return float((value - base) / (1.0 - base))
+
+
 def mean_std(values: list[float]) -> dict[str, Any]:
     v = np.asarray(values, dtype=np.float64)
     ok = v[np.isfinite(v)]
@@ -125,6 +127,9 @@ class LabelledSet:
     labels: np.ndarray  # (N,) int64, 1 = positive
     classes: tuple[str, str]  # (negative, positive)
     sources: list[str] = field(default_factory=list)
+    cases: list[str] = field(default_factory=list)  # the case (patient) of each image
+    parts: np.ndarray | None = None  # a prepared folder's fixed split: 0 train, 1 val, 2 test
+    split_file: dict[str, Any] | None = None  # that folder's split.json
 
 
 def _fit_square(img, res: int) -> np.ndarray:
@@ -155,12 +160,32 @@ def positive_class(names: list[str]) -> str:
 
 
 def load_labelled(folder: str | Path, res: int) -> LabelledSet:
-    from medsyn_cli.metrics.inputs import resolve_input, iter_images
+    """Two class subfolders -> a labelled set; a prepared BraTS folder (``split.json``) -> its three parts."""
+    from medsyn_cli.data.brats import read_split
 
     root = Path(folder)
     if not root.is_dir():
         raise InputError("not a folder of class subfolders", path=root)
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    split = read_split(root)
+    if split is None:
+        return _load_classes(root, res)
+    parts = [(0, root)] + [(k, root / name) for k, name in ((1, "val"), (2, "test")) if (root / name).is_dir()]
+    sets = [(k, _load_classes(where, res, ("normal", "tumor"))) for k, where in parts]
+    if len(sets) < 3:
+        raise InputError("the prepared folder has no val/ and test/ cases", path=root,
+                         hint="prepare it again from 3 or more cases, or pass two class folders and --test-cases")
+    first = sets[0][1]
+    return LabelledSet(np.concatenate([s.images for _, s in sets]), np.concatenate([s.labels for _, s in sets]),
+                       first.classes, [x for _, s in sets for x in s.sources], [x for _, s in sets for x in s.cases],
+                       np.concatenate([np.full(len(s.labels), k) for k, s in sets]), split)
+
+
+def _load_classes(root: Path, res: int, classes: tuple[str, ...] | None = None) -> LabelledSet:
+    from medsyn_cli.data.brats import case_of
+    from medsyn_cli.metrics.inputs import iter_images, resolve_input
+
+    if classes is None:
+        classes = tuple(sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")))
     if len(classes) != 2:
         raise InputError(f"expected exactly two class subfolders, found {len(classes)}"
                          + (f" ({', '.join(classes)})" if classes else ""), path=root,
@@ -174,14 +199,23 @@ def load_labelled(folder: str | Path, res: int) -> LabelledSet:
             images.append(_fit_square(_grey(item), res)[None])
             labels.append(label)
             sources.append(source)
-    return LabelledSet(np.stack(images), np.asarray(labels, dtype=np.int64), (neg, pos), sources)
+    return LabelledSet(np.stack(images), np.asarray(labels, dtype=np.int64), (neg, pos), sources,
+                       [case_of(s) for s in sources])
 
 
-def load_synthetic(spec: str, res: int) -> np.ndarray:
-    from medsyn_cli.metrics.inputs import resolve_input, iter_images
+def load_synthetic(spec: str, res: int, held_out: set[str] = frozenset()) -> np.ndarray:
+    """Synthetic images fitted like the real ones; one named after a ``held_out`` case is an error."""
+    from medsyn_cli.data.brats import case_of
+    from medsyn_cli.metrics.inputs import iter_images, resolve_input
 
     inp = resolve_input(spec, name="synthetic")
-    return np.stack([_fit_square(_grey(item), res)[None] for _, item in iter_images(inp)])
+    out = []
+    for source, item in iter_images(inp):
+        if case_of(source) in held_out:
+            raise InputError(f"synthetic image of validation/test case {case_of(source)}", path=source,
+                             hint="translate only the training cases' slices")
+        out.append(_fit_square(_grey(item), res)[None])
+    return np.stack(out)
 
 
 # -- training ---------------------------------------------------------------------------------
@@ -279,16 +313,25 @@ def train_and_test(train_x: np.ndarray, train_y: np.ndarray, val: tuple[np.ndarr
     return {**figures, "val_accuracy": best[0], "best_epoch": best[1]}
 
 
-def run_protocol(data: LabelledSet, synthetic: np.ndarray | None, synthetic_label: int, *,
-                 seeds: int, arms: tuple[str, ...], settings: TrainSettings,
-                 on_epoch: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Every arm for every seed; returns per-arm mean/std and the split sizes."""
+def run_protocol(data: LabelledSet, synthetic: np.ndarray | list[tuple[np.ndarray, int]] | None,
+                 synthetic_label: int = 1, *, seeds: int, arms: tuple[str, ...], settings: TrainSettings,
+                 on_epoch: Callable[[], None] | None = None, test_cases: list[str] | None = None) -> dict[str, Any]:
+    """Every arm for every seed; returns per-arm mean/std (and the relative improvement over ``real``),
+    the split sizes and how the split was made.
+
+    ``synthetic`` is one array labelled ``synthetic_label`` or a list of ``(images, label)`` pairs (both
+    translation directions).
+    """
+    if isinstance(synthetic, np.ndarray):
+        synthetic = [(synthetic, synthetic_label)]
     per_arm: dict[str, list[dict[str, Any]]] = {a: [] for a in arms}
-    splits = []
+    splits, how = [], ""
     for seed in range(seeds):
-        tr, va, te = stratified_split(data.labels, seed)
+        (tr, va, te), how = split_parts(data, seed, test_cases)
         splits.append({name: {data.classes[c]: int((data.labels[ix] == c).sum()) for c in (0, 1)}
                        for name, ix in (("train", tr), ("val", va), ("test", te))})
+        for name, ix in (("train", tr), ("val", va), ("test", te)):
+            splits[-1][name]["cases"] = len({data.cases[i] for i in ix}) if data.cases else None
         val = (data.images[va], data.labels[va])
         test = (data.images[te], data.labels[te])
         for arm in arms:
@@ -299,9 +342,9 @@ def run_protocol(data: LabelledSet, synthetic: np.ndarray | None, synthetic_labe
             elif arm == "augment":
                 augment = True
             elif arm == "synthetic":
-                assert synthetic is not None
-                x = np.concatenate([x, synthetic])
-                y = np.concatenate([y, np.full(len(synthetic), synthetic_label, dtype=np.int64)])
+                assert synthetic
+                x = np.concatenate([x, *(images for images, _ in synthetic)])
+                y = np.concatenate([y, *(np.full(len(images), label, dtype=np.int64) for images, label in synthetic)])
             out = train_and_test(x, y, val, test, seed=seed, settings=settings, augment=augment,
                                  on_epoch=on_epoch)
             out["train_counts"] = {data.classes[c]: int((y == c).sum()) for c in (0, 1)}
@@ -311,4 +354,10 @@ def run_protocol(data: LabelledSet, synthetic: np.ndarray | None, synthetic_labe
         summary[arm] = {k: mean_std([r[k] for r in runs]) for k in ("accuracy", "auc", "tpr", "tnr")}
         summary[arm]["best_epoch"] = [r["best_epoch"] for r in runs]
         summary[arm]["train_counts"] = [r["train_counts"] for r in runs]
-    return {"arms": summary, "splits": splits}
+    if "real" in summary:
+        base = summary["real"]
+        for arm in summary:
+            if arm != "real":
+                summary[arm]["relative_improvement"] = {
+                    k: relative_improvement(summary[arm][k]["mean"], base[k]["mean"]) for k in ("accuracy", "auc")}
+    return {"arms": summary, "splits": splits, "split": how}

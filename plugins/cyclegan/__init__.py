@@ -1,6 +1,7 @@
 """The ``cyclegan`` model plugin: CycleGAN of Zhu et al. 2017 as in junyanz/pytorch-CycleGAN-and-pix2pix.
 
-Domains: A = normal, B = tumor. This entry-point module stays light (no torch import); the model
+Domains: A = normal, B = tumor. ``--set spectral_norm=true`` gives the baseline the SAG-GAN paper ran
+(CycleGAN with spectrally normalised discriminators). This entry-point module stays light (no torch import); the model
 is built lazily in ``_build``.
 """
 
@@ -23,6 +24,7 @@ class CycleGANConfig:
     lambda_cycle: float = 10.0  # weight of each cycle L1 (lambda_A = lambda_B)
     lambda_identity: float = 0.5  # identity L1 weight as a fraction of lambda_cycle (0 turns it off)
     pool_size: int = 50  # fakes remembered per discriminator (0 turns the pool off)
+    spectral_norm: bool = False  # SN discriminators (true: the SAG-GAN paper's "CycleGAN + SN" baseline)
     lr: float = 2e-4  # Adam learning rate, generators and discriminators
     beta1: float = 0.5
     beta2: float = 0.999

@@ -1,8 +1,7 @@
 """The ``sag-gan`` model plugin: SAG-GAN of Qi et al., a semi-supervised attention-guided CycleGAN.
 
-Every component has a switch, so the paper's baselines run from the same code (see
-docs/models/sag-gan.md for the row -> settings table). This entry-point module stays light
-(no torch import); the model is built lazily in ``_build``.
+Every component has a switch, so ablations run from the same code (docs/models/sag-gan.md). This
+entry-point module stays light (no torch import); the model is built lazily in ``_build``.
 """
 
 from __future__ import annotations
@@ -16,7 +15,8 @@ from medsyn_cli.registry import ModelSpec
 
 @dataclass
 class SAGGANConfig:
-    """SAG-GAN settings. Architecture defaults follow CycleGAN's reference code, on which it builds."""
+    """SAG-GAN settings. The loss form and weights follow the paper's Eq. 6-9; what the paper does not
+    give (widths, optimizer, schedule, lambda values) follows CycleGAN's reference code, on which it builds."""
 
     ngf: int = 64  # generator width after the first conv
     ndf: int = 64  # PatchGAN width after the first conv
@@ -24,15 +24,17 @@ class SAGGANConfig:
     n_layers_d: int = 3  # PatchGAN depth (70x70 receptive field)
     attention_ngf: int = 32  # width of the attention networks A_N and A_T
     se_reduction: int = 16  # hidden width of the AMSE gate = channels / se_reduction
-    lambda_gan: float = 1.0  # weight of each attention-guided adversarial loss
-    lambda_cycle: float = 10.0  # weight of each cycle L1
-    lambda_mask: float = 10.0  # weight of the L1 between A_T's map and the tumor mask (labelled rows only)
+    lambda_gan: float = 1.0  # weight of each attention-guided adversarial loss (Eq. 9 gives no value)
+    lambda_cycle: float = 10.0  # weight of each cycle L1 (Eq. 9 gives no value; CycleGAN's 10)
+    lambda_mask: float = 1.0  # weight of the L1 between A_T's map and the tumor mask (Eq. 9: 1)
+    gan_loss: str = "bce"  # "bce": the log loss of Eq. 6-7; "lsgan": least squares (CycleGAN's)
     # Ablation switches (each component of the paper can be turned off):
     attention: bool = True  # attention networks and the composition M*G(x) + (1-M)*x
     attention_in_d: bool = True  # discriminators judge images multiplied by the attention map
     amse: bool = True  # AMSE residual blocks in the generators (False: plain ResNet blocks)
     spectral_norm: bool = True  # spectral normalisation in the discriminators (False: instance norm)
     mask_supervision: bool = True  # semi-supervised L1 between A_T's map and the available masks
+    cycle_adversarial: bool = True  # D also judges the cycle outputs (Sec. II: T_g^g, N_g^g)
     pool_size: int = 50  # fakes remembered per discriminator (0 turns the pool off)
     lr: float = 2e-4  # Adam learning rate, all networks
     beta1: float = 0.5
@@ -42,6 +44,8 @@ class SAGGANConfig:
     init_gain: float = 0.02  # std of the N(0, gain) weight initialisation
 
     def __post_init__(self) -> None:
+        if self.gan_loss not in ("bce", "lsgan"):
+            raise InputError(f"sag-gan setting gan_loss must be bce or lsgan, not {self.gan_loss!r}")
         if not self.attention:
             needs = [k for k in ("attention_in_d", "mask_supervision") if getattr(self, k)]
             if needs:
@@ -65,8 +69,8 @@ def register_models(register) -> None:
             task="translation",
             config_cls=SAGGANConfig,
             factory=_build,
-            summary="SAG-GAN normal<->tumor: AMSE ResNet generators, attention networks supervised "
-            "by the masks that exist, attention-guided SN PatchGANs",
+            summary="SAG-GAN normal<->tumor: AMSE ResNet generators, attention networks trained by "
+            "the adversarial loss and a mask L1, attention-guided SN PatchGANs",
             citation="Qi, Chen, Xu, Xu, Lukasiewicz, Liu. SAG-GAN: Semi-Supervised Attention-Guided "
             "GANs for Data Augmentation on Medical Images. arXiv:2011.07534",
             resolutions=(64, 128, 240, 256),

@@ -1,35 +1,33 @@
 """SAG-GAN (Qi et al.): a CycleGAN whose translations are confined by learned attention maps, the
-tumor attention being supervised by whatever tumor masks exist (semi-supervised).
+tumor attention being supervised by the tumor masks (semi-supervised: adversarial + pixel loss).
 
 Networks: G_nt (normal -> tumor) and G_tn with AMSE residual blocks; A_N (on normal images: where
 to grow a tumor) and A_T (on tumor images: where the tumor is); D_T and D_N, spectrally normalised
-PatchGANs that judge images multiplied by the attention map. A translation is
-``y = M * G(x) + (1 - M) * x`` with ``M = A(x)`` of the source domain.
+PatchGANs that judge images multiplied by an attention map. A translation is
+``y = M * G(x) + (1 - M) * x`` with ``M = A(x)`` of the source domain (Eq. 4).
 
 One ``train_step`` (CycleGAN's order):
 
-1. generators and attention networks together, discriminators frozen: attention-guided LSGAN
-   (lambda_gan), cycle L1 through the attention-guided inverse (lambda_cycle), and the L1 between
-   A_T(tumor) and the tumor mask on the rows whose ``tumor_has_mask`` is true (lambda_mask);
-2. discriminators: real ``x * A(x)`` vs. pooled fake ``y * M`` (attention detached), halved.
+1. generators and attention networks together, discriminators frozen: the attention-guided
+   adversarial loss (Eq. 6-7, log loss by default, ``gan_loss=lsgan`` switches) on the translations
+   and, as Sec. II says D also judges them, on the cycle outputs (T_g^g, N_g^g); cycle L1 (Eq. 8);
+   the L1 between A_T(tumor) and the tumor mask on rows with a mask (Eq. 5, weight 1 in Eq. 9);
+2. discriminators: D_T judges ``M_N' * t`` (the real tumor image through the *normal* image's map,
+   as Eq. 6 writes it) against pooled ``M * T_g`` (each fake through the map that placed it), D_N
+   likewise with ``M_T'``; attention detached, halved.
 
 Each component has a config switch (attention, attention_in_d, amse, spectral_norm,
-mask_supervision); with one off the step above simply skips it.
+mask_supervision, cycle_adversarial); with one off the step above simply skips it.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import Any
 
 import torch
 
-from medsyn_cli.model import GANModel
-from medsyn_cli.nn.image_pool import ImagePool
-from medsyn_cli.nn.losses import lsgan
-from medsyn_plugins.cyclegan.model import check_direction, discriminator_step, l1
-from medsyn_plugins.cyclegan.networks import default_n_blocks, init_weights
-from medsyn_plugins.cyclegan.schedule import LinearDecaySchedule
+from medsyn_cli.gan.networks import default_n_blocks, init_weights
+from medsyn_cli.gan.two_domain import TwoDomainGAN, adversarial, check_direction, discriminator_step, l1
 from medsyn_plugins.sag_gan import SAGGANConfig
 from medsyn_plugins.sag_gan.networks import (
     AttentionGuidedDiscriminator,
@@ -47,9 +45,7 @@ def masked_l1(attention: torch.Tensor, mask: torch.Tensor, has_mask: torch.Tenso
     return l1(attention[rows], mask.to(attention.device)[rows])
 
 
-class SAGGAN(GANModel):
-    task = "translation"
-
+class SAGGAN(TwoDomainGAN):
     def __init__(self, config: SAGGANConfig, res: int, channels: int):
         super().__init__(config, res, channels)
         n_blocks = config.n_blocks or default_n_blocks(res)
@@ -70,15 +66,9 @@ class SAGGAN(GANModel):
             self.networks["disc_normal"].apply_spectral_norm()
         self.inference_networks = tuple(k for k in self.networks if not k.startswith("disc_"))
 
-        betas = (config.beta1, config.beta2)
         gens = itertools.chain(*(self.networks[k].parameters() for k in self.inference_networks))
         discs = itertools.chain(self.networks["disc_tumor"].parameters(), self.networks["disc_normal"].parameters())
-        self.optimizers = {
-            "generators": torch.optim.Adam(gens, lr=config.lr, betas=betas),
-            "discriminators": torch.optim.Adam(discs, lr=config.lr, betas=betas),
-        }
-        self.pools = {"tumor": ImagePool(config.pool_size), "normal": ImagePool(config.pool_size)}
-        self.schedule = LinearDecaySchedule(self.optimizers, config.lr, config.n_epochs, config.n_epochs_decay)
+        self.setup_training(gens, discs)
 
     # -- the attention-guided translation ---------------------------------------------------
     def _attend(self, x: torch.Tensor, source: str) -> torch.Tensor | None:
@@ -93,27 +83,35 @@ class SAGGAN(GANModel):
             return generated, None
         return attention_compose(generated, x, attention), attention
 
+    def _seen(self, image: torch.Tensor, attention: torch.Tensor | None) -> torch.Tensor:
+        """What a discriminator sees of ``image``: ``attention * image`` when guided, else the image."""
+        guided = self.config.attention and self.config.attention_in_d
+        return image * attention if guided else image
+
     # -- training -------------------------------------------------------------------------
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         cfg = self.config
         real_n = batch["normal"].to(self.device)
         real_t = batch["tumor"].to(self.device)
-        d_t, d_n = self.networks["disc_tumor"], self.networks["disc_normal"]
-        guide = cfg.attention and cfg.attention_in_d
+        d_t, d_n = self.discriminators()
 
         # Generators and attention networks, with the discriminators frozen.
         self.requires_grad(d_t, False)
         self.requires_grad(d_n, False)
         with self.autocast():
-            fake_t, att_n = self._translate(real_n, "tumor")  # att_n = A_N(normal)
-            fake_n, att_t = self._translate(real_t, "normal")  # att_t = A_T(tumor)
-            rec_n, _ = self._translate(fake_t, "normal")
-            rec_t, _ = self._translate(fake_n, "tumor")
-            score_fake_t = d_t(fake_t, att_n if guide else None)
-            score_fake_n = d_n(fake_n, att_t if guide else None)
+            fake_t, att_n = self._translate(real_n, "tumor")  # T_g^r and M_N' = A_N(n)
+            fake_n, att_t = self._translate(real_t, "normal")  # N_g^r and M_T' = A_T(t)
+            rec_n, att_cyc_t = self._translate(fake_t, "normal")  # N_g^g, through A_T(T_g^r)
+            rec_t, att_cyc_n = self._translate(fake_n, "tumor")  # T_g^g, through A_N(N_g^r)
+            # Each generated image is judged through the map that placed its change.
+            judged_t, judged_n = self._seen(fake_t, att_n), self._seen(fake_n, att_t)
+            if cfg.cycle_adversarial:  # Sec. II: D_T also judges tumors generated from generated normals
+                judged_t = torch.cat([judged_t, self._seen(rec_t, att_cyc_n)])
+                judged_n = torch.cat([judged_n, self._seen(rec_n, att_cyc_t)])
+            score_t, score_n = d_t(judged_t), d_n(judged_n)
         losses = {
-            "gan_nt": lsgan(score_fake_t, 1.0) * cfg.lambda_gan,
-            "gan_tn": lsgan(score_fake_n, 1.0) * cfg.lambda_gan,
+            "gan_nt": adversarial(score_t, True, cfg.gan_loss) * cfg.lambda_gan,
+            "gan_tn": adversarial(score_n, True, cfg.gan_loss) * cfg.lambda_gan,
             "cycle_normal": l1(rec_n, real_n) * cfg.lambda_cycle,
             "cycle_tumor": l1(rec_t, real_t) * cfg.lambda_cycle,
         }
@@ -123,17 +121,12 @@ class SAGGAN(GANModel):
         loss_g = sum(losses.values())
         self.optimize("generators", loss_g)
 
-        # Discriminators: real vs. pooled fake, each seen through its attention map when guided.
+        # Discriminators (Eq. 6-7): the real image through the other domain's map, as the fakes are.
         with torch.no_grad():
-            real_in_t = real_t * att_t if guide else real_t  # D_T sees the tumor region of real tumors
-            real_in_n = real_n * att_n if guide else real_n
-            fake_in_t = fake_t * att_n if guide else fake_t  # ... and the grown region of fake ones
-            fake_in_n = fake_n * att_t if guide else fake_n
-        return discriminator_step(self, d_t, d_n, real_in_t, real_in_n, fake_in_t, fake_in_n, losses, loss_g)
-
-    def on_epoch_end(self, epoch: int) -> None:
-        # The count of finished epochs is kept in state (resume-safe), so ``epoch`` is not needed.
-        self.schedule.step()
+            real_in_t = self._seen(real_t, att_n)  # M_N' * t
+            real_in_n = self._seen(real_n, att_t)  # M_T' * n
+        return discriminator_step(self, d_t, d_n, real_in_t, real_in_n, judged_t.detach(), judged_n.detach(),
+                                  losses, loss_g, cfg.gan_loss)
 
     # -- inference ------------------------------------------------------------------------
     @torch.no_grad()
@@ -160,17 +153,3 @@ class SAGGAN(GANModel):
         if network_name.startswith("disc_") and self.config.attention and self.config.attention_in_d:
             return (image, torch.ones(batch, 1, self.res, self.res, device=self.device))
         return (image,)
-
-    # -- resume ---------------------------------------------------------------------------
-    def extra_state(self) -> dict[str, Any]:
-        return {"pool_tumor": self.pools["tumor"].state_dict(),
-                "pool_normal": self.pools["normal"].state_dict(),
-                "schedule": self.schedule.state_dict()}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        if "pool_tumor" in state:
-            self.pools["tumor"].load_state_dict(state["pool_tumor"])
-        if "pool_normal" in state:
-            self.pools["normal"].load_state_dict(state["pool_normal"])
-        if "schedule" in state:
-            self.schedule.load_state_dict(state["schedule"])

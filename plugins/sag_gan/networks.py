@@ -1,7 +1,7 @@
 """SAG-GAN's networks: AMSE ResNet generators, attention networks, attention-guided PatchGANs.
 
-The generators and discriminators are CycleGAN's (``medsyn_plugins.cyclegan.networks``), which
-SAG-GAN builds on; the attention network follows the one of Mejjati et al. 2018 ("Unsupervised
+The generators and discriminators are CycleGAN's (``medsyn_cli.gan.networks``), which SAG-GAN
+builds on; the attention network follows the one of Mejjati et al. 2018 ("Unsupervised
 Attention-guided Image-to-Image Translation"), the attention-guided CycleGAN SAG-GAN extends.
 All are fully convolutional for sides that are multiples of 4 (64, 128, 240, 256).
 """
@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from medsyn_cli.nn.squeeze_excitation import AMSEResidualBlock
-from medsyn_plugins.cyclegan.networks import PatchDiscriminator, ResnetBlock, ResnetGenerator, instance_norm
+from medsyn_cli.gan.networks import PatchDiscriminator, ResnetBlock, ResnetGenerator, instance_norm
 
 
 def attention_compose(generated: torch.Tensor, source: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:

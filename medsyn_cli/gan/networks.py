@@ -1,4 +1,5 @@
-"""CycleGAN's networks, as ``define_G("resnet_*blocks")`` and ``define_D("basic")`` build them.
+"""CycleGAN's networks, as the reference code's ``define_G("resnet_*blocks")`` and ``define_D("basic")``
+build them; ``cyclegan`` uses them as they are, ``sag-gan`` with AMSE blocks and attention-guided input.
 
 Both are fully convolutional: any input whose side is a multiple of 4 (64, 128, 240, 256, ...)
 comes out of the generator at the same size, and the PatchGAN gives one score per 70x70 patch.
