@@ -39,6 +39,10 @@ def train(
     ema_decay: Optional[float] = typer.Option(None, "--ema-decay",
                                               help="EMA decay for models that keep one. [default: 0.999]"),
     force: bool = typer.Option(False, "--force", help="Delete an existing run in --out and start over."),
+    tensorboard: Optional[bool] = typer.Option(
+        None, "--tensorboard/--no-tensorboard",
+        help="Also write TensorBoard event files (losses, FID, sample grids) to RUN/tensorboard; "
+             "needs `pip install 'medsyn[tensorboard]'`. [default: off]"),
 ) -> None:
     """Train MODEL on a folder of scans (or the built-in phantoms) into a run directory.
 
@@ -62,7 +66,7 @@ def train(
         model=model, data=data, res=res, out=out, steps=steps, epochs=epochs, batch_size=batch_size, lr=lr,
         seed=seed, device=device, resume=resume, sets=list(sets or []), config_file=config_file,
         checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every,
-        channels=channels, amp=amp, ema_decay=ema_decay, force=force,
+        channels=channels, amp=amp, ema_decay=ema_decay, force=force, tensorboard=tensorboard,
     )
     plan = resolve_plan(flags)
     if dry_run:

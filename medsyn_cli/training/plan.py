@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "log_every": 50,
     "ema_decay": 0.999,
     "keep_checkpoints": 3,
+    "tensorboard": False,
 }
 
 
@@ -71,6 +72,7 @@ class TrainFlags:
     amp: bool | None = None
     ema_decay: float | None = None
     force: bool = False
+    tensorboard: bool | None = None
 
 
 @dataclass
@@ -88,6 +90,7 @@ class TrainSettings:
     log_every: int
     ema_decay: float
     keep_checkpoints: int
+    tensorboard: bool = False  # TensorBoard event files in RUN/tensorboard
 
 
 @dataclass
@@ -320,13 +323,28 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
         log_every=_positive("log_every", knob("log_every", flags.log_every)),
         ema_decay=float(knob("ema_decay", flags.ema_decay, float)),
         keep_checkpoints=_positive("keep_checkpoints", knob("keep_checkpoints", None)),
+        tensorboard=_flag("tensorboard", knob("tensorboard", flags.tensorboard, boolean)),
     )
+    if settings.tensorboard:
+        from medsyn_cli.training.tensorboard import require_tensorboard
+
+        require_tensorboard()
     if not 0.0 <= settings.ema_decay < 1.0:
         raise InputError(f"--ema-decay must be in [0, 1), not {settings.ema_decay}")
     _check_device_name(settings.device)
     return TrainPlan(spec=spec, config=config, res=res, channels=channels, data=data, out=out,
                      settings=settings, resume=flags.resume, force=flags.force, world_size=world,
                      config_changes=changes)
+
+
+def _flag(name: str, value: Any) -> bool:
+    """An on/off setting; a TOML string such as "off" is parsed, not taken as truthy."""
+    if isinstance(value, str):
+        try:
+            return boolean(value)
+        except ValueError:
+            raise InputError(f"{name} must be true or false, not {value!r}") from None
+    return bool(value)
 
 
 def _default_res(spec: ModelSpec) -> int:
