@@ -40,15 +40,15 @@ class Browser:
         self._from_child, from_child_w = os.pipe()
 
         def wire_fds() -> None:  # in the child: the protocol pipes become fds 3 and 4
-            high_r = fcntl.fcntl(to_child_r, fcntl.F_DUPFD, 10)  # out of the way of 3 and 4 first
-            high_w = fcntl.fcntl(from_child_w, fcntl.F_DUPFD, 10)
-            os.dup2(high_r, 3)
+            high_r = fcntl.fcntl(to_child_r, fcntl.F_DUPFD_CLOEXEC, 10)  # out of the way of 3 and 4 first
+            high_w = fcntl.fcntl(from_child_w, fcntl.F_DUPFD_CLOEXEC, 10)
+            os.dup2(high_r, 3)  # dup2 makes 3 and 4 inheritable; everything else Python opened is not
             os.dup2(high_w, 4)
 
         self.proc = subprocess.Popen(
             [executable, *FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-pipe", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            preexec_fn=wire_fds, pass_fds=(3, 4))  # kept open after wire_fds, the rest closed
+            preexec_fn=wire_fds, close_fds=False)  # close_fds would close 3 and 4 again
         os.close(to_child_r)
         os.close(from_child_w)
         self._buf = b""

@@ -27,14 +27,15 @@ def _png(fig) -> bytes:
 
 
 def loss_curves(records: list[dict[str, Any]]) -> bytes | None:
-    """Each loss against the step (raw faint, smoothed solid), one panel per loss, two per row."""
+    """Each loss against the step (raw faint, smoothed solid), one panel per loss, two or three a row."""
     names = list(dict.fromkeys(k for r in records for k in r.get("losses", {})))
     if not names:
         return None
     plt = _pyplot()
-    cols = min(len(names), 2)
+    cols = min(len(names), 2 if len(names) <= 4 else 3)
     rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.6 * cols, 2.9 * rows), squeeze=False)
+    width = 11.2 / cols
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, 2.7 * rows), squeeze=False)
     for ax, name in zip(axes.flat, names):
         pts = [(r["step"], r["losses"][name]) for r in records if name in r.get("losses", {})]
         steps = np.array([p[0] for p in pts], dtype=float)
