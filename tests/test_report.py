@@ -19,7 +19,7 @@ from medsyn_cli.plugins import pm
 from medsyn_cli.report.build import build_report
 from medsyn_cli.report.run import open_run, pick_evenly
 from medsyn_cli.report.sections import Options
-from medsyn_cli.report.translation import dice
+from medsyn_cli.report.translation import dice, soft_dice
 from test_train_tiny import random_images, tiny_models, train, two_domains  # noqa: F401
 
 
@@ -120,6 +120,9 @@ def test_dice():
     b[:2, :] = True
     assert dice(a, b) == pytest.approx(2 * 4 / (4 + 8))
     assert dice(a, a) == 1.0 and dice(b & False, b & False) == 1.0 and dice(a, ~a) == 0.0
+    soft = np.where(b, 0.5, 0.0)
+    assert soft_dice(soft, a) == pytest.approx(2 * 2.0 / (4.0 + 4))
+    assert soft_dice(a.astype(float), b) == pytest.approx(dice(a, b))
 
 
 def test_translation_run_shows_triplets_and_dice_against_the_true_masks(tiny_models, tmp_path, monkeypatch):
@@ -138,10 +141,14 @@ def test_translation_run_shows_triplets_and_dice_against_the_true_masks(tiny_mod
     model, _ = __import__("medsyn_cli.training.checkpoint", fromlist=["x"]).load_for_inference(out)
     with torch.inference_mode():
         _, att = model.translate(data.tumor.images[[0, 2, 4]], to="normal")
-    expected = [dice(att[i, 0].numpy() > 0.5, data.tumor.masks[j, 0].numpy() > 0.5) for i, j in enumerate((0, 2, 4))]
+    masks = [data.tumor.masks[j, 0].numpy() > 0.5 for j in (0, 2, 4)]
+    expected = [dice(att[i, 0].numpy() > 0.5, m) for i, m in enumerate(masks)]
+    expected_soft = [soft_dice(att[i, 0].numpy(), m) for i, m in enumerate(masks)]
     assert [r.dice for r in result.rows] == pytest.approx(expected)
+    assert [r.soft_dice for r in result.rows] == pytest.approx(expected_soft)
     page = build_report(out, force=True).path.read_text()
-    assert page.count('alt="true tumor mask"') == 3 and f"mean {np.mean(expected):.3f}" in page
+    assert page.count('alt="true tumor mask"') == 3
+    assert f"mean {np.mean(expected):.3f}; soft Dice" in page and f"mean {np.mean(expected_soft):.3f}." in page
 
 
 def test_translation_run_without_a_checkpoint_says_so(tiny_models, tmp_path):

@@ -152,19 +152,22 @@ def translation_section(run: RunView, opts: Options) -> Section | None:
     if result.unavailable:
         return "translation", title, note(result.unavailable, cls="warn")
     third = "attention" if result.has_attention else "|output − input|"
-    head = f"<tr><th>input (tumor)</th><th>output (normal)</th><th>{third}</th><th>true mask</th><th>Dice</th></tr>"
+    head = (f"<tr><th>input (tumor)</th><th>output (normal)</th><th>{third}</th><th>true mask</th>"
+            "<th>Dice</th><th>soft Dice</th></tr>")
     rows = []
     for r in result.rows:
         mask = img(png_bytes(r.mask), "true tumor mask") if r.mask is not None else "no mask"
         score = f"{r.dice:.3f}" if r.dice is not None else "—"
+        soft = f"{r.soft_dice:.3f}" if r.soft_dice is not None else "—"
         rows.append(f'<tr title="{escape(r.source)}"><td>{img(png_bytes(r.input), "input slice")}</td>'
                     f'<td>{img(png_bytes(r.output), "translated slice")}</td>'
-                    f"<td>{img(png_bytes(r.third), third)}</td><td>{mask}</td><td>{score}</td></tr>")
-    mean = result.mean_dice
+                    f"<td>{img(png_bytes(r.third), third)}</td><td>{mask}</td><td>{score}</td><td>{soft}</td></tr>")
+    mean, soft_mean = result.mean("dice"), result.mean("soft_dice")
     words = (f"{len(result.rows)} real tumor slices of the run's data translated to normal with "
              f"{result.weights} (step {result.step}). ")
     if result.has_attention:
-        words += (f"Dice: the attention map above 0.5 against the true tumor mask; mean {mean:.3f}."
+        words += (f"Dice: the attention map above 0.5 against the true tumor mask, mean {mean:.3f}; soft Dice: "
+                  f"the attention's values against the mask, without a threshold, mean {soft_mean:.3f}."
                   if mean is not None else "No slice has a true mask, so there is no Dice.")
     else:
         words += "This model gives no attention map, so there is no Dice."

@@ -24,7 +24,8 @@ class TripletRow:
     output: np.ndarray
     third: np.ndarray  # attention map (or |output - input| when the model has none)
     mask: np.ndarray | None  # uint8 (H, W, 1), 0/255
-    dice: float | None
+    dice: float | None  # attention > 0.5 against the mask
+    soft_dice: float | None  # the attention's values themselves against the mask (no threshold)
 
 
 @dataclass
@@ -35,9 +36,8 @@ class Triplets:
     step: int | None = None
     unavailable: str | None = None  # why there is nothing to show
 
-    @property
-    def mean_dice(self) -> float | None:
-        values = [r.dice for r in self.rows if r.dice is not None]
+    def mean(self, key: str = "dice") -> float | None:
+        values = [getattr(r, key) for r in self.rows if getattr(r, key) is not None]
         return float(np.mean(values)) if values else None
 
 
@@ -46,6 +46,13 @@ def dice(pred: np.ndarray, truth: np.ndarray) -> float:
     p, t = pred.astype(bool), truth.astype(bool)
     denom = int(p.sum()) + int(t.sum())
     return 1.0 if denom == 0 else 2.0 * int((p & t).sum()) / denom
+
+
+def soft_dice(attention: np.ndarray, truth: np.ndarray) -> float:
+    """2 sum(a m) / (sum a + sum m) with the attention in [0, 1]: overlap without a threshold."""
+    a, t = attention.astype(np.float64), truth.astype(np.float64)
+    denom = a.sum() + t.sum()
+    return 1.0 if denom == 0 else float(2.0 * (a * t).sum() / denom)
 
 
 def pick_slices(tumor, n: int) -> list[int]:
@@ -112,14 +119,15 @@ def _translate(model, meta: dict[str, Any], tumor, n: int) -> Triplets:
     images, outputs, thirds = to_uint8(x), to_uint8(y), to_uint8(third)
     for row, i in enumerate(idx):
         mask = None
-        score = None
+        score = soft = None
         labelled = tumor.masks is not None and (tumor.has_mask is None or bool(tumor.has_mask[i]))
         if labelled:
             truth = tumor.masks[i, 0].numpy() > 0.5
             mask = (truth[..., None] * 255).astype(np.uint8)
             if attention is not None:
                 score = dice(att[row, 0].numpy() > ATTENTION_THRESHOLD, truth)
+                soft = soft_dice(att[row, 0].numpy(), truth)
         source = tumor.sources[i] if i < len(tumor.sources) else f"#{i}"
         out.rows.append(TripletRow(source=source, input=images[row], output=outputs[row], third=thirds[row],
-                                   mask=mask, dice=score))
+                                   mask=mask, dice=score, soft_dice=soft))
     return out
