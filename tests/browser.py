@@ -133,7 +133,8 @@ CHECK_IMAGES = """
 
 def inspect_page(executable: str, page: Path, screenshot: Path, *, width: int = 1200,
                  max_height: int = 6000) -> dict[str, Any]:
-    """Load ``page`` from disk; return its requests, images, JS errors and the screenshot's path."""
+    """Load ``page`` from disk; return its requests, images, JS errors, where each section lies
+    (id -> [top, bottom] in CSS pixels) and the full-page screenshot's path."""
     url = page.resolve().as_uri()
     with Browser(executable) as b:
         target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -152,6 +153,10 @@ def inspect_page(executable: str, page: Path, screenshot: Path, *, width: int = 
             "(() => { const s = document.querySelector('.slider.js input');"
             " return s ? {max: Number(s.max), shown: document.querySelectorAll('.grids figure.current').length}"
             " : null; })()"), "returnByValue": True}, session=session)["result"]["value"]
+        sections = b.send("Runtime.evaluate", {"expression": (
+            "Object.fromEntries([...document.querySelectorAll('section[id]')].map("
+            "s => [s.id, [s.offsetTop, s.offsetTop + s.offsetHeight]]))"), "returnByValue": True},
+            session=session)["result"]["value"]
         metrics = b.send("Page.getLayoutMetrics", session=session)
         height = int(min(max_height, metrics.get("cssContentSize", metrics.get("contentSize"))["height"]))
         b.send("Emulation.setDeviceMetricsOverride",
@@ -164,4 +169,4 @@ def inspect_page(executable: str, page: Path, screenshot: Path, *, width: int = 
         errors += [ev["params"]["entry"] for ev in ours if ev.get("method") == "Log.entryAdded"
                    and ev["params"]["entry"].get("level") == "error"]
     return {"url": url, "title": title, "images": images, "requests": requests, "errors": errors,
-            "slider": slider, "screenshot": screenshot, "height": height}
+            "slider": slider, "sections": sections, "screenshot": screenshot, "height": height}
