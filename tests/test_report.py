@@ -205,6 +205,27 @@ def test_cli_json_and_errors(tiny_models, tmp_path, monkeypatch, capsys):
     assert code == 2 and io.err.strip() == f"medsyn: error: {tmp_path}: not a medsyn run directory (no config.json)"
 
 
+def test_report_of_a_run_whose_model_is_not_installed_here(tmp_path):
+    from test_train_tiny import TinyPlugin
+
+    pm.register(TinyPlugin(), name="tiny-test-models")
+    try:
+        out = tmp_path / "run"
+        train(out, two_domains(8, 6), model="tiny-translator", steps=2, batch_size=4)
+    finally:
+        pm.unregister(name="tiny-test-models")
+    page = build_report(out).path.read_text()
+    # Every model setting is spelled out (the defaults are unknown here), and the model cannot be loaded.
+    assert "--set latent_dim=8 --set lr=0.001" in page and "unknown model &#x27;tiny-translator&#x27;" in page
+    assert "finished at step 2 of 2" in page
+
+
+def test_a_stopped_run_says_why(tiny_models, tmp_path):
+    out = tmp_path / "run"
+    train(out, random_images(16), steps=50, batch_size=4, sets=["signal_at=2"])
+    assert "stopped at step 3 of 50: SIGINT at step 3: checkpoint saved" in build_report(out).path.read_text()
+
+
 def test_open_run_refuses_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(InputError) as err:
         open_run(tmp_path)

@@ -16,6 +16,7 @@ from medsyn_cli.training.plan import read_run_config
 from medsyn_cli.training.stats import read_stats
 
 GRID_NAME = re.compile(r"^step-(\d+)\.png$")
+CHECKPOINT_NAME = re.compile(r"^step-(\d+)\.pt$")
 
 
 @dataclass
@@ -43,9 +44,12 @@ class RunView:
 
     @property
     def last_step(self) -> int:
-        """The newest step anything was recorded for (a stats record or a grid)."""
+        """The newest step anything was recorded for (a stats record, a grid or a checkpoint file)."""
         steps = [int(r["step"]) for r in self.stats if isinstance(r.get("step"), (int, float))]
         steps += [s for s, _ in self.grids]
+        ckpts = self.dir / "checkpoints"
+        if ckpts.is_dir():
+            steps += [int(m.group(1)) for p in ckpts.iterdir() if (m := CHECKPOINT_NAME.match(p.name))]
         return max(steps, default=0)
 
     @property
@@ -58,22 +62,23 @@ class RunView:
         path = self.dir / "checkpoints" / "latest.pt"
         return path if path.is_file() else None
 
+    def _last_event(self) -> str:
+        """The trainer's newest start, finish or stop line in log.txt ('' when there is none)."""
+        for line in reversed(self.log_tail):
+            if any(marker in line for marker in (" training ", " finished at step ", " stopped: ")):
+                return line
+        return ""
+
     @property
     def finished(self) -> bool:
-        """The trainer logged the end and exported the weights (a resumed-and-running run is not)."""
-        ended = next((ln for ln in reversed(self.log_tail) if " finished at step " in ln
-                      or " training " in ln or " stopped: " in ln), "")
-        return self.weights is not None and " finished at step " in ended
+        """The trainer logged the end and exported the weights (a resumed, running run is not)."""
+        return self.weights is not None and " finished at step " in self._last_event()
 
     @property
     def stopped_line(self) -> str | None:
-        """The trainer's last 'stopped: ...' line when that is the newest event in the log."""
-        for ln in reversed(self.log_tail):
-            if " stopped: " in ln:
-                return ln.split(" stopped: ", 1)[1]
-            if " training " in ln or " finished at step " in ln:
-                return None
-        return None
+        """What the trainer said when it stopped, when stopping is the newest event in the log."""
+        event = self._last_event()
+        return event.split(" stopped: ", 1)[1] if " stopped: " in event else None
 
     def loss_records(self) -> list[dict[str, Any]]:
         return [r for r in self.stats if isinstance(r.get("losses"), dict) and r["losses"]]
