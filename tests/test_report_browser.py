@@ -2,7 +2,7 @@
 loads it from disk, every image must decode, nothing may be requested from the network, no script
 may fail, the grid slider must work, and a screenshot is taken (kept in $MEDSYN_SCREENSHOTS if set).
 
-dcgan, hagan and sag-gan each train 3 steps at 64x64 with tiny widths on 16 phantoms first."""
+dcgan, hagan and sag-gan each train 2 steps at 64x64 with tiny widths on 16 phantoms first."""
 
 from __future__ import annotations
 
@@ -52,8 +52,8 @@ def train_tiny(model: str, out: Path) -> None:
     from medsyn_cli.training.trainer import run_training
 
     data, sets = TINY[model]
-    plan = resolve_plan(TrainFlags(model=model, data=data, res=64, out=str(out), steps=3, batch_size=4,
-                                   sample_every=1, log_every=1, checkpoint_every=3, device="cpu", sets=sets))
+    plan = resolve_plan(TrainFlags(model=model, data=data, res=64, out=str(out), steps=2, batch_size=4,
+                                   sample_every=1, log_every=1, checkpoint_every=2, device="cpu", sets=sets))
     assert run_training(plan).exit_code == 0
 
 
@@ -68,14 +68,14 @@ def test_report_renders_in_headless_chromium(model, chromium, tmp_path, one_thre
     keep(seen["screenshot"])
 
     assert seen["title"] == f"medsyn report: {model} {model}"
-    assert len(seen["images"]) == result.images >= 4  # loss curves + 3 grids (+ translations)
+    assert len(seen["images"]) == result.images >= 3  # loss curves + 2 grids (+ translations)
     undecoded = [i["alt"] for i in seen["images"] if not (i["complete"] and i["width"] > 0)]
     assert undecoded == []
     assert {i["scheme"] for i in seen["images"]} == {"data"}
     network = [u for u in seen["requests"] if not (u.startswith("data:") or u == seen["url"])]
     assert network == []
     assert seen["errors"] == []
-    assert seen["slider"] == {"max": 2, "shown": 1}  # three grids, one shown at a time
+    assert seen["slider"] == {"max": 1, "shown": 1}  # two grids, one shown at a time
     if model == "sag-gan":
         assert "translation" in result.sections
         assert sum(i["alt"] == "true tumor mask" for i in seen["images"]) == 6
