@@ -45,9 +45,12 @@ class Browser:
             os.dup2(high_r, 3)  # dup2 makes 3 and 4 inheritable; everything else Python opened is not
             os.dup2(high_w, 4)
 
+        # Chromium's own chatter goes to a file: a pipe nobody reads would fill up and stall it.
+        self.stderr_path = Path(self.profile) / "stderr.log"
+        self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(
             [executable, *FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-pipe", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
             preexec_fn=wire_fds, close_fds=False)  # close_fds would close 3 and 4 again
         os.close(to_child_r)
         os.close(from_child_w)
@@ -65,8 +68,8 @@ class Browser:
             if ready:
                 chunk = os.read(self._from_child, 1 << 20)
                 if not chunk:
-                    err = self.proc.stderr.read().decode(errors="replace")[-2000:] if self.proc.stderr else ""
-                    raise RuntimeError(f"chromium closed the protocol pipe: {err}")
+                    err = self.stderr_path.read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"chromium closed the protocol pipe; its stderr ends: {err}")
                 self._buf += chunk
         raw, self._buf = self._buf.split(b"\0", 1)
         return json.loads(raw)
@@ -112,6 +115,7 @@ class Browser:
                 os.close(fd)
             except OSError:
                 pass
+        self._stderr.close()
         shutil.rmtree(self.profile, ignore_errors=True)
 
     def __enter__(self) -> "Browser":
