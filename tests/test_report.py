@@ -180,7 +180,8 @@ def test_plugin_sections_are_added_and_a_failing_one_is_isolated(tiny_models, tm
     assert "<p>tiny-gan at step 2</p>" in page and "Skipped" not in page
     assert "failed: ZeroDivisionError" in page
     assert "report section 'Broken' of plugin 'report-test-plugin' failed" in capsys.readouterr().err
-    assert result.sections[-3:] == ["plugin-report-test-plugin-extra-numbers", "plugin-report-test-plugin-broken", "log"]
+    assert result.sections[-3:] == ["plugin-report-test-plugin-extra-numbers", "plugin-report-test-plugin-broken",
+                                    "log"]
 
 
 def test_cli_json_and_errors(tiny_models, tmp_path, monkeypatch, capsys):

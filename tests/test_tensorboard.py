@@ -88,3 +88,17 @@ def test_tensorboard_does_not_change_the_training(tiny_models, tmp_path):
     for name, net in plain.networks.items():
         for (k, a), b in zip(net.state_dict().items(), watched.networks[name].state_dict().values()):
             assert torch.equal(a, b), f"{name}.{k}"
+
+
+def test_resume_drops_the_events_written_past_the_checkpoint(tiny_models, tmp_path):
+    pytest.importorskip("tensorboard", reason="the optional tensorboard package is not installed")
+    import shutil
+
+    out = tmp_path / "run"
+    first, _ = train(out, random_images(12), steps=4, batch_size=4, log_every=1, checkpoint_every=2,
+                     tensorboard=True)
+    # As if the run had been killed after step 4 with its last checkpoint at step 2.
+    shutil.copy(out / "checkpoints" / "step-000002.pt", out / "checkpoints" / "latest.pt")
+    train(out, random_images(12), steps=4, batch_size=4, resume=True)
+    losses = [(e.step, e.value) for e in events(out / "tensorboard").Scalars("loss/loss_d")]
+    assert [s for s, _ in losses] == [1, 2, 3, 4]  # steps 3 and 4 once, from the resumed run

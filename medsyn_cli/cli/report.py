@@ -18,7 +18,8 @@ def report(
     slices: int = typer.Option(6, "--slices", min=1, help="Translation runs: real slices to translate."),
     device: str = typer.Option("cpu", "--device", help="Where a translation model runs: cpu, auto, cuda or cuda:N."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing --out file."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (path, bytes, sections) instead of the path."),
+    as_json: bool = typer.Option(False, "--json",
+                                 help="Print one JSON object (path, bytes, images, sections) instead of the path."),
 ) -> None:
     """Write one HTML page that shows a run: settings and data, loss curves, FID (when scored),
     sample grids over training, real translations with attention and Dice (translation models),

@@ -60,8 +60,9 @@ def settings_section(run: RunView, _opts: Options) -> Section:
     t = dict(cfg.get("training", {}))
     data = cfg.get("data", {})
     last = run.loss_records()[-1] if run.loss_records() else {}
+    seconds = last.get("seconds")
     progress = [("step", f"{run.last_step} / {run.total_steps or '?'}"), ("epoch", last.get("epoch")),
-                ("training time", f"{last['seconds']:.0f} s" if isinstance(last.get("seconds"), (int, float)) else None),
+                ("training time", f"{seconds:.0f} s" if isinstance(seconds, (int, float)) else None),
                 ("images/s (last)", last.get("images_per_s")),
                 ("weights.safetensors", "yes" if run.weights else "not yet"),
                 ("checkpoint", str(run.checkpoint.relative_to(run.dir)) if run.checkpoint else "none yet"),
@@ -80,7 +81,8 @@ def _intensity(value: Any) -> str:
     if not isinstance(value, dict):
         return "—" if value is None else str(value)
     if "kind" in value:
-        extra = {k: v for k, v in value.items() if k not in ("kind", "values", "sources") and not isinstance(v, (list, dict))}
+        extra = {k: v for k, v in value.items()
+                 if k not in ("kind", "values", "sources") and not isinstance(v, (list, dict))}
         return str(value["kind"]) + (f" ({', '.join(f'{k}={v}' for k, v in extra.items())})" if extra else "")
     return "; ".join(f"{k}: {_intensity(v)}" for k, v in value.items())
 

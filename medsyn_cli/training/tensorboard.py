@@ -41,7 +41,8 @@ class TensorBoardWriter:
             from torch.utils.tensorboard import SummaryWriter
 
             self.log_dir = Path(log_dir)
-            # On resume, events at or after the resumed step (written by the stopped run) are dropped.
+            # purge_step: TensorBoard hides older events at or after it (what a stopped run logged past
+            # the checkpoint it is resumed from).
             self.writer = SummaryWriter(str(self.log_dir), purge_step=purge_step)
 
     def on_stats(self, record: dict[str, Any]) -> None:

@@ -220,7 +220,8 @@ class Trainer:
             self._resume()
         self.tensorboard = None  # --tensorboard: hears every stats record and sample grid
         if self.s.tensorboard and ctx.is_main:
-            self.tensorboard = TensorBoardWriter(self.out / "tensorboard", purge_step=self.step or None)
+            purge = self.step + 1 if plan.resume else None  # drop what the stopped run logged past its checkpoint
+            self.tensorboard = TensorBoardWriter(self.out / "tensorboard", purge_step=purge)
             self.log.listeners.append(self.tensorboard.on_stats)
         ctx.broadcast_modules(self.model.networks.values())
         self.model.train()
