@@ -86,7 +86,7 @@ def test_fid_records_are_plotted_and_the_best_marked(tiny_models, tmp_path):
     with open(out / "stats.jsonl", "a") as fh:
         for step, fid in ((2, 80.5), (4, 41.25), (6, 55.0)):
             fh.write(json.dumps({"step": step, "fid": fid}) + "\n")
-    (out / "best.safetensors").write_bytes(b"x")
+    (out / "best.safetensors").write_bytes(b"not a safetensors file")
     result = build_report(out)
     page = result.path.read_text()
     assert "fid" in result.sections
@@ -96,6 +96,13 @@ def test_fid_records_are_plotted_and_the_best_marked(tiny_models, tmp_path):
     cfg["best"] = {"step": 6, "fid": 55.0}
     (out / "config.json").write_text(json.dumps(cfg))
     assert "best 55.000 at step 6" in build_report(out).path.read_text()
+    # So is the metadata of best.safetensors.
+    del cfg["best"]
+    (out / "config.json").write_text(json.dumps(cfg))
+    from safetensors.numpy import save_file
+
+    save_file({"w": np.zeros(2, np.float32)}, str(out / "best.safetensors"), metadata={"step": "2", "fid": "80.5"})
+    assert "best 80.500 at step 2" in build_report(out).path.read_text()
 
 
 def test_grids_are_thinned_evenly_keeping_the_first_and_last():

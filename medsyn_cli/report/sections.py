@@ -8,6 +8,7 @@ raises is replaced by a one-line note and reported on stderr, so one plugin cann
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
@@ -99,12 +100,32 @@ def loss_section(run: RunView, _opts: Options) -> Section:
 
 
 def best_fid(run: RunView) -> tuple[int, float] | None:
-    """The run's own record of its best FID when it has one, else the lowest score in stats.jsonl."""
-    for source in (run.config.get("best"), *(r.get("best") for r in reversed(run.stats))):
-        if isinstance(source, dict) and isinstance(source.get("fid"), (int, float)) and "step" in source:
+    """The run's own record of its best FID (a ``best`` entry in config.json or stats.jsonl, or the
+    metadata of best.safetensors) when it has one, else the lowest score in stats.jsonl."""
+    for source in (run.config.get("best"), *(r.get("best") for r in reversed(run.stats)),
+                   safetensors_metadata(run.dir / "best.safetensors")):
+        if not isinstance(source, dict):
+            continue
+        try:
             return int(source["step"]), float(source["fid"])
+        except (KeyError, TypeError, ValueError):
+            continue
     points = run.fid_records()
     return min(points, key=lambda p: p[1]) if points else None
+
+
+def safetensors_metadata(path) -> dict[str, str] | None:
+    """The string metadata of a safetensors file, read from its header alone (no tensors, no torch)."""
+    try:
+        with open(path, "rb") as fh:
+            size = int.from_bytes(fh.read(8), "little")
+            if not 0 < size < 100_000_000:
+                return None
+            header = json.loads(fh.read(size))
+    except (OSError, ValueError):
+        return None
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    return meta if isinstance(meta, dict) else None
 
 
 def fid_section(run: RunView, _opts: Options) -> Section | None:
