@@ -40,7 +40,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, force: b
     if target.is_dir():
         raise InputError("output is a directory; give a file name", path=target)
     sections = all_sections(run, options or Options())
-    text = page(f"medsyn report: {run.model} {run.dir.name}", header(run), sections)
+    text = page(f"medsyn report: {run.model} {run.name}", header(run), sections)
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return ReportResult(path=target, bytes=target.stat().st_size, sections=[s[0] for s in sections],

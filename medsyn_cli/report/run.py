@@ -30,6 +30,11 @@ class RunView:
     log_tail: list[str] = field(default_factory=list)
 
     @property
+    def name(self) -> str:
+        """The run directory's name (also for ``medsyn report .``)."""
+        return self.dir.resolve().name
+
+    @property
     def model(self) -> str:
         return str(self.config.get("model", "?"))
 

@@ -49,7 +49,7 @@ def header(run: RunView) -> str:
     created = cfg.get("created")
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if isinstance(created, (int, float)) else "?"
     res, ch = cfg.get("res"), cfg.get("channels", 1)
-    return (f"<h1>{escape(run.model)} · {escape(run.dir.name)}</h1>"
+    return (f"<h1>{escape(run.model)} · {escape(run.name)}</h1>"
             f'<p class="sub"><span class="badge {cls}">{escape(words)}</span>'
             f'<span class="badge">{escape(run.task)}</span><span class="badge">{ch}×{res}×{res}</span>'
             f"started {escape(when)} · <code>{escape(run.dir)}</code> · report written "
