@@ -32,3 +32,9 @@ def register_datasets(register: Callable) -> None:
 @hookspec
 def register_metrics(register: Callable) -> None:
     """Call ``register(name, fn)``; ``fn(real_features, fake_features) -> dict[str, float]``."""
+
+
+@hookspec
+def register_report_sections(register: Callable) -> None:
+    """Call ``register(title, render)``; ``render(run) -> str | None`` gives an HTML fragment for
+    ``medsyn report`` (``run`` is a :class:`medsyn_cli.report.run.RunView`; None leaves it out)."""

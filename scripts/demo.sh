@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # medsyn end to end on the CPU in a few minutes: train a small DCGAN on the built-in CT phantoms,
-# sample 64 images from it and say where everything is.   Usage: bash scripts/demo.sh [OUT_DIR]
+# sample 64 images from it, write the run's report page and say where everything is (the report's
+# path is the last line on stdout).   Usage: bash scripts/demo.sh [OUT_DIR]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,17 +19,20 @@ FAKE="$OUT/samples"
 mkdir -p "$OUT"
 start=$(date +%s)
 
-echo "== 1/3 data: 512 built-in CT phantoms (phantom:ct), 64x64" >&2
+echo "== 1/4 data: 512 built-in CT phantoms (phantom:ct), 64x64" >&2
 medsyn data info phantom:ct >&2 || true
 
-echo "== 2/3 train: dcgan, $STEPS steps of 32 images on the CPU (half-width networks to fit the time)" >&2
+echo "== 2/4 train: dcgan, $STEPS steps of 32 images on the CPU (half-width networks to fit the time)" >&2
 # --force: re-running the demo starts the run over instead of refusing to touch the old one.
 medsyn train dcgan --data phantom:ct --res 64 --out "$RUN" --force \
     --steps "$STEPS" --batch-size 32 --set ngf=32 --set ndf=32 --lr 2e-4 \
     --device cpu --sample-every 150 --checkpoint-every 150 --log-every 25 >/dev/null
 
-echo "== 3/3 sample: 64 images from the trained generator" >&2
+echo "== 3/4 sample: 64 images from the trained generator" >&2
 medsyn sample "$RUN" --n 64 --out "$FAKE" --seed 0 --force >/dev/null
+
+echo "== 4/4 report: one self-contained HTML page of the run" >&2
+report="$(medsyn report "$RUN")"
 
 grid="$(ls "$RUN"/samples/step-*.png | tail -n 1)"
 cat <<MSG
@@ -41,5 +45,7 @@ medsyn demo finished in $(( $(date +%s) - start )) s
   checkpoint    : $RUN/checkpoints/latest.pt
   64 samples    : $FAKE/ (sample_00000.png ... sample_00063.png)
   training log  : $RUN/log.txt, $RUN/stats.jsonl
+  report        : $report   (open it in a browser)
 Next: medsyn sample $RUN --n 500 --out fake/     (see docs/usage.md)
 MSG
+echo "$report"

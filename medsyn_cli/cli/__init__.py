@@ -14,7 +14,7 @@ from medsyn_cli.errors import MedsynError
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 #: Verb modules under medsyn_cli.cli; each exposes ``register(app)``.
-VERBS = ("train", "sample", "translate", "eval", "edges", "models", "data", "cache", "weights")
+VERBS = ("train", "sample", "translate", "eval", "edges", "report", "models", "data", "cache", "weights")
 
 
 def _version(value: bool) -> None:

@@ -47,6 +47,10 @@ def train(
                                    "training images); keeps best.safetensors. 0: never. [default: 0]"),
     fid_weights: Optional[str] = typer.Option(None, "--fid-weights",
                                               help="FID Inception weights for --eval-every [default: the cache]."),
+    tensorboard: Optional[bool] = typer.Option(
+        None, "--tensorboard/--no-tensorboard",
+        help="Also write TensorBoard event files (losses, FID, sample grids) to RUN/tensorboard; "
+             "needs `pip install 'medsyn[tensorboard]'`. [default: off]"),
 ) -> None:
     """Train MODEL on a folder of scans (or the built-in phantoms) into a run directory.
 
@@ -72,7 +76,7 @@ def train(
         seed=seed, device=device, resume=resume, sets=list(sets or []), config_file=config_file,
         checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every,
         channels=channels, amp=amp, ema_decay=ema_decay, force=force, eval_every=eval_every,
-        fid_weights=fid_weights,
+        fid_weights=fid_weights, tensorboard=tensorboard,
     )
     plan = resolve_plan(flags)
     if dry_run:

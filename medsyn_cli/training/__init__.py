@@ -10,5 +10,6 @@ Modules (import what you need; nothing here imports torch at package import time
 * ``checkpoint``: save/load resume checkpoints (atomic), RNG states, ``load_for_inference``.
 * ``export``: ``weights.safetensors`` with string metadata.
 * ``distributed``: torchrun detection, explicit gradient averaging, collective helpers.
+* ``tensorboard``: the optional TensorBoard writer (``--tensorboard``).
 * ``device``, ``ema``, ``stats``, ``grids``, ``plots``, ``signals``: the small pieces.
 """

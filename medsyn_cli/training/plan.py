@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "ema_decay": 0.999,
     "keep_checkpoints": 3,
     "eval_every": 0,
+    "tensorboard": False,
 }
 
 
@@ -76,6 +77,7 @@ class TrainFlags:
     force: bool = False
     eval_every: int | None = None
     fid_weights: str | None = None
+    tensorboard: bool | None = None
 
 
 @dataclass
@@ -95,6 +97,7 @@ class TrainSettings:
     keep_checkpoints: int
     eval_every: int = 0  # steps between FID scores against the training set (0: never)
     fid_weights: str | None = None  # FID Inception weights file (default: the cache, see medsyn weights)
+    tensorboard: bool = False  # TensorBoard event files in RUN/tensorboard
 
 
 @dataclass
@@ -338,13 +341,28 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
         keep_checkpoints=_positive("keep_checkpoints", knob("keep_checkpoints", None)),
         eval_every=_positive("eval_every", knob("eval_every", flags.eval_every), allow_zero=True),
         fid_weights=knob("fid_weights", flags.fid_weights, str),
+        tensorboard=_flag("tensorboard", knob("tensorboard", flags.tensorboard, boolean)),
     )
+    if settings.tensorboard:
+        from medsyn_cli.training.tensorboard import require_tensorboard
+
+        require_tensorboard()
     if not 0.0 <= settings.ema_decay < 1.0:
         raise InputError(f"--ema-decay must be in [0, 1), not {settings.ema_decay}")
     _check_device_name(settings.device)
     return TrainPlan(spec=spec, config=config, res=res, channels=channels, data=data, out=out, fit=fit,
                      settings=settings, resume=flags.resume, force=flags.force, world_size=world,
                      config_changes=changes)
+
+
+def _flag(name: str, value: Any) -> bool:
+    """An on/off setting; a TOML string such as "off" is parsed, not taken as truthy."""
+    if isinstance(value, str):
+        try:
+            return boolean(value)
+        except ValueError:
+            raise InputError(f"{name} must be true or false, not {value!r}") from None
+    return bool(value)
 
 
 def _default_res(spec: ModelSpec) -> int:

@@ -6,7 +6,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from medsyn_cli.fileio import atomic_path
 
@@ -18,6 +18,8 @@ class RunLog:
         self.enabled = enabled
         self.log_path = run_dir / "log.txt"
         self.stats_path = run_dir / "stats.jsonl"
+        #: Called with each stats record after it is written (the TensorBoard writer listens here).
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def line(self, message: str, *, echo: bool = True) -> None:
         """Write ``message`` to log.txt and, when ``echo``, to stderr."""
@@ -35,6 +37,8 @@ class RunLog:
             return
         with open(self.stats_path, "a") as fh:
             fh.write(json.dumps(record, allow_nan=True) + "\n")
+        for listener in self.listeners:
+            listener(record)
 
 
 def read_stats(path: Path) -> list[dict[str, Any]]:

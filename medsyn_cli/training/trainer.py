@@ -41,6 +41,7 @@ from medsyn_cli.training.plan import TrainPlan, read_run_config
 from medsyn_cli.training.plots import plot_fid, plot_losses
 from medsyn_cli.training.sampler import EpochSampler
 from medsyn_cli.training.signals import StopRequest
+from medsyn_cli.training.tensorboard import TensorBoardWriter
 from medsyn_cli.training.stats import LossMeter, RunLog, first_nonfinite, format_losses, read_stats, truncate_stats
 
 #: Examples in a translation grid (rows of input | output | attention).
@@ -67,7 +68,12 @@ def run_training(plan: TrainPlan, data: ImageSet | TwoDomainSet | None = None) -
     device = resolve_device(plan.settings.device, ctx.local_rank if ctx.active else None)
     ctx.start(device)
     try:
-        return Trainer(plan, ctx, device, data).run()
+        trainer = Trainer(plan, ctx, device, data)
+        try:
+            return trainer.run()
+        finally:
+            if trainer.tensorboard is not None:
+                trainer.tensorboard.close()
     finally:
         ctx.close()
 
@@ -220,6 +226,11 @@ class Trainer:
         self.scored_step = -1
         if plan.resume:
             self._resume()
+        self.tensorboard = None  # --tensorboard: hears every stats record and sample grid
+        if self.s.tensorboard and ctx.is_main:
+            purge = self.step + 1 if plan.resume else None  # drop what the stopped run logged past its checkpoint
+            self.tensorboard = TensorBoardWriter(self.out / "tensorboard", purge_step=purge)
+            self.log.listeners.append(self.tensorboard.on_stats)
         ctx.broadcast_modules(self.model.networks.values())
         self.model.train()
         self._write_config()
@@ -464,6 +475,8 @@ class Trainer:
                                   path, nrow=3)
                 finally:
                     self.model.train()
+        if self.tensorboard is not None:
+            self.tensorboard.on_grid(self.step, path)
         return path
 
     def _fixed_normals(self) -> torch.Tensor:
