@@ -52,7 +52,8 @@ def _format_table(result: dict[str, Any]) -> str:
 def _run_metrics(real: str, fake: str, metrics: str, as_json: bool, weights: Path | None, baseline: bool,
                  device: str, batch_size: int | None, workers: int | None, no_cache: bool,
                  kid_subsets: int, kid_subset_size: int, kid_seed: int, pr_k: int, value_range: str,
-                 real_as_is: bool = False, run: Path | None = None, fit: str | None = None) -> None:
+                 real_as_is: bool = False, run: Path | None = None, fit: str | None = None,
+                 sqrtm: str = "eigh") -> None:
     from medsyn_cli.errors import InputError
     from medsyn_cli.metrics.evaluate import EvalOptions, evaluate, parse_metrics
     from medsyn_cli.metrics.fid import SMALL_N
@@ -64,7 +65,10 @@ def _run_metrics(real: str, fake: str, metrics: str, as_json: bool, weights: Pat
         device=_resolve_device(device), batch_size=batch_size, workers=workers, cache=not no_cache,
         baseline=baseline, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, kid_seed=kid_seed,
         pr_k=pr_k, value_range=value_range, real_as_is=real_as_is, run=str(run) if run else None, fit=fit,
+        sqrtm=sqrtm,
     )
+    if sqrtm not in ("eigh", "scipy"):
+        raise InputError(f"unknown --sqrtm {sqrtm!r}", hint="use eigh (default) or scipy")
     if fit is not None and fit not in ("pad", "resize", "crop"):
         raise InputError(f"unknown --fit {fit!r}", hint="use pad, resize or crop")
     if real_as_is and (run or fit):
@@ -111,9 +115,11 @@ def _metric_command(default: str, summary: str, examples: list[str]) -> Callable
                                                      "and fit (as its training data was prepared)."),
         fit: str = typer.Option(None, "--fit", help="Square fit when REAL is prepared: pad, resize or crop "
                                                     "[default: the run's with --run, else resize]."),
+        sqrtm: str = typer.Option("eigh", "--sqrtm", help="FID's trace of the matrix square root: eigh (symmetric "
+                                                          "eigendecompositions, fast) or scipy (pytorch-fid's sqrtm)."),
     ) -> None:
         _run_metrics(real, fake, metrics, as_json, weights, baseline, device, batch_size, workers, no_cache,
-                     kid_subsets, kid_subset_size, kid_seed, pr_k, value_range, real_as_is, run, fit)
+                     kid_subsets, kid_subset_size, kid_seed, pr_k, value_range, real_as_is, run, fit, sqrtm)
 
     command.__doc__ = f"""{summary}
 

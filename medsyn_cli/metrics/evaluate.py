@@ -44,6 +44,7 @@ class EvalOptions:
     real_as_is: bool = False  # compare REAL as it is, even when its size differs from FAKE's
     run: str | None = None  # take the resolution, channels and fit from this run directory
     fit: str | None = None  # square fit for REAL when it is prepared (default: the run's, else resize)
+    sqrtm: str = "eigh"  # trace of the matrix square root: eigh (fast) or scipy (pytorch-fid's sqrtm)
 
 
 @dataclass
@@ -165,11 +166,12 @@ def evaluate(real_spec: str, fake_spec: str, options: EvalOptions, *,
                                 "pipeline_version": PIPELINE_VERSION}
     if "fid" in options.metrics:
         t = time.perf_counter()
-        figures["fid"] = fid_mod.frechet_distance(real.mu, real.sigma, fake.mu, fake.sigma)
+        figures["fid"] = fid_mod.frechet_distance(real.mu, real.sigma, fake.mu, fake.sigma, sqrtm=options.sqrtm)
         seconds["fid"] = round(time.perf_counter() - t, 3)
         settings["fid"] = {"statistics": "float64 mean and covariance (ddof=1)",
-                           "sqrtm": "scipy.linalg.sqrtm(S1 @ S2); eps=1e-6 offset if not finite; "
-                                    "real part if imaginary diagonal within 1e-3 (pytorch-fid 0.3.0)"}
+                           "sqrtm": ("Tr sqrtm(S1 S2) from symmetric eigendecompositions (eigh)" if options.sqrtm == "eigh"
+                                     else "scipy.linalg.sqrtm(S1 @ S2); eps=1e-6 offset if not finite; "
+                                          "real part if imaginary diagonal within 1e-3 (pytorch-fid 0.3.0)")}
         if options.baseline:
             t = time.perf_counter()
             a, b = fid_mod.split_half_indices(len(real.features), options.baseline_seed)
