@@ -72,7 +72,7 @@ def phantom(
 
     if kind not in ("brain", "ct"):
         raise InputError(f"unknown phantom kind {kind!r}", hint="use --kind brain or --kind ct")
-    with atomic_dir(out, force=force) as tmp:
+    with atomic_dir(out, force=force, command="data phantom") as tmp:
         if kind == "ct":
             for i, img in enumerate(phantoms.ct(n, res, seed)):
                 save_png(img, tmp / f"ct_{i:05d}.png")
@@ -115,11 +115,11 @@ def prepare_brats(
     from medsyn_cli.data import brats
     from medsyn_cli.data.writing import atomic_dir
     from medsyn_cli.errors import InputError
-    from medsyn_cli.fileio import check_output
+    from medsyn_cli.outputs import check_owned_folder
 
     if not cases.exists():
         raise InputError("no such file or directory", path=cases)
-    check_output(out, force)
+    check_owned_folder(out, force=force, command="data prepare brats")  # before the volumes are read
     prep = brats.prepare(cases, modality, mask_fraction=mask_fraction, seed=seed,
                          min_tumor_area=min_tumor_area, min_brain_area=min_brain_area)
     if not prep.normal and not prep.tumor:
@@ -127,7 +127,7 @@ def prepare_brats(
                          hint="lower --min-brain-area / --min-tumor-area")
     settings = {"modality": modality, "mask_fraction": mask_fraction, "res": res, "seed": seed,
                 "min_tumor_area": min_tumor_area, "min_brain_area": min_brain_area}
-    with atomic_dir(out, force=force) as tmp:
+    with atomic_dir(out, force=force, command="data prepare brats") as tmp:
         counts = brats.write(prep, tmp, res=res, settings=settings)
     log(f"{counts['normal']} normal, {counts['tumor']} tumor slices ({counts['masks']} with masks); dropped "
         f"{counts['dropped_small_brain']} with little brain, {counts['dropped_ambiguous_tumor']} ambiguous")
