@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from medsyn_cli.errors import InputError
+from medsyn_cli.errors import InputError, from_os_error
 
 MANIFEST = ".medsyn-output.json"
 #: What a training run directory holds (top level); `--force` refuses a run with anything else.
@@ -172,7 +172,7 @@ def _foreign_entry(folder: Path, patterns, sub: dict) -> Path | None:
     return None
 
 
-def check_owned_folder(folder: Path, *, force: bool, command: str) -> None:
+def check_owned_folder(folder: Path, *, force: bool, command: str, lock_held: bool = False) -> None:
     """For a folder a command writes whole (``sample --out``, ``data phantom|prepare --out``): refuse a
     file, an unwritable place, an existing folder without ``force``, and with ``force`` anything but an
     empty folder or an earlier output of the same command that holds nothing else."""
@@ -180,7 +180,8 @@ def check_owned_folder(folder: Path, *, force: bool, command: str) -> None:
     check_writable(folder)
     if folder.exists() and not folder.is_dir():
         raise InputError("output exists and is not a folder", path=folder)
-    check_unlocked(folder)
+    if not lock_held:
+        check_unlocked(folder)
     if not folder.is_dir() or not any(folder.iterdir()):
         return
     if not force:
@@ -214,7 +215,7 @@ def check_run_replaceable(out: Path) -> None:
 
 
 def remove_run(out: Path) -> None:
-    """Delete a run directory for ``train --force`` (checked again here: the lock is held now)."""
+    """Delete a run directory for ``train --force`` (checked again here, now that the lock is held)."""
     check_run_replaceable(out)
     shutil.rmtree(out)
 
@@ -258,6 +259,10 @@ def record_outputs(targets: list[Path], command: str) -> None:
         write_manifest(folder, command, names, merge=True)
 
 
+class OutputInUse(InputError):
+    """Another process holds the output's lock."""
+
+
 # -- one process per output --------------------------------------------------------------------------
 def lock_path(target: Path) -> Path:
     target = Path(target)
@@ -286,7 +291,7 @@ def check_unlocked(target: Path) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         fcntl.flock(fd, fcntl.LOCK_UN)
     except BlockingIOError:
-        raise InputError(f"in use by {_holder(os.pread(fd, 4096, 0).decode(errors='replace'))}", path=target,
+        raise OutputInUse(f"in use by {_holder(os.pread(fd, 4096, 0).decode(errors='replace'))}", path=target,
                          hint="wait for it to finish, or choose another --out") from None
     finally:
         os.close(fd)
@@ -311,7 +316,7 @@ def locked(target: Path, command: str) -> Iterator[None]:
             with FileLock(str(path), timeout=0):
                 yield
         except Timeout:
-            raise InputError("in use by another process", path=target, hint="wait for it to finish") from None
+            raise OutputInUse("in use by another process", path=target, hint="wait for it to finish") from None
         return
     fd = None
     try:
@@ -323,7 +328,7 @@ def locked(target: Path, command: str) -> Iterator[None]:
                 text = os.pread(fd, 4096, 0).decode(errors="replace")
                 os.close(fd)
                 fd = None
-                raise InputError(f"in use by {_holder(text)}", path=target,
+                raise OutputInUse(f"in use by {_holder(text)}", path=target,
                                  hint="wait for it to finish, or choose another --out") from None
             try:  # the file may have been removed by a holder releasing just now: lock the current one
                 same = os.stat(path).st_ino == os.fstat(fd).st_ino
@@ -355,7 +360,7 @@ def owned_folder(target: Path, *, force: bool, command: str) -> Iterator[Path]:
     :func:`check_owned_folder`, under the lock."""
     target = Path(target)
     with locked(target, command):
-        check_owned_folder(target, force=force, command=command)
+        check_owned_folder(target, force=force, command=command, lock_held=True)
         clean_stale_temps(target.parent)
         created = make_dirs(target.parent)
         tmp = temp_sibling(target)
@@ -376,3 +381,42 @@ def owned_folder(target: Path, *, force: bool, command: str) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
             remove_empty(created)
             raise
+
+
+# -- files added to a folder --------------------------------------------------------------------------
+def check_plot_outputs(folder: Path, names, force: bool) -> None:
+    """``eval embed --out``: the folder and each file it will hold, checked before any work."""
+    check_out_folder(folder)
+    for name in names:
+        check_out_file(Path(folder) / name, force=force)
+
+
+def write_plots(folder: Path, write, command: str = "eval embed"):
+    """Run ``write()`` (which writes files with ``atomic_path`` into ``folder``) so that all of them
+    appear or none, and record them in the folder's manifest; returns what ``write`` returned."""
+    from medsyn_cli.fileio import staged_outputs
+
+    with staged_outputs() as stage:
+        result = write()
+        written = [target for _, target in stage.pending]
+    record_outputs([t for t in written if Path(t).parent == Path(folder)], command)
+    return result
+
+
+# -- caches ----------------------------------------------------------------------------------------------
+def write_cache_entry(target: Path, write, what: str) -> bool:
+    """Run ``write()`` for a cache entry under its lock. A cache is an optimisation: when another
+    process is writing the same entry this one skips it, and a full or read-only cache only warns."""
+    import sys
+
+    try:
+        clean_stale_temps(Path(target).parent)
+        with locked(Path(target), "cache"):
+            write()
+        return True
+    except OutputInUse:
+        return False
+    except OSError as exc:
+        print(f"medsyn: warning: {what} not cached ({from_os_error(exc).one_line()}); continuing without it",
+              file=sys.stderr)
+        return False
