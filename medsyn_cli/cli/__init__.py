@@ -58,8 +58,11 @@ def build_app() -> typer.Typer:
 class Terminated(KeyboardInterrupt):
     """SIGTERM as an exception, so ``finally`` blocks remove temporaries as they do on Ctrl-C."""
 
+    received = False  # Typer turns any KeyboardInterrupt into exit 130; this tells main() it was SIGTERM
+
 
 def _raise_terminated(signum, frame) -> None:
+    Terminated.received = True
     raise Terminated()
 
 
@@ -84,6 +87,11 @@ def main() -> None:
     except Terminated:
         print("medsyn: terminated", file=sys.stderr)
         sys.exit(143)
+    except SystemExit as exc:
+        if Terminated.received and exc.code == 130:
+            print("medsyn: terminated", file=sys.stderr)
+            sys.exit(143)
+        raise
     except KeyboardInterrupt:
         print("medsyn: interrupted", file=sys.stderr)
         sys.exit(130)

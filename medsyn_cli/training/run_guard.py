@@ -32,8 +32,8 @@ def last_checkpoint(out: Path) -> tuple[Path, int] | None:
     return latest, step
 
 
-def guarded_run(plan: TrainPlan):
-    """``run_training(plan)`` holding the run directory's lock (rank 0)."""
+def guarded_run(plan: TrainPlan, data=None):
+    """``run_training(plan, data)`` holding the run directory's lock (rank 0)."""
     from medsyn_cli.training.trainer import run_training
 
     out = plan.out
@@ -41,7 +41,7 @@ def guarded_run(plan: TrainPlan):
     lock = locked(out, "train") if _is_main_process() else contextlib.nullcontext()
     with lock:
         try:
-            return run_training(plan)
+            return run_training(plan, data)
         except BaseException as exc:
             saved = last_checkpoint(out)
             if saved is None and (fresh or plan.force) and _is_main_process() and out.is_dir():
