@@ -105,6 +105,10 @@ def atomic_path(target: str | Path, *, force: bool = True) -> Iterator[Path]:
             kept = True
         else:
             os.replace(tmp_path, target)
+    except OSError as exc:
+        if not exc.filename:
+            exc.filename = str(target)  # writers that got a file object name no file: name the output
+        raise
     finally:
         if not kept and tmp_path.exists():
             tmp_path.unlink()

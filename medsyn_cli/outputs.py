@@ -377,9 +377,11 @@ def owned_folder(target: Path, *, force: bool, command: str) -> Iterator[Path]:
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.replace(tmp, target)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             remove_empty(created)
+            if isinstance(exc, OSError) and not exc.filename:
+                exc.filename = str(target)  # e.g. an image writer's ENOSPC names no file: name the output
             raise
 
 

@@ -221,9 +221,11 @@ def _check_out(out: Path, *, resume: bool, force: bool) -> None:
 
     if resume and force:
         raise InputError("--resume and --force contradict each other", hint="--force starts the run over")
+    main_process = os.environ.get("RANK", "0") == "0"  # torchrun: rank 0 holds the run's lock
     if resume:
         read_run_config(out)
-        check_unlocked(out)
+        if main_process:
+            check_unlocked(out)
         if not (out / "checkpoints" / "latest.pt").exists():
             raise InputError("nothing to resume: no checkpoint was written yet", path=out,
                              hint="start it again with --force")
@@ -231,7 +233,8 @@ def _check_out(out: Path, *, resume: bool, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise InputError("output exists and is not a directory", path=out)
     check_writable(out)
-    check_unlocked(out)
+    if main_process:
+        check_unlocked(out)
     if out.is_dir() and any(out.iterdir()):
         if not force:
             raise InputError("output directory exists and is not empty", path=out,
