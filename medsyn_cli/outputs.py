@@ -103,13 +103,13 @@ def check_writable(path: Path) -> None:
         parent = parent.parent
     if parent.exists() and not parent.is_dir():
         raise InputError("is a file, not a folder", path=parent, hint=f"cannot create {path} inside it")
-    probe = p if p.exists() else parent
+    probe = p if p.is_dir() else parent  # a file is replaced by a rename: its folder must be writable
     try:
         if os.statvfs(probe).f_flag & os.ST_RDONLY:
             raise InputError("read-only file system", path=probe, hint="choose an output on a writable disk")
     except OSError:
         pass
-    if not os.access(probe, os.W_OK | (os.X_OK if probe.is_dir() else 0)):
+    if not os.access(probe, os.W_OK | os.X_OK):
         raise InputError("permission denied", path=probe, hint="choose an output you can write")
 
 
@@ -120,7 +120,7 @@ def protect_cwd(folder: Path) -> None:
     except OSError:
         return
     if cwd == target or target in cwd.parents:
-        raise InputError("is the current folder or holds it; medsyn never deletes it", path=folder,
+        raise InputError("is the current folder or holds it; medsyn never deletes or replaces it", path=folder,
                          hint="choose another --out")
 
 
@@ -141,6 +141,8 @@ def write_manifest(folder: Path, command: str, files: list[str], *, merge: bool 
     names = sorted(set(files) | set(old["files"] if old else []))
     doc = {"written_by": "medsyn", "version": __version__, "command": command,
            "created": (old or {}).get("created", time.strftime("%Y-%m-%dT%H:%M:%S%z")), "files": names}
+    if old and old.get("command"):
+        doc["command"] = old["command"]  # the folder stays the first command's output
     write_text_atomic(Path(folder) / MANIFEST, json.dumps(doc, indent=1) + "\n")
 
 
@@ -182,11 +184,12 @@ def check_owned_folder(folder: Path, *, force: bool, command: str, lock_held: bo
         raise InputError("output exists and is not a folder", path=folder)
     if not lock_held:
         check_unlocked(folder)
+    if folder.exists():
+        protect_cwd(folder)  # the output replaces the folder: never the one the user stands in
     if not folder.is_dir() or not any(folder.iterdir()):
         return
     if not force:
         raise InputError("output exists", path=folder, hint="pass --force to replace it")
-    protect_cwd(folder)
     if is_run_dir(folder):
         raise InputError(f"is a training run, not the output of `medsyn {command}`; --force does not delete it",
                          path=folder, hint="choose another --out")
@@ -212,6 +215,10 @@ def check_run_replaceable(out: Path) -> None:
     if found is not None:
         raise InputError(f"{found.relative_to(out).as_posix()} is not part of a medsyn run; --force does not delete it",
                          path=out, hint="move it away, or choose another --out")
+
+
+def holds_only_run_entries(out: Path) -> bool:
+    return Path(out).is_dir() and _foreign_entry(Path(out), RUN_ENTRIES, RUN_SUBDIR_ENTRIES) is None
 
 
 def remove_run(out: Path) -> None:
@@ -265,7 +272,7 @@ class OutputInUse(InputError):
 
 # -- one process per output --------------------------------------------------------------------------
 def lock_path(target: Path) -> Path:
-    target = Path(target)
+    target = Path(os.path.abspath(target))  # "." and ".." have a name only once resolved
     return target.parent / f".{target.name}.lock"
 
 
@@ -304,7 +311,7 @@ def locked(target: Path, command: str) -> Iterator[None]:
     The kernel drops the lock when the process dies, so a crash never leaves ``target`` locked; the
     lock file is removed on release (a stale one is simply taken over).
     """
-    target = Path(target)
+    target = Path(os.path.abspath(target))
     created = make_dirs(target.parent)
     path = lock_path(target)
     try:
@@ -358,7 +365,7 @@ def owned_folder(target: Path, *, force: bool, command: str) -> Iterator[Path]:
     ``target`` in one rename. On failure (or SIGTERM/SIGINT) nothing is left: no temporary folder, no
     empty ``target``, no parent folder this made. An existing ``target`` is replaced only per
     :func:`check_owned_folder`, under the lock."""
-    target = Path(target)
+    target = Path(os.path.abspath(target))
     with locked(target, command):
         check_owned_folder(target, force=force, command=command, lock_held=True)
         clean_stale_temps(target.parent)

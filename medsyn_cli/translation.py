@@ -88,7 +88,7 @@ def plan_outputs(inputs: Sequence[Path], to: str, out: Path | None, attention_ou
     With one input ``out``/``attention_out`` are file names; with several they are folders.
     An output never replaces an input, and an existing output needs ``force``.
     """
-    from medsyn_cli.outputs import check_out_file, check_out_folder
+    from medsyn_cli.outputs import check_out_file, check_out_folder, clean_stale_temps
 
     many = len(inputs) > 1
     for folder in (out, attention_out):
@@ -118,6 +118,8 @@ def plan_outputs(inputs: Sequence[Path], to: str, out: Path | None, attention_ou
     names = [p for _, t, a in plans for p in (t, a) if p is not None]
     if len({p.resolve() for p in names}) != len(names):
         raise InputError("two inputs would write the same output", hint="give inputs distinct names")
+    for folder in {p.parent for p in names}:
+        clean_stale_temps(folder)  # temporaries of a killed earlier run
     return plans
 
 

@@ -232,3 +232,16 @@ def test_a_failed_fresh_run_leaves_no_run_folder(cli, tmp_path):
                "--device", "cpu", "--out", tmp_path / "runs" / "r")
     one_line_error(proc, 2, "batch size")
     assert listing(tmp_path) == []
+
+
+def test_a_folder_output_never_replaces_the_current_folder_even_when_empty(tmp_path, monkeypatch):
+    from medsyn_cli.errors import InputError
+    from medsyn_cli.outputs import check_owned_folder
+
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    for out in (".", "..", str(here)):
+        with pytest.raises(InputError, match="current folder"):
+            check_owned_folder(Path(out), force=False, command="sample")
+    check_owned_folder(Path("new"), force=False, command="sample")  # a new folder below it is fine

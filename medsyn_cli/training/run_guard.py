@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from medsyn_cli.errors import MedsynError, from_os_error
-from medsyn_cli.outputs import locked
+from medsyn_cli.outputs import holds_only_run_entries, locked
 from medsyn_cli.training.plan import TrainPlan
 
 
@@ -37,18 +37,31 @@ def guarded_run(plan: TrainPlan, data=None):
     from medsyn_cli.training.trainer import run_training
 
     out = plan.out
-    fresh = not out.exists() or not any(out.iterdir())
+    existed = out.exists()
+    fresh = not existed or not any(out.iterdir())
     lock = locked(out, "train") if _is_main_process() else contextlib.nullcontext()
     with lock:
         try:
             return run_training(plan, data)
         except BaseException as exc:
             saved = last_checkpoint(out)
-            if saved is None and (fresh or plan.force) and _is_main_process() and out.is_dir():
-                shutil.rmtree(out, ignore_errors=True)  # nothing to resume: leave no half-made run behind
+            # Nothing to resume: leave no half-made run behind (only ever a folder this run made or
+            # --force was allowed to delete).
+            if saved is None and _is_main_process() and out.is_dir() and (
+                    fresh or (plan.force and holds_only_run_entries(out))):
+                _remove_contents(out) if existed and fresh else shutil.rmtree(out, ignore_errors=True)
             if isinstance(exc, OSError):
                 raise _fault(exc, plan, saved) from None
             raise
+
+
+def _remove_contents(folder: Path) -> None:
+    """Empty a folder the user made (it was empty before this run), keeping the folder itself."""
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _fault(exc: OSError, plan: TrainPlan, saved: tuple[Path, int] | None) -> MedsynError:
