@@ -311,6 +311,7 @@ def locked(target: Path, command: str) -> Iterator[None]:
     The kernel drops the lock when the process dies, so a crash never leaves ``target`` locked; the
     lock file is removed on release (a stale one is simply taken over).
     """
+    shown = target  # messages name the path as the user gave it
     target = Path(os.path.abspath(target))
     created = make_dirs(target.parent)
     path = lock_path(target)
@@ -323,7 +324,7 @@ def locked(target: Path, command: str) -> Iterator[None]:
             with FileLock(str(path), timeout=0):
                 yield
         except Timeout:
-            raise OutputInUse("in use by another process", path=target, hint="wait for it to finish") from None
+            raise OutputInUse("in use by another process", path=shown, hint="wait for it to finish") from None
         return
     fd = None
     try:
@@ -335,7 +336,7 @@ def locked(target: Path, command: str) -> Iterator[None]:
                 text = os.pread(fd, 4096, 0).decode(errors="replace")
                 os.close(fd)
                 fd = None
-                raise OutputInUse(f"in use by {_holder(text)}", path=target,
+                raise OutputInUse(f"in use by {_holder(text)}", path=shown,
                                  hint="wait for it to finish, or choose another --out") from None
             try:  # the file may have been removed by a holder releasing just now: lock the current one
                 same = os.stat(path).st_ino == os.fstat(fd).st_ino
@@ -365,9 +366,9 @@ def owned_folder(target: Path, *, force: bool, command: str) -> Iterator[Path]:
     ``target`` in one rename. On failure (or SIGTERM/SIGINT) nothing is left: no temporary folder, no
     empty ``target``, no parent folder this made. An existing ``target`` is replaced only per
     :func:`check_owned_folder`, under the lock."""
-    target = Path(os.path.abspath(target))
-    with locked(target, command):
-        check_owned_folder(target, force=force, command=command, lock_held=True)
+    shown, target = Path(target), Path(os.path.abspath(target))
+    with locked(shown, command):
+        check_owned_folder(shown, force=force, command=command, lock_held=True)
         clean_stale_temps(target.parent)
         created = make_dirs(target.parent)
         tmp = temp_sibling(target)
@@ -380,7 +381,11 @@ def owned_folder(target: Path, *, force: bool, command: str) -> Iterator[Path]:
             if target.exists():  # --force: move the old output aside so the swap is one rename
                 old = target.parent / f".{target.name}.old.tmp-{os.getpid()}"
                 os.replace(target, old)
-                os.replace(tmp, target)
+                try:
+                    os.replace(tmp, target)
+                except BaseException:
+                    os.replace(old, target)  # put the old output back
+                    raise
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.replace(tmp, target)
@@ -388,7 +393,7 @@ def owned_folder(target: Path, *, force: bool, command: str) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
             remove_empty(created)
             if isinstance(exc, OSError) and not exc.filename:
-                exc.filename = str(target)  # e.g. an image writer's ENOSPC names no file: name the output
+                exc.filename = str(shown)  # e.g. an image writer's ENOSPC names no file: name the output
             raise
 
 
