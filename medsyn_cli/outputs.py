@@ -147,7 +147,24 @@ def write_manifest(folder: Path, command: str, files: list[str], *, merge: bool 
 
 
 def _files_under(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir())
+    """Files (and links) under ``folder``, relative, not following links."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_symlink() or not p.is_dir())
+
+
+def _foreign_in_owned(folder: Path, listed: set[str]) -> str | None:
+    """The first entry of ``folder`` its manifest does not account for (a folder counts when it holds
+    a listed file)."""
+    parents = {str(Path(f).parent.as_posix()) for f in listed}
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder).as_posix()
+        if _TMP.match(p.name):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            if rel not in parents and not any(q.startswith(rel + "/") for q in parents):
+                return rel + "/"
+        elif rel not in listed:
+            return rel
+    return None
 
 
 def is_run_dir(folder: Path) -> bool:
@@ -198,11 +215,10 @@ def check_owned_folder(folder: Path, *, force: bool, command: str, lock_held: bo
         what = "files medsyn did not write" if manifest is None else f"the output of `medsyn {manifest.get('command')}`"
         raise InputError(f"holds {what}; --force only replaces an earlier `medsyn {command}` output", path=folder,
                          hint="choose another --out, or empty it yourself")
-    listed = set(manifest["files"]) | {MANIFEST}
-    for rel in _files_under(folder):
-        if rel not in listed and not _TMP.match(Path(rel).name):
-            raise InputError(f"{rel} was not written by medsyn; --force does not delete it", path=folder,
-                             hint="move it away, or choose another --out")
+    foreign = _foreign_in_owned(folder, set(manifest["files"]) | {MANIFEST})
+    if foreign is not None:
+        raise InputError(f"{foreign} was not written by medsyn; --force does not delete it", path=folder,
+                         hint="move it away, or choose another --out")
 
 
 def check_run_replaceable(out: Path) -> None:

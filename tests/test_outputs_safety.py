@@ -243,3 +243,21 @@ def test_a_folder_output_never_replaces_the_current_folder_even_when_empty(tmp_p
         with pytest.raises(InputError, match="current folder"):
             check_owned_folder(Path(out), force=False, command="sample")
     check_owned_folder(Path("new"), force=False, command="sample")  # a new folder below it is fine
+
+
+def test_force_counts_a_users_folder_or_link_inside_an_output_as_foreign(tmp_path):
+    from medsyn_cli.errors import InputError
+    from medsyn_cli.outputs import check_owned_folder, owned_folder
+
+    out = tmp_path / "ph"
+    with owned_folder(out, force=False, command="data phantom") as tmp:
+        (tmp / "normal").mkdir()
+        write_png(tmp / "normal" / "a.png")
+    check_owned_folder(out, force=True, command="data phantom")  # all its own: replaceable
+    (out / "mine").mkdir()
+    with pytest.raises(InputError, match="mine/ was not written by medsyn"):
+        check_owned_folder(out, force=True, command="data phantom")
+    (out / "mine").rmdir()
+    (out / "normal" / "link").symlink_to(tmp_path)
+    with pytest.raises(InputError, match="normal/link was not written by medsyn"):
+        check_owned_folder(out, force=True, command="data phantom")
