@@ -97,7 +97,7 @@ def remove_empty(folders: list[Path]) -> None:
 def check_writable(path: Path) -> None:
     """Refuse, before any work, a place that cannot be written: read-only file system, no permission,
     or a file where a folder is needed. ``path`` is what will be created (file or folder)."""
-    p = Path(path).absolute()
+    p = Path(path)
     parent = p.parent
     while not parent.exists() and parent.parent != parent:
         parent = parent.parent
@@ -383,6 +383,7 @@ def owned_folder(target: Path, *, force: bool, command: str) -> Iterator[Path]:
     empty ``target``, no parent folder this made. An existing ``target`` is replaced only per
     :func:`check_owned_folder`, under the lock."""
     shown, target = Path(target), Path(os.path.abspath(target))
+    check_writable(shown)  # before the lock file is made beside it
     with locked(shown, command):
         check_owned_folder(shown, force=force, command=command, lock_held=True)
         clean_stale_temps(target.parent)
