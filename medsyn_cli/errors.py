@@ -59,8 +59,6 @@ def from_os_error(exc: OSError, *, hint: str | None = None) -> MedsynError:
 
     name = errno.errorcode.get(exc.errno or 0, "")
     message, code = _OS_ERRORS.get(name, (exc.strerror or str(exc) or type(exc).__name__, 1))
-    path = exc.filename
-    if getattr(exc, "filename2", None):
-        path = f"{exc.filename} -> {exc.filename2}"
+    path = getattr(exc, "filename2", None) or exc.filename  # a rename: name its destination, the output
     cls = InputError if code == 2 else MedsynError
     return cls(message.lower() if message else "operating system error", path=path, hint=hint)

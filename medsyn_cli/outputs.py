@@ -395,7 +395,7 @@ def owned_folder(target: Path, *, force: bool, command: str) -> Iterator[Path]:
         try:
             yield tmp
             write_manifest(tmp, command, _files_under(tmp))
-            if target.exists():  # --force: move the old output aside so the swap is one rename
+            if target.exists() and any(target.iterdir()):  # --force: move the old output aside, swap in one rename
                 old = target.parent / f".{target.name}.old.tmp-{os.getpid()}"
                 os.replace(target, old)
                 try:
