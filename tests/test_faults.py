@@ -114,12 +114,23 @@ def test_read_only_outputs_are_refused_before_any_work(cli, mounts, tmp_path):
         one_line_error(cli(*args), 2, "read-only file system", str(ro))
 
 
-def test_no_permission_is_one_line(cli, tmp_path):
+def test_no_permission_is_one_line(tmp_path):
+    """Root ignores folder permissions, so as root the command runs without CAP_DAC_OVERRIDE."""
+    import shutil
+    import sys
+
+    prefix = []
     if os.geteuid() == 0:
-        pytest.skip("root ignores folder permissions; the read-only mount test covers the same path")
+        if not shutil.which("setpriv"):
+            pytest.skip("root ignores folder permissions and setpriv is missing to drop that power")
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
     locked_dir = tmp_path / "locked"
     locked_dir.mkdir(mode=0o555)
-    one_line_error(cli("edges", png(tmp_path / "a.png"), "--out", locked_dir / "e"), 2, "permission denied")
+    cmd = [*prefix, sys.executable, "-m", "medsyn_cli", "edges", str(png(tmp_path / "a.png")), "--out",
+           str(locked_dir / "e")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "MEDSYN_PROGRESS": "0"})
+    one_line_error(proc, 2, "permission denied", str(locked_dir))
+    assert list(locked_dir.iterdir()) == []
 
 
 def test_a_busy_mount_point_is_one_line(cli, dcgan_run, mounts, tmp_path):  # noqa: F811
