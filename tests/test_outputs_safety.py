@@ -261,3 +261,23 @@ def test_force_counts_a_users_folder_or_link_inside_an_output_as_foreign(tmp_pat
     (out / "normal" / "link").symlink_to(tmp_path)
     with pytest.raises(InputError, match="normal/link was not written by medsyn"):
         check_owned_folder(out, force=True, command="data phantom")
+
+
+def test_staged_outputs_rename_all_at_the_end_or_remove_all(tmp_path):
+    """What translate, edges and eval embed rely on: no output appears before the last is written."""
+    from medsyn_cli.fileio import atomic_path, staged_outputs
+
+    out = tmp_path / "new" / "out"
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C, or SIGTERM turned into an exception
+        with staged_outputs():
+            for name in ("a.png", "b.png", "c.png"):
+                with atomic_path(out / name) as tmp:
+                    tmp.write_bytes(b"x")
+                assert not (out / name).exists()  # held back
+            raise KeyboardInterrupt
+    assert listing(tmp_path) == []  # temporaries and the folders made for them are gone
+    with staged_outputs():
+        for name in ("a.png", "b.png"):
+            with atomic_path(out / name) as tmp:
+                tmp.write_bytes(name.encode())
+    assert listing(out) == ["a.png", "b.png"] and (out / "b.png").read_bytes() == b"b.png"
