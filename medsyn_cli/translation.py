@@ -88,10 +88,14 @@ def plan_outputs(inputs: Sequence[Path], to: str, out: Path | None, attention_ou
     With one input ``out``/``attention_out`` are file names; with several they are folders.
     An output never replaces an input, and an existing output needs ``force``.
     """
+    from medsyn_cli.outputs import check_out_file, check_out_folder, clean_stale_temps
+
     many = len(inputs) > 1
     for folder in (out, attention_out):
         if many and folder is not None and folder.exists() and not folder.is_dir():
             raise InputError("with several inputs this must be a folder", path=folder)
+        if many and folder is not None:
+            check_out_folder(folder)
     plans = []
     resolved_inputs = {p.resolve() for p in inputs}
     for path in inputs:
@@ -109,12 +113,13 @@ def plan_outputs(inputs: Sequence[Path], to: str, out: Path | None, attention_ou
                 raise InputError(f"the {what} of a volume is NIfTI", path=p, hint="use a .nii.gz name")
             if p.resolve() in resolved_inputs:
                 raise InputError(f"the {what} would overwrite an input", path=p)
-            if p.exists() and not force:
-                raise InputError("output exists", path=p, hint="pass --force to overwrite")
+            check_out_file(p, force=force)  # exists, read-only, a folder: refused before the model loads
         plans.append((path, target, att))
     names = [p for _, t, a in plans for p in (t, a) if p is not None]
     if len({p.resolve() for p in names}) != len(names):
         raise InputError("two inputs would write the same output", hint="give inputs distinct names")
+    for folder in {p.parent for p in names}:
+        clean_stale_temps(folder)  # temporaries of a killed earlier run
     return plans
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 
 import typer
 
 from medsyn_cli import __version__
-from medsyn_cli.errors import MedsynError
+from medsyn_cli.errors import MedsynError, from_os_error
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -54,8 +55,21 @@ def build_app() -> typer.Typer:
     return app
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM as an exception, so ``finally`` blocks remove temporaries as they do on Ctrl-C."""
+
+    received = False  # Typer turns any KeyboardInterrupt into exit 130; this tells main() it was SIGTERM
+
+
+def _raise_terminated(signum, frame) -> None:
+    Terminated.received = True
+    raise Terminated()
+
+
 def main() -> None:
     debug = os.environ.get("MEDSYN_DEBUG") == "1"
+    # The trainer installs its own handlers (finish the step, checkpoint) while its loop runs.
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         app = build_app()
         app()
@@ -64,6 +78,20 @@ def main() -> None:
             raise
         print(f"medsyn: error: {exc.one_line()}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    except OSError as exc:  # a full disk, a read-only folder, a busy path: one line naming the path
+        if debug:
+            raise
+        err = from_os_error(exc)
+        print(f"medsyn: error: {err.one_line()}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    except Terminated:
+        print("medsyn: terminated", file=sys.stderr)
+        sys.exit(143)
+    except SystemExit as exc:
+        if Terminated.received and exc.code == 130:
+            print("medsyn: terminated", file=sys.stderr)
+            sys.exit(143)
+        raise
     except KeyboardInterrupt:
         print("medsyn: interrupted", file=sys.stderr)
         sys.exit(130)

@@ -74,7 +74,7 @@ def phantom(
 
     if kind not in ("brain", "ct"):
         raise InputError(f"unknown phantom kind {kind!r}", hint="use --kind brain or --kind ct")
-    with atomic_dir(out, force=force) as tmp:
+    with atomic_dir(out, force=force, command="data phantom") as tmp:
         if kind == "ct":
             for i, img in enumerate(phantoms.ct(n, res, seed)):
                 save_png(img, tmp / f"ct_{i:05d}.png")
@@ -133,13 +133,13 @@ def prepare_brats(
     from medsyn_cli.data import brats
     from medsyn_cli.data.writing import atomic_dir
     from medsyn_cli.errors import InputError
-    from medsyn_cli.fileio import check_output
+    from medsyn_cli.outputs import check_owned_folder
 
     if not cases.exists():
         raise InputError("no such file or directory", path=cases)
     if modality != "auto" and modality not in brats.MODALITIES:
         raise InputError(f"unknown modality {modality!r}", hint=f"use one of {', '.join(brats.MODALITIES)} or auto")
-    check_output(out, force)
+    check_owned_folder(out, force=force, command="data prepare brats")  # before the volumes are read
     prep = brats.prepare(cases, modality, mask_fraction=mask_fraction, seed=seed, test_fraction=test_fraction,
                          val_fraction=val_fraction, case_fraction=case_fraction,
                          min_tumor_area=min_tumor_area, min_brain_area=min_brain_area)
@@ -149,7 +149,7 @@ def prepare_brats(
     settings = {"modality": prep.modality, "test_fraction": test_fraction, "val_fraction": val_fraction,
                 "case_fraction": case_fraction, "mask_fraction": mask_fraction, "res": res, "seed": seed,
                 "min_tumor_area": min_tumor_area, "min_brain_area": min_brain_area}
-    with atomic_dir(out, force=force) as tmp:
+    with atomic_dir(out, force=force, command="data prepare brats") as tmp:
         counts = brats.write(prep, tmp, res=res, settings=settings)
     split = {part: len(prep.split[part]) for part in ("train", "val", "test", "unused")}
     log(f"{prep.modality}: cases {split['train']} train, {split['val']} val, {split['test']} test"
@@ -190,18 +190,18 @@ def export(
     from medsyn_cli.data import load_dataset
     from medsyn_cli.data.writing import atomic_dir
     from medsyn_cli.errors import InputError
-    from medsyn_cli.fileio import check_output
+    from medsyn_cli.outputs import check_owned_folder
     from medsyn_cli.metrics.prepare import to_uint8
 
     if fit not in ("pad", "resize", "crop"):
         raise InputError(f"unknown --fit {fit!r}", hint="use pad, resize or crop")
-    check_output(out, force)
+    check_owned_folder(out, force=force, command="data export")  # before the images are read
     data = load_dataset(path, res=res, channels=channels, fit=fit)
     images = to_uint8(data.images)
     from PIL import Image
 
     names = [f"{i:05d}.png" for i in range(len(images))]
-    with atomic_dir(out, force=force) as tmp:
+    with atomic_dir(out, force=force, command="data export") as tmp:
         for name, img in zip(names, images):
             Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(tmp / name, format="PNG")
         doc = {"source": str(path), "res": res, "fit": fit, "channels": channels, "count": len(names),
@@ -241,14 +241,14 @@ def prepare_slices(
     from medsyn_cli.data import slices
     from medsyn_cli.data.writing import atomic_dir
     from medsyn_cli.errors import InputError
-    from medsyn_cli.fileio import check_output
+    from medsyn_cli.outputs import check_owned_folder
 
-    check_output(out, force)
+    check_owned_folder(out, force=force, command="data prepare slices")  # before the volumes are read
     prep = slices.prepare(source, modality=modality, frames=frames, axis=axis, min_foreground=min_foreground)
     if not prep.images:
         raise InputError("no slice passed --min-foreground", path=source, hint="lower --min-foreground")
     settings = {"modality": modality, "frames": frames, "axis": axis, "min_foreground": min_foreground, "res": res}
-    with atomic_dir(out, force=force) as tmp:
+    with atomic_dir(out, force=force, command="data prepare slices") as tmp:
         counts = slices.write(prep, tmp, res=res, settings=settings)
     log(f"{counts['slices']} slices from {counts['volumes']} volume(s); dropped {counts['dropped']} "
         f"with less than {min_foreground:g} foreground")

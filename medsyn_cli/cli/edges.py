@@ -36,9 +36,11 @@ def edges(
     """
     from medsyn_cli import edges as E
     from medsyn_cli.errors import InputError
-    from medsyn_cli.fileio import atomic_path, check_output
+    from medsyn_cli.fileio import atomic_path, staged_outputs
+    from medsyn_cli.outputs import check_out_file, check_out_folder, record_outputs
 
     sigma = E.check_method(method, sigma)
+    check_out_folder(out)
     files = E.collect_inputs(expand_inputs(inputs))
     if not files:
         raise InputError("no inputs", hint="name images, volumes or folders, or pipe paths into `-`")
@@ -49,11 +51,12 @@ def edges(
             raise InputError(f"two inputs would write the same output {target}", path=path,
                              hint=f"the other is {targets[target]}; run them separately")
         targets[target] = path
-        check_output(target, force)  # refuse before anything is written
+        check_out_file(target, force=force)  # refuse before anything is written
     if overlay and any(E.is_volume(p) for p in targets.values()):
         log("medsyn edges: --overlay applies to images; volumes are written as edge volumes")
 
-    with progress() as bar:
+    # All outputs or none: every file waits as a temporary until the last one is written.
+    with progress() as bar, staged_outputs():
         task = bar.add_task("edges", total=len(targets), info="")
         for target, path in targets.items():
             with atomic_path(target, force=True) as tmp:
@@ -64,8 +67,10 @@ def edges(
                     grey = E.read_grey(path)
                     emap = E.edge_map(grey, method, sigma)
                     E.write_png(E.overlay(grey, emap) if overlay else E.edges_to_uint8(emap), tmp)
-            typer.echo(str(target))
             bar.advance(task)
+    record_outputs(list(targets), "edges")
+    for target in targets:
+        typer.echo(str(target))
 
 
 def register(app: typer.Typer) -> None:

@@ -322,8 +322,8 @@ def embed(
         medsyn sample runs/hagan-64 --n 500 --out fake | medsyn eval embed ./covid-ct - --out plots/
     """
     from medsyn_cli.errors import InputError
-    from medsyn_cli.fileio import check_output
     from medsyn_cli.metrics.embed import FILES, GAUSSIAN_FILES, plot_embeddings, plot_gaussian_embeddings
+    from medsyn_cli.outputs import check_plot_outputs, write_plots
     from medsyn_cli.metrics.evaluate import side_features
     from medsyn_cli.metrics.features import FeatureExtractor
     from medsyn_cli.metrics.inputs import resolve_input
@@ -331,8 +331,7 @@ def embed(
 
     if real == "-" and fake == "-":
         raise InputError("only one side can be read from stdin ('-')")
-    for name in FILES + (GAUSSIAN_FILES if gaussian_samples else ()):
-        check_output(out / name, force)
+    check_plot_outputs(out, FILES + (GAUSSIAN_FILES if gaussian_samples else ()), force)  # before any work
     stdin_lines = sys.stdin.read().splitlines() if "-" in (real, fake) else None
     real_in = resolve_input(real, stdin_lines=stdin_lines, name="REAL")
     fake_in = resolve_input(fake, stdin_lines=stdin_lines, name="FAKE")
@@ -342,9 +341,14 @@ def embed(
     f = side_features(fake_in, extractor, use_cache=False, label="FAKE")
     if min(len(r.features), len(f.features)) < 3:
         raise InputError("embedding plots need at least 3 images per side")
-    result = plot_embeddings(r.features, f.features, out)
-    if gaussian_samples:
-        result["gaussian"] = plot_gaussian_embeddings(r.features, f.features, out, gaussian_samples)
+
+    def write() -> dict:
+        result = plot_embeddings(r.features, f.features, out)
+        if gaussian_samples:
+            result["gaussian"] = plot_gaussian_embeddings(r.features, f.features, out, gaussian_samples)
+        return result
+
+    result = write_plots(out, write)
     if as_json:
         echo_json({**result, "real": real_in.describe(), "fake": fake_in.describe(),
                    "settings": extractor.settings()})

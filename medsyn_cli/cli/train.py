@@ -83,9 +83,9 @@ def train(
         echo_json(plan.as_dict())
         return
 
-    from medsyn_cli.training.trainer import run_training
+    from medsyn_cli.training.run_guard import guarded_run
 
-    result = run_training(plan)
+    result = guarded_run(plan)
     import os
 
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports

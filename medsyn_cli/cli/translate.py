@@ -114,7 +114,12 @@ def translate(
         raise InputError(f"this model has {net.channels} channels; a NIfTI volume has one", path=volumes[0],
                          hint="use a one-channel model for volumes")
     log(f"translating {len(paths)} input(s) to {to} with {meta.get('model', '?')} at {net.res}px ({weights})")
-    with torch.inference_mode(), progress() as bar:
+    from medsyn_cli.fileio import staged_outputs
+    from medsyn_cli.outputs import record_outputs
+
+    outcomes = []
+    # All outputs or none: each waits as a temporary until every input is translated.
+    with torch.inference_mode(), progress() as bar, staged_outputs():
         task = bar.add_task("translate", total=len(plans), info="")
         for path, target, att_target in plans:
             if kind_of(path) == "volume":
@@ -123,13 +128,16 @@ def translate(
             else:
                 outcome = translate_image(net, path, target, to, att_target)
             bar.advance(task)
-            if as_json:
-                echo_json({"input": str(path), "output": str(outcome.output),
-                           "attention": None if outcome.attention is None else str(outcome.attention),
-                           "slices_translated": outcome.slices_translated,
-                           "slices_skipped": outcome.slices_skipped, **outcome.info})
-            else:
-                typer.echo(str(outcome.output))
+            outcomes.append((path, outcome))
+    record_outputs([p for _, o in outcomes for p in (o.output, o.attention) if p is not None], "translate")
+    for path, outcome in outcomes:
+        if as_json:
+            echo_json({"input": str(path), "output": str(outcome.output),
+                       "attention": None if outcome.attention is None else str(outcome.attention),
+                       "slices_translated": outcome.slices_translated,
+                       "slices_skipped": outcome.slices_skipped, **outcome.info})
+        else:
+            typer.echo(str(outcome.output))
 
 
 def register(app: typer.Typer) -> None:

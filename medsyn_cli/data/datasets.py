@@ -161,10 +161,10 @@ def _cached(build: Callable[[], ImageSet | TwoDomainSet], files: list[tuple[str,
     if hit is not None:
         return hit
     data = build()
-    try:
-        cache.save(key, data, what)
-    except OSError:  # a read-only or full cache dir must not stop training
-        pass
+    from medsyn_cli.outputs import write_cache_entry
+
+    # One writer per entry; a read-only or full cache dir warns and must not stop training.
+    write_cache_entry(cache.datasets_dir() / f"{key}.npz", lambda: cache.save(key, data, what), "the dataset")
     return data
 
 
