@@ -48,9 +48,9 @@ def build_app() -> typer.Typer:
     for verb in VERBS:
         importlib.import_module(f"medsyn_cli.cli.{verb}").register(app)
 
-    from medsyn_cli.plugins import load_plugins
+    from medsyn_cli.plugins import call_isolated
 
-    load_plugins().hook.register_commands(app=app)
+    call_isolated("register_commands", "commands", app=app)  # a broken plugin must not take the CLI down
     return app
 
 

@@ -6,7 +6,7 @@ is built lazily in ``_build``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from medsyn_cli.hookspecs import hookimpl
 from medsyn_cli.registry import ModelSpec
@@ -19,7 +19,7 @@ class CycleGANConfig:
     ngf: int = 64  # generator width after the first conv
     ndf: int = 64  # PatchGAN width after the first conv
     n_blocks: int = 0  # ResNet blocks in each generator; 0 = 6 at res <= 128, 9 above (reference)
-    n_layers_d: int = 3  # PatchGAN depth; 3 gives the 70x70 receptive field
+    n_layers_d: int = field(default=3, metadata={"min": 1})  # PatchGAN depth; 3 gives the 70x70 receptive field
     lambda_cycle: float = 10.0  # weight of each cycle L1 (lambda_A = lambda_B)
     lambda_identity: float = 0.5  # identity L1 weight as a fraction of lambda_cycle (0 turns it off)
     pool_size: int = 50  # fakes remembered per discriminator (0 turns the pool off)
@@ -28,7 +28,7 @@ class CycleGANConfig:
     beta2: float = 0.999
     n_epochs: int = 100  # epochs at the initial learning rate
     n_epochs_decay: int = 100  # epochs of linear decay towards zero after that
-    init_gain: float = 0.02  # std of the N(0, gain) weight initialisation
+    init_gain: float = field(default=0.02, metadata={"gt": 0})  # std of the N(0, gain) weight initialisation
 
 
 def _build(config: CycleGANConfig, res: int, channels: int):

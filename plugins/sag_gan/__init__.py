@@ -7,7 +7,7 @@ docs/models/sag-gan.md for the row -> settings table). This entry-point module s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from medsyn_cli.errors import InputError
 from medsyn_cli.hookspecs import hookimpl
@@ -21,9 +21,10 @@ class SAGGANConfig:
     ngf: int = 64  # generator width after the first conv
     ndf: int = 64  # PatchGAN width after the first conv
     n_blocks: int = 0  # residual blocks per generator; 0 = 6 at res <= 128, 9 above
-    n_layers_d: int = 3  # PatchGAN depth (70x70 receptive field)
-    attention_ngf: int = 32  # width of the attention networks A_N and A_T
-    se_reduction: int = 16  # hidden width of the AMSE gate = channels / se_reduction
+    n_layers_d: int = field(default=3, metadata={"min": 1})  # PatchGAN depth (70x70 receptive field)
+    attention_ngf: int = field(default=32, metadata={"gt": 0})  # width of the attention networks A_N and A_T
+    # hidden width of the AMSE gate = channels / se_reduction
+    se_reduction: int = field(default=16, metadata={"min": 1})
     lambda_gan: float = 1.0  # weight of each attention-guided adversarial loss
     lambda_cycle: float = 10.0  # weight of each cycle L1
     lambda_mask: float = 10.0  # weight of the L1 between A_T's map and the tumor mask (labelled rows only)
@@ -39,7 +40,7 @@ class SAGGANConfig:
     beta2: float = 0.999
     n_epochs: int = 100  # epochs at the initial learning rate
     n_epochs_decay: int = 100  # epochs of linear decay towards zero after that
-    init_gain: float = 0.02  # std of the N(0, gain) weight initialisation
+    init_gain: float = field(default=0.02, metadata={"gt": 0})  # std of the N(0, gain) weight initialisation
 
     def __post_init__(self) -> None:
         if not self.attention:
