@@ -30,6 +30,8 @@ import numpy as np
 from medsyn_cli.data import cache, readers
 from medsyn_cli.data.geometry import to_square
 from medsyn_cli.data.intensity import apply_mapping, combine_mappings
+from medsyn_cli.data.modality import prepared_modality
+from medsyn_cli.data.modality import record as record_modality
 from medsyn_cli.data.volumes import keep_slice, volume_mapping, volume_slices
 from medsyn_cli.errors import InputError
 
@@ -77,15 +79,17 @@ def load_dataset(path: str | os.PathLike, *, res: int, channels: int = 1, task: 
     if task == "translation":
         if root.is_dir() and (root / "normal").is_dir() and (root / "tumor").is_dir():
             files = _files_for_key(root, readers.list_inputs(root))
-            return _cached(lambda: _two_domain(root, res, channels, axis), files, settings,
+            data = _cached(lambda: _two_domain(root, res, channels, axis), files, settings,
                            _what(root, res, task), use_cache)
+            return record_modality(data, prepared_modality(root))
         from medsyn_cli.data import brats
 
         if brats.is_brats_folder(root):
             cases = brats.find_cases(root, modality)
             files = _files_for_key(root, [p for _, image, seg in cases for p in (image, seg)])
-            return _cached(lambda: _brats(root, res, channels, modality), files, settings,
+            data = _cached(lambda: _brats(root, res, channels, modality), files, settings,
                            _what(root, res, task), use_cache)
+            return record_modality(data, modality)
         raise InputError("a translation dataset needs normal/ and tumor/ folders or BraTS-style cases",
                          path=root, hint="or use phantom:brain")
 
@@ -93,8 +97,9 @@ def load_dataset(path: str | os.PathLike, *, res: int, channels: int = 1, task: 
     if root.is_dir() and (root / "normal").is_dir() and (root / "tumor").is_dir():
         files = [f for f in files if f.relative_to(root).parts[0] != "masks"]  # masks are labels, not images
     base = root if root.is_dir() else root.parent
-    return _cached(lambda: _image_set(files, base, res, channels, axis), _files_for_key(base, files), settings,
+    data = _cached(lambda: _image_set(files, base, res, channels, axis), _files_for_key(base, files), settings,
                    _what(root, res, task), use_cache)
+    return record_modality(data, None)  # from the file names, when they agree
 
 
 # -------------------------------------------------------------------------- plugins
@@ -240,7 +245,8 @@ def _stack(items: list[Item], channels: int, where: Path) -> ImageSet:
 
 
 def _image_set(files: list[Path], base: Path, res: int, channels: int, axis: str) -> ImageSet:
-    return _stack(_decode_all(files, base, res, axis), channels, base)
+    # One file that gives no usable slice is named itself, not its folder.
+    return _stack(_decode_all(files, base, res, axis), channels, files[0] if len(files) == 1 else base)
 
 
 # -------------------------------------------------------------------------- two domains
