@@ -14,7 +14,7 @@ from medsyn_cli.data.datasets import load_dataset
 from medsyn_cli.data.modality import modality_from_name, trained_modality
 from medsyn_cli.domain_check import DomainCheck
 from medsyn_cli.errors import InputError
-from tiny_translator import head, save_nifti, tiny_run
+from tiny_translator import brats_case, head, save_nifti, tiny_run
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
@@ -28,20 +28,8 @@ def test_modality_from_the_file_name(name, modality):
     assert modality_from_name(name) == modality
 
 
-def _brats_case(folder, case: str) -> None:
-    """A tiny BraTS-style case: t1ce and flair volumes and a seg with a tumor in the middle slices."""
-    (folder / case).mkdir(parents=True)
-    vol = head((64, 64, 6)) + 10.0
-    vol[vol < 11] = 0.0
-    seg = np.zeros(vol.shape, np.float32)
-    seg[24:40, 24:40, 2:4] = 1
-    for m in ("t1ce", "flair"):
-        save_nifti(folder / case / f"{case}_{m}.nii.gz", vol)
-    save_nifti(folder / case / f"{case}_seg.nii.gz", seg)
-
-
 def test_brats_cases_record_the_modality_read(tmp_path):
-    _brats_case(tmp_path / "cases", "Brats18_X_1")
+    brats_case(tmp_path / "cases", "Brats18_X_1")
     data = load_dataset(tmp_path / "cases", res=32, task="translation", modality="flair", use_cache=False)
     assert data.normal.intensity["modality"] == "flair" and data.tumor.intensity["modality"] == "flair"
     assert trained_modality({"normal": data.normal.intensity, "tumor": data.tumor.intensity}) == "flair"

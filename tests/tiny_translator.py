@@ -1,4 +1,5 @@
-"""A tiny sag-gan exported as a run folder, for translate tests that need weights but no training."""
+"""Small fixtures for CLI tests: a tiny sag-gan exported as a run (translate without training), an MR or
+CT-like head volume, a BraTS-style case."""
 
 from __future__ import annotations
 
@@ -48,3 +49,15 @@ def save_nifti(path: Path, data: np.ndarray) -> Path:
 
     nib.save(nib.Nifti1Image(data, np.diag([1.0, 1.0, 2.0, 1.0])), str(path))
     return path
+
+
+def brats_case(folder: Path, case: str) -> None:
+    """A tiny BraTS-style case: t1ce and flair volumes and a seg with a tumor in the middle slices."""
+    (folder / case).mkdir(parents=True)
+    vol = head((64, 64, 6)) + 10.0
+    vol[vol < 11] = 0.0
+    seg = np.zeros(vol.shape, np.float32)
+    seg[24:40, 24:40, 2:4] = 1
+    for m in ("t1ce", "flair"):
+        save_nifti(folder / case / f"{case}_{m}.nii.gz", vol)
+    save_nifti(folder / case / f"{case}_seg.nii.gz", seg)

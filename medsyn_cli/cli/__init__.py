@@ -17,6 +17,20 @@ CONTEXT = {"help_option_names": ["-h", "--help"]}
 VERBS = ("train", "sample", "translate", "eval", "edges", "models", "data", "cache", "weights")
 
 
+ROOT_HELP = """Medical image synthesis with GANs: train, sample, translate, evaluate.
+
+Results go to stdout, everything else to stderr; --json on every command that prints a result.
+Exit codes: 0 success, 1 runtime failure, 2 bad usage or input. MEDSYN_DEBUG=1 shows tracebacks.
+
+Examples:
+
+    medsyn train dcgan --data ./covid-ct --res 64 --steps 2000
+    medsyn sample runs/dcgan-64 --n 2000 --out fake/ | medsyn eval fid ./covid-ct -
+    medsyn translate --to tumor case_t1ce.nii.gz
+    medsyn models dcgan
+"""
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"medsyn {__version__}")
@@ -26,7 +40,7 @@ def _version(value: bool) -> None:
 def build_app() -> typer.Typer:
     app = typer.Typer(
         name="medsyn",
-        help="Medical image synthesis with GANs: train, sample, translate, evaluate.",
+        help=ROOT_HELP,
         no_args_is_help=True,
         context_settings=CONTEXT,
         pretty_exceptions_enable=False,
@@ -58,6 +72,12 @@ def main() -> None:
     debug = os.environ.get("MEDSYN_DEBUG") == "1"
     try:
         app = build_app()
+        from medsyn_cli.cli.usage import bare_usage
+
+        usage = bare_usage(app, sys.argv[1:])
+        if usage is not None:  # no arguments: usage on stderr, not the help on stdout
+            print(usage, file=sys.stderr)
+            sys.exit(2)
         app()
     except MedsynError as exc:
         if debug:

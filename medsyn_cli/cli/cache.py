@@ -12,7 +12,9 @@ import typer
 
 from medsyn_cli.cli.common import echo_json, log
 
-cache_app = typer.Typer(help="The preprocessed-dataset cache and FID statistics (ls, clear, path).",
+cache_app = typer.Typer(help="The preprocessed-dataset cache and FID statistics (ls, clear, path).\n\n"
+                        "Examples:\n\n    medsyn cache ls\n    medsyn cache clear --yes\n"
+                        "    du -sh \"$(medsyn cache path)\"\n",
                         context_settings={"help_option_names": ["-h", "--help"]}, no_args_is_help=True)
 
 
@@ -90,17 +92,22 @@ def clear(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for co
 
 
 @cache_app.command("path")
-def path() -> None:
+def path(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
     """Print the folder holding cached datasets (honours MEDSYN_HOME).
 
     Examples:
 
         medsyn cache path
 
+        medsyn cache path --json
+
         du -sh "$(medsyn cache path)"
     """
     from medsyn_cli.data import cache
 
+    if as_json:
+        echo_json({"path": str(cache.datasets_dir())})
+        return
     typer.echo(str(cache.datasets_dir()))
 
 
