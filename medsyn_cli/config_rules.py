@@ -16,7 +16,10 @@ Fields get generic rules from their type and name; a bound in the metadata repla
 * every float is finite (no nan, no inf), and so is every float in a tuple;
 * ``lr`` and ``*_lr``: > 0;  Adam betas (``beta1``, ``beta2``, ``adam_beta1``, ``betas``, ...): in [0, 1);
 * sizes and widths (``latent_dim``, ``ngf``, ``ndf``, ``*_channels``, ``*_dim``, ``*widths``): > 0;
-* weights (``lambda_*``, ``*_weight``): >= 0;  any other integer: >= 0.
+* weights (``lambda_*``, ``*_weight``): >= 0.
+
+Any other number is only checked for its type and finiteness: a count such as ``n_blocks`` declares
+its bound (``metadata={"min": 0}``), since some plugins use -1 as "off".
 """
 
 from __future__ import annotations
@@ -46,9 +49,7 @@ def generic_rules(name: str, tp: Any) -> dict[str, Any]:
         return {"gt": 0}
     if _WEIGHT.match(name):
         return {"min": 0}
-    if base is int:
-        return {"min": 0}
-    return {}
+    return {}  # other numbers: finite and of the right type; bounds come from the metadata
 
 
 def field_rules(config_cls: type) -> dict[str, dict[str, Any]]:

@@ -15,6 +15,7 @@ from medsyn_cli.errors import InputError
 from medsyn_cli.registry import all_models
 
 MODELS = sorted(all_models())
+BUILTIN = {"dcgan", "wgan", "cyclegan", "sag-gan", "hagan", "ct-kernel-wgan"}
 
 
 def _bad_values(tp, rules: dict) -> list[str]:
@@ -64,6 +65,17 @@ def test_every_field_of_every_model_has_bad_values_to_try():
             assert _bad_values(hints[f.name], rules[f.name]), f"{name}.{f.name} has no checkable rule"
 
 
+@pytest.mark.parametrize("model", sorted(BUILTIN))
+def test_every_number_of_a_builtin_model_has_a_lower_bound(model):
+    """Built-in models declare a range for every numeric setting (generic by name, or metadata)."""
+    cls = all_models()[model].config_cls
+    hints = typing.get_type_hints(cls)
+    for name, rules in field_rules(cls).items():
+        base = next((t for t in (hints[name], *typing.get_args(hints[name])) if t in (int, float, bool)), None)
+        if base in (int, float):
+            assert "min" in rules or "gt" in rules, f"{model}.{name} has no lower bound"
+
+
 @pytest.mark.parametrize("model", MODELS)
 def test_defaults_are_valid(model):
     spec = all_models()[model]
@@ -101,15 +113,17 @@ class _ThirdPartyConfig:
     beta2: float = 0.9
     ngf: int = 8
     lambda_rec: float = 1.0
-    steps_per_cycle: int = 2
+    steps_per_cycle: int = field(default=2, metadata={"min": 1})
+    off_at: int = -1  # a -1 sentinel stays legal without metadata
     gain: float = field(default=0.5, metadata={"max": 1.0})
 
 
 @pytest.mark.parametrize("key,value", [("lr", "0"), ("beta2", "1"), ("ngf", "0"), ("lambda_rec", "-1"),
-                                       ("steps_per_cycle", "-2"), ("gain", "1.5"), ("gain", "nan")])
+                                       ("steps_per_cycle", "0"), ("off_at", "nan"), ("gain", "1.5"), ("gain", "nan")])
 def test_generic_rules_cover_a_config_without_metadata(key, value):
     with pytest.raises(InputError, match=key):
         build_config(_ThirdPartyConfig, {key: value})
+    assert build_config(_ThirdPartyConfig, {"off_at": "-1"}).off_at == -1
 
 
 def test_hagan_policy_names_match_diffaugment():

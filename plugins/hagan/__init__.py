@@ -56,7 +56,8 @@ class HAGANConfig:
     d_channels: int = 64  # discriminator width after its first downsampling
     max_channels: int = 512  # width cap, both networks
     pixel_channels: int = 32  # pixel-level branch widths: this, 2x this, then 1
-    attn_max_res: int = 64  # no self-attention on maps larger than this (N x N memory)
+    # no self-attention on maps larger than this (N x N memory)
+    attn_max_res: int = field(default=64, metadata={"min": 0})
     spectral_norm: bool = True  # SAGAN's spectral normalisation in G and D
 
     lr: float = 1e-3  # Adam learning rate, G and D (paper)
@@ -72,7 +73,7 @@ class HAGANConfig:
     # DiffAugment policy (colour saturation is void on grey)
     policy: str = field(default="translation,cutout", metadata={"items": DIFFAUGMENT_POLICIES})
 
-    warmup_epochs: int = 100  # conventional epochs before AttnMix (paper: 100)
+    warmup_epochs: int = field(default=100, metadata={"min": 0})  # conventional epochs before AttnMix (paper: 100)
     # >= 0: count the warm-up in steps instead of epochs
     warmup_steps: int = field(default=-1, metadata={"min": -1})
     # EMA of D's mean real features, which G uses when sampling

@@ -20,7 +20,8 @@ class SAGGANConfig:
 
     ngf: int = 64  # generator width after the first conv
     ndf: int = 64  # PatchGAN width after the first conv
-    n_blocks: int = 0  # residual blocks per generator; 0 = 6 at res <= 128, 9 above
+    # residual blocks per generator; 0 = 6 at res <= 128, 9 above
+    n_blocks: int = field(default=0, metadata={"min": 0})
     n_layers_d: int = field(default=3, metadata={"min": 1})  # PatchGAN depth (70x70 receptive field)
     attention_ngf: int = field(default=32, metadata={"gt": 0})  # width of the attention networks A_N and A_T
     # hidden width of the AMSE gate = channels / se_reduction
@@ -34,12 +35,13 @@ class SAGGANConfig:
     amse: bool = True  # AMSE residual blocks in the generators (False: plain ResNet blocks)
     spectral_norm: bool = True  # spectral normalisation in the discriminators (False: instance norm)
     mask_supervision: bool = True  # semi-supervised L1 between A_T's map and the available masks
-    pool_size: int = 50  # fakes remembered per discriminator (0 turns the pool off)
+    # fakes remembered per discriminator (0 turns the pool off)
+    pool_size: int = field(default=50, metadata={"min": 0})
     lr: float = 2e-4  # Adam learning rate, all networks
     beta1: float = 0.5
     beta2: float = 0.999
-    n_epochs: int = 100  # epochs at the initial learning rate
-    n_epochs_decay: int = 100  # epochs of linear decay towards zero after that
+    n_epochs: int = field(default=100, metadata={"min": 0})  # epochs at the initial learning rate
+    n_epochs_decay: int = field(default=100, metadata={"min": 0})  # epochs of linear decay towards zero after that
     init_gain: float = field(default=0.02, metadata={"gt": 0})  # std of the N(0, gain) weight initialisation
 
     def __post_init__(self) -> None:
