@@ -79,7 +79,7 @@ def validate_config(config: Any, model: str | None = None) -> None:
         if problem:
             raise InputError(f"{who} {f.name}={_show(value)}: {problem}",
                              hint=f"the default is {_show(f.default) if f.default is not dataclasses.MISSING else '-'}; "
-                                  "see `medsyn models info` and the model's page in docs/models/")
+                                  + (f"`medsyn models {model}` lists every setting" if model else "see docs/models/"))
 
 
 def _show(value: Any) -> str:

@@ -77,10 +77,32 @@ def bad_files(tmp_path):
     tif[:4] = np.nan  # 25 % NaN
     Image.fromarray(tif, mode="F").save(tmp_path / "nan.tif")
     files["nan_tiff"] = tmp_path / "nan.tif"
+    files["nan_dicom"] = _float_dicom(tmp_path / "nan.dcm", tif)
     return files
 
 
-@pytest.mark.parametrize("kind", ["nan_nifti", "inf_nifti", "part_nan_nifti", "nan_npy", "inf_npz", "nan_tiff"])
+def _float_dicom(path, pixels: np.ndarray):
+    """An MR DICOM with float32 pixel data (FloatPixelData), the one DICOM form that can hold NaN."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.SeriesInstanceUID = "MR", generate_uid()
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.BitsAllocated = 1, "MONOCHROME1", 32
+    ds.FloatPixelData = pixels.astype(np.float32).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["nan_nifti", "inf_nifti", "part_nan_nifti", "nan_npy", "inf_npz", "nan_tiff",
+                                  "nan_dicom"])
 def test_data_info_refuses_naming_the_file(bad_files, kind):
     _one_line(run_cli("data", "info", bad_files[kind]), bad_files[kind])
 
@@ -123,6 +145,16 @@ def test_a_few_nan_are_repaired_with_a_warning_in_info_and_train(tmp_path):
                 "--set", "ngf=8", "--set", "ndf=8", "--out", tmp_path / "run", env=ONE_THREAD)
     assert r.returncode == 0, r.stderr
     assert "NaN value(s)" in r.stderr
+
+
+def test_a_few_nan_in_a_monochrome1_dicom_are_repaired_not_spread(tmp_path, capsys):
+    from medsyn_cli.data.readers import read_dicom
+
+    pixels = np.arange(256, dtype=np.float32).reshape(16, 16)
+    pixels[0, 0] = np.nan  # 1 of 256 values: 0.4 %
+    frames, _ = read_dicom(_float_dicom(tmp_path / "few.dcm", pixels))
+    assert np.isfinite(frames).all() and frames.shape == (1, 16, 16)
+    assert "few.dcm" in capsys.readouterr().err
 
 
 def test_a_volume_with_no_usable_slice_is_named_itself(tmp_path):

@@ -172,7 +172,7 @@ def read_dicom(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
         raise InputError(f"not a readable DICOM image ({_reason(exc)})", path=p) from exc
     frames_n = int(getattr(ds, "NumberOfFrames", 1) or 1)
     spp = int(getattr(ds, "SamplesPerPixel", 1) or 1)
-    arr = np.asarray(pixels, dtype=np.float32)
+    arr = check_finite(np.asarray(pixels, dtype=np.float32), p)  # before MONOCHROME1's max + min
     if spp == 3:  # colour DICOM: ITU-R 601 luma, like Pillow's L
         arr = arr[..., 0] * 0.299 + arr[..., 1] * 0.587 + arr[..., 2] * 0.114
     if frames_n == 1 and arr.ndim == 2:
@@ -188,7 +188,7 @@ def read_dicom(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
     info = {"modality": modality or "OT", "series": str(getattr(ds, "SeriesInstanceUID", "") or p.name),
             "photometric": photometric, "frames": int(arr.shape[0]),
             "rescale": [float(slope), float(intercept)]}
-    return check_finite(arr.astype(np.float32), p), info
+    return arr.astype(np.float32), info
 
 
 def _rescale(ds) -> tuple[float, float]:
