@@ -106,3 +106,5 @@ def test_data_phantom_prepare_and_cache_path_json(tmp_path, medsyn_home):
     assert doc["counts"]["normal"] > 0 and doc["counts"]["tumor"] > 0
     doc = _json(run_cli("cache", "path", "--json"))
     assert doc["path"].startswith(str(medsyn_home))
+    doc = _json(run_cli("cache", "clear", "--yes", "--json"))
+    assert doc["datasets_removed"] >= 0 and doc["bytes_freed"] >= 0 and "fid_statistics_removed" in doc

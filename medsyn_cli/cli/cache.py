@@ -64,13 +64,17 @@ def ls(as_json: bool = typer.Option(False, "--json", help="Print one JSON object
 
 
 @cache_app.command("clear")
-def clear(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
+def clear(
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (what was removed, bytes freed)."),
+) -> None:
     """Delete every cached dataset and the cached FID reference statistics (both are rebuilt when
     next used). Imported FID weights are kept.
 
     Examples:
 
         medsyn cache clear --yes
+        medsyn cache clear --yes --json
     """
     from medsyn_cli.data import cache
     from medsyn_cli.errors import InputError
@@ -89,6 +93,9 @@ def clear(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for co
         f.unlink()
     log(f"removed {removed} cached dataset(s) and {len(stats_files)} FID statistics file(s), "
         f"freed {_size(freed + stats_freed)}")
+    if as_json:
+        echo_json({"datasets_removed": removed, "fid_statistics_removed": len(stats_files),
+                   "bytes_freed": freed + stats_freed})
 
 
 @cache_app.command("path")
