@@ -47,6 +47,21 @@ def load_plugins() -> pluggy.PluginManager:
     return pm
 
 
+def call_isolated(hook_name: str, what: str, **kwargs) -> None:
+    """Call hook ``hook_name`` on each plugin on its own: one that raises is reported in one line
+    naming it (and listed by ``medsyn plugins``), and the others still run."""
+    for name, plugin in load_plugins().list_name_plugin():
+        impl = getattr(plugin, hook_name, None)
+        if impl is None:
+            continue
+        try:
+            impl(**kwargs)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+            failed.setdefault(name, reason)
+            print(f"medsyn: plugin {name!r} failed to register its {what}: {reason}", file=sys.stderr)
+
+
 def plugin_info() -> list[dict]:
     """What ``medsyn plugins --json`` prints: each loaded plugin, its hooks and its distribution."""
     load_plugins()
@@ -61,7 +76,11 @@ def plugin_info() -> list[dict]:
         entry = {"name": name, "hooks": hooks}
         if name in dists:
             entry["distribution"], entry["version"] = dists[name]
+        if name in failed:  # loaded, but one of its hooks raised
+            entry["error"] = failed[name]
         out.append(entry)
+    loaded = {p["name"] for p in out}
     for name, reason in sorted(failed.items()):
-        out.append({"name": name, "hooks": [], "error": reason})
+        if name not in loaded:
+            out.append({"name": name, "hooks": [], "error": reason})
     return out

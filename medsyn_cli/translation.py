@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -293,7 +293,8 @@ def read_volume_3d(path: Path, volume_index: int | None):
 
 def translate_volume(model, path: Path, target: Path, to: str, attention_target: Path | None = None, *,
                      batch_size: int = 16, volume_index: int | None = None,
-                     intensity: dict[str, Any] | None = None) -> Outcome:
+                     intensity: dict[str, Any] | None = None,
+                     check_volume: Callable[[Path, np.ndarray], None] | None = None) -> Outcome:
     """Translate every axial slice that holds brain; write a NIfTI like the input.
 
     Slices are cut exactly as ``medsyn data`` cuts training slices (RAS axial, rotated for display,
@@ -305,6 +306,8 @@ def translate_volume(model, path: Path, target: Path, to: str, attention_target:
         raise InputError(f"this model has {model.channels} channels; a NIfTI volume has one", path=path,
                          hint="use a one-channel model for volumes")
     volume, img = read_volume_3d(path, volume_index)
+    if check_volume is not None:  # e.g. a CT volume for an MR model (medsyn_cli.domain_check)
+        check_volume(path, volume)
     brain = brain_mask(volume)
     low, high = percentiles_of(intensity, "normal" if to == "tumor" else "tumor")
     mapping = percentile_mapping(volume, low, high, mask=brain)

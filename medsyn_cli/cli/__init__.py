@@ -18,6 +18,20 @@ CONTEXT = {"help_option_names": ["-h", "--help"]}
 VERBS = ("train", "sample", "translate", "eval", "edges", "report", "models", "data", "cache", "weights")
 
 
+ROOT_HELP = """Medical image synthesis with GANs: train, sample, translate, evaluate.
+
+Results go to stdout, everything else to stderr; --json on every command that prints a result.
+Exit codes: 0 success, 1 runtime failure, 2 bad usage or input. MEDSYN_DEBUG=1 shows tracebacks.
+
+Examples:
+
+    medsyn train dcgan --data ./covid-ct --res 64 --steps 2000
+    medsyn sample runs/dcgan-64 --n 2000 --out fake/ | medsyn eval fid ./covid-ct -
+    medsyn translate --to tumor case_t1ce.nii.gz
+    medsyn models dcgan
+"""
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"medsyn {__version__}")
@@ -27,7 +41,7 @@ def _version(value: bool) -> None:
 def build_app() -> typer.Typer:
     app = typer.Typer(
         name="medsyn",
-        help="Medical image synthesis with GANs: train, sample, translate, evaluate.",
+        help=ROOT_HELP,
         no_args_is_help=True,
         context_settings=CONTEXT,
         pretty_exceptions_enable=False,
@@ -49,9 +63,9 @@ def build_app() -> typer.Typer:
     for verb in VERBS:
         importlib.import_module(f"medsyn_cli.cli.{verb}").register(app)
 
-    from medsyn_cli.plugins import load_plugins
+    from medsyn_cli.plugins import call_isolated
 
-    load_plugins().hook.register_commands(app=app)
+    call_isolated("register_commands", "commands", app=app)  # a broken plugin must not take the CLI down
     return app
 
 
@@ -72,6 +86,12 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         app = build_app()
+        from medsyn_cli.cli.usage import bare_usage
+
+        usage = bare_usage(app, sys.argv[1:])
+        if usage is not None:  # no arguments: usage on stderr, not the help on stdout
+            print(usage, file=sys.stderr)
+            sys.exit(2)
         app()
     except MedsynError as exc:
         if debug:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from medsyn_cli.cli.common import expand_inputs, log, progress
+from medsyn_cli.cli.common import echo_json, expand_inputs, log, progress
 
 
 def edges(
@@ -18,6 +18,7 @@ def edges(
         None, "--sigma", help="Gaussian sigma in pixels (default: 0 for sobel, 1 for canny and laplacian)."),
     overlay: bool = typer.Option(False, "--overlay", help="Draw the edges in colour over the grey image."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line per output instead of paths."),
 ) -> None:
     """Write an edge map of every input and print each output path on stdout.
 
@@ -33,6 +34,7 @@ def edges(
         medsyn edges scan.png --method canny --sigma 2 --overlay --out edges/
         medsyn edges brain.nii.gz --method laplacian --out edges/
         medsyn sample runs/ct-64 --n 16 --out fake/ | medsyn edges - --out edges/
+        medsyn edges scans/ --out edges/ --json | jq -r .output
     """
     from medsyn_cli import edges as E
     from medsyn_cli.errors import InputError
@@ -69,8 +71,12 @@ def edges(
                     E.write_png(E.overlay(grey, emap) if overlay else E.edges_to_uint8(emap), tmp)
             bar.advance(task)
     record_outputs(list(targets), "edges")
-    for target in targets:
-        typer.echo(str(target))
+    for target, path in targets.items():  # only once every file is in place
+        if as_json:
+            echo_json({"input": str(path), "output": str(target), "method": method, "sigma": sigma,
+                       "kind": "volume" if E.is_volume(path) else "image", "overlay": overlay})
+        else:
+            typer.echo(str(target))
 
 
 def register(app: typer.Typer) -> None:

@@ -9,11 +9,12 @@ from typing import Any, Callable
 import typer
 
 from medsyn_cli.cli.common import echo_json, log, progress
+from medsyn_cli.stdin_paths import paths_from_lines
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 _SIDE_HELP = ("a folder of images, an image, a NIfTI volume or folder of volumes, a .npy/.npz stack, "
-              "or - (paths on stdin, one per line)")
+              "or - (paths on stdin, one per line, or the JSON lines of `medsyn sample --json`)")
 
 
 def _resolve_device(device: str) -> str:
@@ -73,7 +74,7 @@ def _run_metrics(real: str, fake: str, metrics: str, as_json: bool, weights: Pat
         raise InputError(f"unknown --fit {fit!r}", hint="use pad, resize or crop")
     if real_as_is and (run or fit):
         raise InputError("--real-as-is compares REAL unprepared; it cannot take --run or --fit")
-    stdin_lines = sys.stdin.read().splitlines() if "-" in (real, fake) else None
+    stdin_lines = paths_from_lines(sys.stdin.read().splitlines()) if "-" in (real, fake) else None
     result = evaluate(real, fake, options, stdin_lines=stdin_lines, progress_factory=progress)
     prepared = result["real"].get("prepared")
     if prepared:
@@ -332,7 +333,7 @@ def embed(
     if real == "-" and fake == "-":
         raise InputError("only one side can be read from stdin ('-')")
     check_plot_outputs(out, FILES + (GAUSSIAN_FILES if gaussian_samples else ()), force)  # before any work
-    stdin_lines = sys.stdin.read().splitlines() if "-" in (real, fake) else None
+    stdin_lines = paths_from_lines(sys.stdin.read().splitlines()) if "-" in (real, fake) else None
     real_in = resolve_input(real, stdin_lines=stdin_lines, name="REAL")
     fake_in = resolve_input(fake, stdin_lines=stdin_lines, name="FAKE")
     extractor = FeatureExtractor(resolve_weights(str(weights) if weights else None),
@@ -362,7 +363,10 @@ def build_eval_app() -> typer.Typer:
     from medsyn_cli.cli import eval_edges
 
     app = typer.Typer(
-        help="Evaluate synthetic images: FID, KID, precision/recall, classification, embeddings, edges.",
+        help="Evaluate synthetic images: FID, KID, precision/recall, classification, embeddings, edges.\n\n"
+             "Examples:\n\n    medsyn eval fid ./covid-ct fake/ --json\n"
+             "    medsyn sample runs/dcgan-64 --n 500 --out fake/ --json | medsyn eval kid ./covid-ct -\n"
+             "    medsyn eval edges ./covid-ct fake/\n",
         no_args_is_help=True,
         context_settings=CONTEXT,
     )

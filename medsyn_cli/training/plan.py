@@ -314,11 +314,12 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
     if flags.resume:
         base = dict(stored.get("model_config", {}))
         overrides = _model_overrides(flags, file_model, spec, with_env=False)
-        config = build_config(spec.config_cls, {**base, **overrides})
+        config = build_config(spec.config_cls, {**base, **overrides}, model=spec.name)
         new = dataclasses.asdict(config)
         changes = {k: [base.get(k), v] for k, v in new.items() if base.get(k) != v}
     else:
-        config = build_config(spec.config_cls, _model_overrides(flags, file_model, spec, with_env=True))
+        config = build_config(spec.config_cls, _model_overrides(flags, file_model, spec, with_env=True),
+                              model=spec.name)
         changes = {}
 
     # Length: explicit flags win; on --resume the run's recorded total is the default.
