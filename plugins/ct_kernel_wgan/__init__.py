@@ -38,8 +38,10 @@ class CTKernelWGANConfig:
     latent_dim: int = 128  # the thesis's best FID (87) came with 128; it also trained with 100
     use_kernel: bool | None = None  # None: the thesis's finding, on for the 128 variants, off for small
     kernel_size: int = field(default=3, metadata={"min": 1, "odd": True})  # odd; the thesis gives no size, 3 is medsyn's
-    kernel_position: str = "linear"  # linear: on the reshaped 1x4x4 linear output (sec. 3.1); stage1: on x1 (eq. 3.3)
-    skips: str = "auto"  # auto: the variant's pattern; previous | previous-twice | eq3.3 | none (no skips, sec. 4.5.4)
+    # linear: on the reshaped 1x4x4 linear output (sec. 3.1); stage1: on x1 (eq. 3.3)
+    kernel_position: str = field(default="linear", metadata={"choices": KERNEL_POSITIONS})
+    # auto: the variant's pattern; previous | previous-twice | eq3.3 | none (no skips, sec. 4.5.4)
+    skips: str = field(default="auto", metadata={"choices": SKIPS})
     widths: tuple[int, ...] = ()  # generator channels after each upsampling stage but the last
     critic_widths: tuple[int, ...] = ()  # critic channels after each stride-2 conv
     batch_norm: bool = True  # BatchNorm after each hidden transposed conv of the generator

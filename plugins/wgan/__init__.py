@@ -27,7 +27,8 @@ class WGANConfig:
     gp_weight: float = 10.0  # lambda, the gradient-penalty weight
     # "layer" (per-sample layer norm) or "none"; never batch norm
     critic_norm: str = field(default="layer", metadata={"choices": ("layer", "none")})
-    augment: str = ""  # flips/pans of real batches: "", "flip", "translate" or "flip,translate" (HAGAN's baselines)
+    # flips/pans of real batches: "", "flip", "translate" or "flip,translate" (HAGAN's baselines)
+    augment: str = field(default="", metadata={"items": ("flip", "translate")})
 
 
 def _build(config: WGANConfig, res: int, channels: int):
