@@ -134,11 +134,15 @@ def main() -> None:
             if first:  # a short first chunk measures the rate
                 want = 10
             else:
+                # The rate changes (warm-up, other processes): approach the target in chunks of at most
+                # half the remaining time, so a chunk overshoots by little.
                 rate = steps / max(seconds, 1e-6)
-                want = steps + max(1, int((target - seconds) * rate))
+                want = steps + max(5, int(0.5 * (target - seconds) * rate))
             medsyn(*train, "--steps", want, *([] if first else ["--resume"]))
             first = False
             steps, seconds = trained(run)
+        if points and points[-1]["steps"] == steps and i < len(targets) - 1:
+            continue  # the last chunk overshot this point too: nothing new to score
         last = i == len(targets) - 1
         result = score(run, out, args.data, args.fid_weights, f"{i}", baseline=last)
         cfg = json.loads((run / "config.json").read_text())

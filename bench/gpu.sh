@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The GPU bench in one call (about 8 minutes on one GPU): every model's training images/s and MFU,
+# sampling, FID features and a 240x240x155 volume translated, as one JSON object on stdout.
+#   bash bench/gpu.sh                       # on the GPU
+#   bash bench/gpu.sh --smoke               # a quick CPU check that everything runs
+#   bash bench/gpu.sh --peak-tflops 989     # MFU against the data-sheet peak instead of a measured one
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+[ -x "$PY" ] || PY=python3
+if [[ " $* " == *" --smoke "* ]]; then
+    exec "$PY" bench/bench_gpu.py --device cpu "$@"
+fi
+exec "$PY" bench/bench_gpu.py "$@"
