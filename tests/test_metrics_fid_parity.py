@@ -47,7 +47,8 @@ def pytorch_fid_value(real: Path, fake: Path, weights: Path) -> tuple[float, np.
     stats = []
     acts = None
     for folder in (real, fake):
-        files = sorted(folder.iterdir())
+        # As pytorch-fid's own CLI lists a folder: image files only (not medsyn's .medsyn-output.json).
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower().lstrip(".") in fid_score.IMAGE_EXTENSIONS)
         # batch_size=1: the images have different sizes, which pytorch-fid's default collation refuses.
         act = fid_score.get_activations(files, model, batch_size=1, dims=2048, device="cpu", num_workers=0)
         acts = act if acts is None else acts
