@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from importlib import metadata
+from typing import Any, Callable
 
 import pluggy
 
@@ -65,3 +66,46 @@ def plugin_info() -> list[dict]:
     for name, reason in sorted(failed.items()):
         out.append({"name": name, "hooks": [], "error": reason})
     return out
+
+
+#: (plugin, hook) pairs already reported, so a failure is told once per process, not per lookup.
+_reported: set[tuple[str, str]] = set()
+
+
+def report_failure(plugin_name: str, hook_name: str, exc: BaseException) -> None:
+    """One line on stderr naming the plugin and the hook, once; ``medsyn plugins`` shows it too."""
+    if (plugin_name, hook_name) in _reported:
+        return
+    _reported.add((plugin_name, hook_name))
+    reason = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+    failed.setdefault(plugin_name, f"{hook_name}: {reason}")
+    print(f"medsyn: plugin {plugin_name!r} failed in {hook_name}: {reason}", file=sys.stderr)
+
+
+def collect(hook_name: str, accept: Callable[..., Any] | None = None, **kwargs) -> list[tuple[str, Any]]:
+    """Call ``hook_name`` on every plugin, one at a time; return ``(plugin_name, registration)`` pairs.
+
+    Each ``register(...)`` call a plugin makes is passed to ``accept`` (which checks it and returns
+    the registration; default: the single argument), inside the plugin's call, so a bad
+    registration counts as that plugin's failure. A plugin whose hook raises is reported once
+    (:func:`report_failure`) and everything it registered in that call is dropped. A hook that takes
+    something other than ``register`` (``register_commands(app)``) is given ``kwargs`` instead.
+    """
+    load_plugins()
+    accept = accept or (lambda thing: thing)
+    caller = getattr(pm.hook, hook_name)
+    found: list[tuple[str, Any]] = []
+    # pluggy keeps the last-registered first; reversed: default plugins, then entry points in order
+    for impl in reversed(caller.get_hookimpls()):
+        mine: list[tuple[str, Any]] = []
+
+        def register(*args, _plugin=impl.plugin_name, **kw) -> None:
+            mine.append((_plugin, accept(*args, **kw)))
+
+        try:
+            impl.function(**(kwargs or {"register": register}))
+        except Exception as exc:  # one plugin's failure must not take the others (or the CLI) down
+            report_failure(impl.plugin_name, hook_name, exc)
+            continue
+        found.extend(mine)
+    return found

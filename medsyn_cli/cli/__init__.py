@@ -48,9 +48,9 @@ def build_app() -> typer.Typer:
     for verb in VERBS:
         importlib.import_module(f"medsyn_cli.cli.{verb}").register(app)
 
-    from medsyn_cli.plugins import load_plugins
+    from medsyn_cli.plugins import collect
 
-    load_plugins().hook.register_commands(app=app)
+    collect("register_commands", app=app)  # a plugin whose hook raises is reported; the CLI still runs
     return app
 
 

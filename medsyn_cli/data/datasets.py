@@ -113,25 +113,9 @@ def load_dataset(path: str | os.PathLike, *, res: int, channels: int = 1, task: 
 
 def plugin_datasets() -> dict[str, Callable]:
     """Every dataset name registered through the ``register_datasets`` hook -> its loader."""
-    from medsyn_cli.plugins import load_plugins, pm
+    from medsyn_cli.plugins import collect
 
-    load_plugins()
-    found: dict[str, Callable] = {}
-    for plugin_name, plugin in pm.list_name_plugin():
-        impl = getattr(plugin, "register_datasets", None)
-        if impl is None:
-            continue
-
-        def register(name: str, loader: Callable) -> None:
-            found[str(name)] = loader
-
-        try:
-            impl(register=register)
-        except Exception as exc:  # one broken plugin must not stop every other data source
-            import sys
-
-            print(f"medsyn: plugin {plugin_name!r} failed to register datasets: {exc}", file=sys.stderr)
-    return found
+    return dict(entry for _, entry in collect("register_datasets", lambda name, loader: (str(name), loader)))
 
 
 def _plugin_loader(text: str) -> Callable | None:

@@ -7,33 +7,18 @@ the Inception pool3 features (float64 arrays, one row per image) of both sides. 
 
 from __future__ import annotations
 
-import sys
 from typing import Callable
 
 import numpy as np
 
-from medsyn_cli.plugins import load_plugins, pm
+from medsyn_cli.plugins import collect
 
 MetricFn = Callable[[np.ndarray, np.ndarray], dict]
 
 
 def plugin_metrics() -> dict[str, MetricFn]:
     """Every metric registered by a plugin, by lower-case name; a failing plugin is reported."""
-    load_plugins()
-    found: dict[str, MetricFn] = {}
-    for plugin_name, plugin in pm.list_name_plugin():
-        impl = getattr(plugin, "register_metrics", None)
-        if impl is None:
-            continue
-
-        def register(name: str, fn: MetricFn) -> None:
-            found[name.strip().lower()] = fn
-
-        try:
-            impl(register=register)
-        except Exception as exc:  # one plugin's failure must not stop the evaluation
-            print(f"medsyn: plugin {plugin_name!r} failed to register metrics: {exc}", file=sys.stderr)
-    return found
+    return dict(entry for _, entry in collect("register_metrics", lambda name, fn: (name.strip().lower(), fn)))
 
 
 def compute(name: str, fn: MetricFn, real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
