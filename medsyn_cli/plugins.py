@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from importlib import metadata
@@ -16,6 +17,10 @@ import pluggy
 from medsyn_cli import hookspecs
 
 ENTRY_POINT_GROUP = "medsyn"
+
+#: Modules of the host registered as plugins before any entry point, whatever MEDSYN_LOAD_PLUGINS
+#: says (as simonw/llm's default plugins): the built-in metrics go through the same hooks as a third party's.
+DEFAULT_PLUGINS = ("medsyn_cli.metrics.builtin",)
 
 pm = pluggy.PluginManager("medsyn")
 pm.add_hookspecs(hookspecs)
@@ -31,6 +36,9 @@ def load_plugins() -> pluggy.PluginManager:
     if _loaded:
         return pm
     _loaded = True
+    for module_name in DEFAULT_PLUGINS:
+        if not pm.has_plugin(module_name):
+            pm.register(importlib.import_module(module_name), name=module_name)
     allowed = os.environ.get("MEDSYN_LOAD_PLUGINS")
     wanted = None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -60,6 +68,8 @@ def plugin_info() -> list[dict]:
     for name, plugin in sorted(pm.list_name_plugin(), key=lambda p: p[0]):
         hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
         entry = {"name": name, "hooks": hooks}
+        if name in DEFAULT_PLUGINS:
+            entry["default"] = True
         if name in dists:
             entry["distribution"], entry["version"] = dists[name]
         out.append(entry)

@@ -1,6 +1,7 @@
 """``medsyn eval edges REAL FAKE``: compare the edge statistics of two image sets.
 
-Exposes ``register(eval_app)``, which the ``medsyn eval`` group calls to add its ``edges`` command.
+The built-in metrics plugin (``medsyn_cli.metrics.builtin``) registers ``eval_edges`` as the
+``edges`` metric's command.
 """
 
 from __future__ import annotations
@@ -96,8 +97,3 @@ def eval_edges(
     for name, value in stats["distance"].items():
         table.add_row(f"gradient {name.replace('_', ' ')}", "", _fmt(value))
     Console(width=120).print(table)
-
-
-def register(eval_app: typer.Typer) -> None:
-    eval_app.command("edges", context_settings={"help_option_names": ["-h", "--help"]},
-                     no_args_is_help=True)(eval_edges)
