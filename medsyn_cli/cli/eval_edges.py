@@ -1,7 +1,7 @@
 """``medsyn eval edges REAL FAKE``: compare the edge statistics of two image sets.
 
 The built-in metrics plugin (``medsyn_cli.metrics.builtin``) registers ``eval_edges`` as the
-``edges`` metric's command.
+``edges`` metric's command; ``register(eval_app)`` adds it to another group (tests use it).
 """
 
 from __future__ import annotations
@@ -97,3 +97,8 @@ def eval_edges(
     for name, value in stats["distance"].items():
         table.add_row(f"gradient {name.replace('_', ' ')}", "", _fmt(value))
     Console(width=120).print(table)
+
+
+def register(eval_app: typer.Typer) -> None:
+    eval_app.command("edges", context_settings={"help_option_names": ["-h", "--help"]},
+                     no_args_is_help=True)(eval_edges)
