@@ -37,6 +37,12 @@ def register_metrics(register: Callable) -> None:
 
 
 @hookspec
+def register_formats(register: Callable) -> None:
+    """Call ``register(fmt)`` with a :class:`medsyn_cli.formats.FileFormat` (suffixes or a sniffer -> a
+    reader, and a writer where it applies); every command then reads that format."""
+
+
+@hookspec
 def register_report_sections(register: Callable) -> None:
     """Call ``register(title, render)``; ``render(run) -> str | None`` gives an HTML fragment for
     ``medsyn report`` (``run`` is a :class:`medsyn_cli.report.run.RunView`; None leaves it out)."""

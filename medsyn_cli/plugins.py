@@ -19,8 +19,8 @@ from medsyn_cli import hookspecs
 ENTRY_POINT_GROUP = "medsyn"
 
 #: Modules of the host registered as plugins before any entry point, whatever MEDSYN_LOAD_PLUGINS
-#: says (as simonw/llm's default plugins): the built-in metrics go through the same hooks as a third party's.
-DEFAULT_PLUGINS = ("medsyn_cli.metrics.builtin",)
+#: says (as simonw/llm's default plugins): the built-in metrics and file formats go through the same hooks as a third party's.
+DEFAULT_PLUGINS = ("medsyn_cli.metrics.builtin", "medsyn_cli.data.builtin_formats")
 
 pm = pluggy.PluginManager("medsyn")
 pm.add_hookspecs(hookspecs)
