@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from medsyn_cli import paths
+from medsyn_cli.config_rules import validate_config
 from medsyn_cli.errors import InputError
 
 
@@ -76,6 +77,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if str(value).lower() in ("0", "false", "no", "off"):
             return False
         raise InputError(f"setting {key}={value!r}: expected true or false")
+    if tp in (int, float) and isinstance(value, bool):  # TOML `lr = true` is not a number
+        raise InputError(f"setting {key}={str(value).lower()}: expected {tp.__name__}")
     if tp in (int, float, str):
         try:
             if tp is int and isinstance(value, float) and not value.is_integer():
@@ -86,8 +89,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
-def build_config(config_cls: type, overrides: dict[str, Any] | None = None):
-    """Instantiate ``config_cls`` with ``overrides`` coerced to each field's declared type."""
+def build_config(config_cls: type, overrides: dict[str, Any] | None = None, *, model: str | None = None):
+    """Instantiate ``config_cls`` with ``overrides`` coerced to each field's declared type, then check
+    every field against its rules (:mod:`medsyn_cli.config_rules`): types, ranges, finiteness."""
     overrides = dict(overrides or {})
     hints = typing.get_type_hints(config_cls)
     names = {f.name for f in dataclasses.fields(config_cls)}
@@ -98,7 +102,9 @@ def build_config(config_cls: type, overrides: dict[str, Any] | None = None):
             hint=f"settings of {config_cls.__name__}: {', '.join(sorted(names))}",
         )
     values = {k: _coerce(v, hints[k], k) for k, v in overrides.items()}
-    return config_cls(**values)
+    config = config_cls(**values)
+    validate_config(config, model)
+    return config
 
 
 def parse_set(items: list[str] | None) -> dict[str, str]:

@@ -72,9 +72,13 @@ def plugin_info() -> list[dict]:
             entry["default"] = True
         if name in dists:
             entry["distribution"], entry["version"] = dists[name]
+        if name in failed:  # loaded, but one of its hooks raised
+            entry["error"] = failed[name]
         out.append(entry)
+    loaded = {p["name"] for p in out}
     for name, reason in sorted(failed.items()):
-        out.append({"name": name, "hooks": [], "error": reason})
+        if name not in loaded:
+            out.append({"name": name, "hooks": [], "error": reason})
     return out
 
 

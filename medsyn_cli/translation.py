@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -92,10 +92,14 @@ def plan_outputs(inputs: Sequence[Path], to: str, out: Path | None, attention_ou
     With one input ``out``/``attention_out`` are file names; with several they are folders.
     An output never replaces an input, and an existing output needs ``force``.
     """
+    from medsyn_cli.outputs import check_out_file, check_out_folder, clean_stale_temps
+
     many = len(inputs) > 1
     for folder in (out, attention_out):
         if many and folder is not None and folder.exists() and not folder.is_dir():
             raise InputError("with several inputs this must be a folder", path=folder)
+        if many and folder is not None:
+            check_out_folder(folder)
     plans = []
     resolved_inputs = {p.resolve() for p in inputs}
     for path in inputs:
@@ -113,12 +117,13 @@ def plan_outputs(inputs: Sequence[Path], to: str, out: Path | None, attention_ou
                 raise InputError(f"the {what} of a volume is NIfTI", path=p, hint="use a .nii.gz name")
             if p.resolve() in resolved_inputs:
                 raise InputError(f"the {what} would overwrite an input", path=p)
-            if p.exists() and not force:
-                raise InputError("output exists", path=p, hint="pass --force to overwrite")
+            check_out_file(p, force=force)  # exists, read-only, a folder: refused before the model loads
         plans.append((path, target, att))
     names = [p for _, t, a in plans for p in (t, a) if p is not None]
     if len({p.resolve() for p in names}) != len(names):
         raise InputError("two inputs would write the same output", hint="give inputs distinct names")
+    for folder in {p.parent for p in names}:
+        clean_stale_temps(folder)  # temporaries of a killed earlier run
     return plans
 
 
@@ -292,7 +297,8 @@ def read_volume_3d(path: Path, volume_index: int | None):
 
 def translate_volume(model, path: Path, target: Path, to: str, attention_target: Path | None = None, *,
                      batch_size: int = 16, volume_index: int | None = None,
-                     intensity: dict[str, Any] | None = None) -> Outcome:
+                     intensity: dict[str, Any] | None = None,
+                     check_volume: Callable[[Path, np.ndarray], None] | None = None) -> Outcome:
     """Translate every axial slice that holds brain; write a NIfTI like the input.
 
     Slices are cut exactly as ``medsyn data`` cuts training slices (RAS axial, rotated for display,
@@ -304,6 +310,8 @@ def translate_volume(model, path: Path, target: Path, to: str, attention_target:
         raise InputError(f"this model has {model.channels} channels; a NIfTI volume has one", path=path,
                          hint="use a one-channel model for volumes")
     volume, img = read_volume_3d(path, volume_index)
+    if check_volume is not None:  # e.g. a CT volume for an MR model (medsyn_cli.domain_check)
+        check_volume(path, volume)
     brain = brain_mask(volume)
     low, high = percentiles_of(intensity, "normal" if to == "tumor" else "tumor")
     mapping = percentile_mapping(volume, low, high, mask=brain)

@@ -194,10 +194,10 @@ def test_skips_none_removes_every_skip_module():
     with_skips = build("large-v2", 128, use_kernel="false", **NARROW["large-v2"]).networks["generator"]
     assert sum(p.numel() for p in gen.parameters()) < sum(p.numel() for p in with_skips.parameters())
     assert model.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, 1, 128, 128)
-    with pytest.raises(InputError, match="skips must be one of"):
+    with pytest.raises(InputError, match="skips=sometimes: must be one of"):
         build("small", 64, skips="sometimes")
-    with pytest.raises(InputError, match="now called 'linear'"):
-        build("small", 64, kernel_position="input")
+    with pytest.raises(InputError, match="kernel_position=input: must be one of linear, stage1"):
+        build("small", 64, kernel_position="input")  # the old name of `linear`
 
 
 @pytest.mark.parametrize("position", ["linear", "stage1"])

@@ -89,7 +89,7 @@ def test_phantom_cli_writes_a_two_domain_folder_that_info_and_force_handle(tmp_p
     proc = run_cli("data", "phantom", "--kind", "brain", "--n", "3", "--res", "32", "--seed", "2", "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(out)
-    assert _listing(out) == sorted(["masks", "normal", "tumor"] +
+    assert _listing(out) == sorted([".medsyn-output.json", "masks", "normal", "tumor"] +
                                    [f"{d}/brain_{i:05d}.png" for d in ("masks", "normal", "tumor") for i in range(3)])
     mask = np.asarray(Image.open(out / "masks" / "brain_00000.png"))
     assert set(np.unique(mask)) <= {0, 255} and mask.max() == 255
@@ -99,7 +99,7 @@ def test_phantom_cli_writes_a_two_domain_folder_that_info_and_force_handle(tmp_p
     assert info["normal"]["modes"] == {"L": 3} and info["normal"]["height"] == [32, 32]
     proc = run_cli("data", "phantom", "--kind", "ct", "--n", "2", "--res", "16", "--out", out, "--force")
     assert proc.returncode == 0, proc.stderr
-    assert _listing(out) == ["ct_00000.png", "ct_00001.png"]
+    assert _listing(out) == [".medsyn-output.json", "ct_00000.png", "ct_00001.png"]
 
 
 def test_prepare_brats_cli_counts_masks_and_intensity(tmp_path, shared_data):

@@ -52,8 +52,21 @@ def test_fid_of_a_set_with_itself_is_zero_and_statistics_are_float64():
 
 def test_fid_refuses_a_large_imaginary_square_root():
     # A negative "covariance" has an imaginary square root: pytorch-fid raises, so do we.
-    with pytest.raises(MedsynError, match="imaginary"):
-        frechet_distance(np.zeros(1), np.array([[-1.0]]), np.zeros(1), np.array([[1.0]]))
+    for method in ("eigh", "scipy"):
+        with pytest.raises(MedsynError, match="imaginary"):
+            frechet_distance(np.zeros(1), np.array([[-1.0]]), np.zeros(1), np.array([[1.0]]), sqrtm=method)
+
+
+def test_eigh_trace_root_matches_scipy_sqrtm_on_rank_deficient_covariances():
+    # 30 samples of 512-d features: singular covariances, as every FID below 2048 images has.
+    rng = np.random.default_rng(0)
+    a = np.abs(rng.normal(size=(30, 512))) * rng.random(512)
+    b = np.abs(rng.normal(size=(30, 512))) * rng.random(512) + 0.1
+    s = [statistics(x) for x in (a, b)]
+    fast = frechet_distance(*s[0], *s[1], sqrtm="eigh")
+    reference = frechet_distance(*s[0], *s[1], sqrtm="scipy")
+    assert fast == pytest.approx(reference, abs=1e-4)  # sqrtm itself is only this exact on singular products
+    assert abs(fast - frechet_distance(*s[0], *s[0], sqrtm="eigh")) > 1.0  # not a constant
 
 
 def test_split_half_is_seeded_disjoint_and_complete():

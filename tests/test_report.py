@@ -223,8 +223,9 @@ def test_report_of_a_run_whose_model_is_not_installed_here(tmp_path):
     finally:
         pm.unregister(name="tiny-test-models")
     page = build_report(out).path.read_text()
+    one_line = " ".join(page.replace("\\\n", " ").split())  # the command is wrapped with backslashes
     # Every model setting is spelled out (the defaults are unknown here), and the model cannot be loaded.
-    assert "--set latent_dim=8 --set lr=0.001" in page and "unknown model &#x27;tiny-translator&#x27;" in page
+    assert "--set latent_dim=8 --set lr=0.001" in one_line and "unknown model &#x27;tiny-translator&#x27;" in page
     assert "finished at step 2 of 2" in page
 
 

@@ -43,7 +43,7 @@ def test_png_one_grey_image_per_line(dcgan_run, tmp_path):
     assert paths == [str(out / f"sample_{i:05d}.png") for i in range(5)]
     with Image.open(paths[0]) as im:
         assert im.mode == "L" and im.size == (64, 64)
-    assert sorted(p.name for p in out.iterdir()) == [f"sample_{i:05d}.png" for i in range(5)]
+    assert sorted(p.name for p in out.iterdir()) == [".medsyn-output.json"] + [f"sample_{i:05d}.png" for i in range(5)]
 
 
 def test_npy_and_nii_hold_the_same_float_images(dcgan_run, tmp_path, capsys):
@@ -85,9 +85,14 @@ def test_existing_output_needs_force_and_is_replaced_whole(dcgan_run, tmp_path, 
     with pytest.raises(InputError, match="output exists"):
         sample_here(capsys, dcgan_run, out)
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
-    sample_here(capsys, dcgan_run, out, force=True)
-    assert sorted(p.name for p in out.iterdir()) == ["sample_00000.png", "sample_00001.png"]
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+    with pytest.raises(InputError, match="medsyn did not write"):
+        sample_here(capsys, dcgan_run, out, force=True)  # --force never deletes a user's file
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    (out / "mine.txt").unlink()
+    sample_here(capsys, dcgan_run, out)  # an empty folder is fine
+    sample_here(capsys, dcgan_run, out, force=True)  # an earlier sample output is replaced whole
+    assert sorted(p.name for p in out.iterdir()) == [".medsyn-output.json", "sample_00000.png", "sample_00001.png"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder or lock left
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path):

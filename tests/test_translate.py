@@ -102,6 +102,11 @@ def test_plan_outputs_refuses_overwrites_and_uses_folders_for_several_inputs(tmp
     (tmp_path / "a_to-tumor.png").write_bytes(b"x")
     with pytest.raises(InputError, match="output exists"):
         plan_outputs([a], "tumor", None, None, force=False)
+    with pytest.raises(InputError, match="not written by medsyn"):  # --force overwrites only medsyn's files
+        plan_outputs([a], "tumor", None, None, force=True)
+    from medsyn_cli.outputs import record_outputs
+
+    record_outputs([tmp_path / "a_to-tumor.png"], "translate")
     assert plan_outputs([a], "tumor", None, None, force=True)[0][1] == tmp_path / "a_to-tumor.png"
     with pytest.raises(InputError, match="PNG"):
         plan_outputs([a], "tumor", tmp_path / "x.jpg", None, force=False)

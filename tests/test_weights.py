@@ -157,6 +157,7 @@ def test_resolve_downloads_the_release_file_when_nothing_is_local(monkeypatch, t
 def test_weights_default_records_and_lists(tmp_path):
     run = tmp_path / "runs" / "dcgan-64"
     run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"format": "medsyn-run-1", "model": "dcgan"}))
     r = run_cli("weights", "default", "dcgan", run)
     assert r.returncode == 0, r.stderr
     r = run_cli("weights", "default", "--json")

@@ -12,7 +12,9 @@ import typer
 
 from medsyn_cli.cli.common import echo_json, log
 
-cache_app = typer.Typer(help="The preprocessed-dataset cache and FID statistics (ls, clear, path).",
+cache_app = typer.Typer(help="The preprocessed-dataset cache and FID statistics (ls, clear, path).\n\n"
+                        "Examples:\n\n    medsyn cache ls\n    medsyn cache clear --yes\n"
+                        "    du -sh \"$(medsyn cache path)\"\n",
                         context_settings={"help_option_names": ["-h", "--help"]}, no_args_is_help=True)
 
 
@@ -62,13 +64,17 @@ def ls(as_json: bool = typer.Option(False, "--json", help="Print one JSON object
 
 
 @cache_app.command("clear")
-def clear(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
+def clear(
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (what was removed, bytes freed)."),
+) -> None:
     """Delete every cached dataset and the cached FID reference statistics (both are rebuilt when
     next used). Imported FID weights are kept.
 
     Examples:
 
         medsyn cache clear --yes
+        medsyn cache clear --yes --json
     """
     from medsyn_cli.data import cache
     from medsyn_cli.errors import InputError
@@ -87,20 +93,28 @@ def clear(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for co
         f.unlink()
     log(f"removed {removed} cached dataset(s) and {len(stats_files)} FID statistics file(s), "
         f"freed {_size(freed + stats_freed)}")
+    if as_json:
+        echo_json({"datasets_removed": removed, "fid_statistics_removed": len(stats_files),
+                   "bytes_freed": freed + stats_freed})
 
 
 @cache_app.command("path")
-def path() -> None:
+def path(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
     """Print the folder holding cached datasets (honours MEDSYN_HOME).
 
     Examples:
 
         medsyn cache path
 
+        medsyn cache path --json
+
         du -sh "$(medsyn cache path)"
     """
     from medsyn_cli.data import cache
 
+    if as_json:
+        echo_json({"path": str(cache.datasets_dir())})
+        return
     typer.echo(str(cache.datasets_dir()))
 
 

@@ -63,12 +63,14 @@ def progress() -> Iterator[Any]:
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[str]:
-    """Replace ``-`` with the whitespace-separated paths read from stdin (one per line)."""
+    """Replace ``-`` with the paths read from stdin: one per line, or medsyn's JSON lines
+    (:mod:`medsyn_cli.stdin_paths`)."""
+    from medsyn_cli.stdin_paths import paths_from_lines
+
     out: list[str] = []
     for item in inputs:
         if item == "-":
-            lines = [ln.strip() for ln in sys.stdin.read().splitlines()]
-            out.extend(ln for ln in lines if ln)
+            out.extend(paths_from_lines(sys.stdin.read().splitlines()))
         else:
             out.append(item)
     return out

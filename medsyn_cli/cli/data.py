@@ -11,9 +11,15 @@ from medsyn_cli.cli.common import echo_json, log
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
-data_app = typer.Typer(help="Inspect datasets, generate phantoms, prepare BraTS slices, export prepared sets.",
+data_app = typer.Typer(help="Inspect datasets, generate phantoms, prepare BraTS slices, export prepared sets.\n\nExamples:\n\n"
+                            "    medsyn data info scans/\n"
+                            "    medsyn data phantom --kind brain --n 64 --out phantoms/brain\n"
+                            "    medsyn data prepare brats cases/ --modality t1ce --out brats-t1ce\n"
+                            "    medsyn data export scans/ --res 64 --out scans64/\n",
                        context_settings=CONTEXT, no_args_is_help=True)
-prepare_app = typer.Typer(help="Turn raw datasets into training folders.", context_settings=CONTEXT,
+prepare_app = typer.Typer(help="Turn raw datasets into training folders.\n\nExamples:\n\n"
+                               "    medsyn data prepare brats cases/ --modality flair --out brats-flair --json\n",
+                          context_settings=CONTEXT,
                           no_args_is_help=True)
 data_app.add_typer(prepare_app, name="prepare")
 
@@ -39,8 +45,9 @@ def info(
         medsyn data info phantom:brain
     """
     from medsyn_cli.data.info import as_lines, describe
+    from medsyn_cli.data.volumes import check_axis
 
-    result = describe(path, axis=axis, modality=modality)
+    result = describe(path, axis=check_axis(axis), modality=modality)
     if as_json:
         echo_json(result)
         return
@@ -56,6 +63,7 @@ def phantom(
     res: int = typer.Option(128, "--res", min=8, help="Side of the square slices in pixels."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same images."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the folder."),
 ) -> None:
     """Write synthetic slices as 8-bit PNGs: brain -> OUT/normal, OUT/tumor, OUT/masks; ct -> OUT/*.png.
 
@@ -66,7 +74,7 @@ def phantom(
 
         medsyn data phantom --kind brain --n 64 --out phantoms/brain
 
-        medsyn data phantom --kind ct --n 200 --res 64 --seed 1 --out phantoms/ct
+        medsyn data phantom --kind ct --n 200 --res 64 --seed 1 --out phantoms/ct --json
     """
     from medsyn_cli.data import phantoms
     from medsyn_cli.data.writing import atomic_dir, save_mask, save_png
@@ -74,7 +82,7 @@ def phantom(
 
     if kind not in ("brain", "ct"):
         raise InputError(f"unknown phantom kind {kind!r}", hint="use --kind brain or --kind ct")
-    with atomic_dir(out, force=force) as tmp:
+    with atomic_dir(out, force=force, command="data phantom") as tmp:
         if kind == "ct":
             for i, img in enumerate(phantoms.ct(n, res, seed)):
                 save_png(img, tmp / f"ct_{i:05d}.png")
@@ -87,6 +95,10 @@ def phantom(
                 save_png(tumor[i], tmp / "tumor" / f"brain_{i:05d}.png")
                 save_mask(masks[i], tmp / "masks" / f"brain_{i:05d}.png")
     log(f"wrote {n} {kind} phantom slice(s) at {res}x{res} (seed {seed})")
+    if as_json:
+        echo_json({"out": str(out), "kind": kind, "n": n, "res": res, "seed": seed,
+                   "folders": ["normal", "tumor", "masks"] if kind == "brain" else []})
+        return
     typer.echo(str(out))
 
 
@@ -110,6 +122,7 @@ def prepare_brats(
     min_tumor_area: int = typer.Option(100, "--min-tumor-area", min=1, help="Pixels of tumor for a tumor slice."),
     min_brain_area: int = typer.Option(1000, "--min-brain-area", min=0, help="Pixels of brain to keep a slice."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (folder, counts) instead of the folder."),
 ) -> None:
     """Split BraTS cases into training, validation and test cases, and their axial slices into
     tumor-free (normal/) and tumor (tumor/) slices with whole-tumor masks (masks/).
@@ -129,17 +142,19 @@ def prepare_brats(
         medsyn data prepare brats BraTS2019/ --out brats-s --case-fraction 0.125
 
         medsyn data prepare brats ../shared/data/brats2018-flair-t1 --modality flair --out brats-flair
+
+        medsyn data prepare brats cases/ --out brats-s --case-fraction 0.125 --res 128 --json
     """
     from medsyn_cli.data import brats
     from medsyn_cli.data.writing import atomic_dir
     from medsyn_cli.errors import InputError
-    from medsyn_cli.fileio import check_output
+    from medsyn_cli.outputs import check_owned_folder
 
     if not cases.exists():
         raise InputError("no such file or directory", path=cases)
     if modality != "auto" and modality not in brats.MODALITIES:
         raise InputError(f"unknown modality {modality!r}", hint=f"use one of {', '.join(brats.MODALITIES)} or auto")
-    check_output(out, force)
+    check_owned_folder(out, force=force, command="data prepare brats")  # before the volumes are read
     prep = brats.prepare(cases, modality, mask_fraction=mask_fraction, seed=seed, test_fraction=test_fraction,
                          val_fraction=val_fraction, case_fraction=case_fraction,
                          min_tumor_area=min_tumor_area, min_brain_area=min_brain_area)
@@ -149,7 +164,7 @@ def prepare_brats(
     settings = {"modality": prep.modality, "test_fraction": test_fraction, "val_fraction": val_fraction,
                 "case_fraction": case_fraction, "mask_fraction": mask_fraction, "res": res, "seed": seed,
                 "min_tumor_area": min_tumor_area, "min_brain_area": min_brain_area}
-    with atomic_dir(out, force=force) as tmp:
+    with atomic_dir(out, force=force, command="data prepare brats") as tmp:
         counts = brats.write(prep, tmp, res=res, settings=settings)
     split = {part: len(prep.split[part]) for part in ("train", "val", "test", "unused")}
     log(f"{prep.modality}: cases {split['train']} train, {split['val']} val, {split['test']} test"
@@ -158,6 +173,9 @@ def prepare_brats(
         f"val {counts['val']['normal']}+{counts['val']['tumor']}, test {counts['test']['normal']}+"
         f"{counts['test']['tumor']} normal+tumor; dropped {counts['dropped_small_brain']} with little brain, "
         f"{counts['dropped_ambiguous_tumor']} ambiguous")
+    if as_json:
+        echo_json({"out": str(out), "modality": prep.modality, "split": split, "counts": counts, "settings": settings})
+        return
     typer.echo(str(out))
 
 
@@ -190,18 +208,18 @@ def export(
     from medsyn_cli.data import load_dataset
     from medsyn_cli.data.writing import atomic_dir
     from medsyn_cli.errors import InputError
-    from medsyn_cli.fileio import check_output
+    from medsyn_cli.outputs import check_owned_folder
     from medsyn_cli.metrics.prepare import to_uint8
 
     if fit not in ("pad", "resize", "crop"):
         raise InputError(f"unknown --fit {fit!r}", hint="use pad, resize or crop")
-    check_output(out, force)
+    check_owned_folder(out, force=force, command="data export")  # before the images are read
     data = load_dataset(path, res=res, channels=channels, fit=fit)
     images = to_uint8(data.images)
     from PIL import Image
 
     names = [f"{i:05d}.png" for i in range(len(images))]
-    with atomic_dir(out, force=force) as tmp:
+    with atomic_dir(out, force=force, command="data export") as tmp:
         for name, img in zip(names, images):
             Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(tmp / name, format="PNG")
         doc = {"source": str(path), "res": res, "fit": fit, "channels": channels, "count": len(names),
@@ -241,14 +259,14 @@ def prepare_slices(
     from medsyn_cli.data import slices
     from medsyn_cli.data.writing import atomic_dir
     from medsyn_cli.errors import InputError
-    from medsyn_cli.fileio import check_output
+    from medsyn_cli.outputs import check_owned_folder
 
-    check_output(out, force)
+    check_owned_folder(out, force=force, command="data prepare slices")  # before the volumes are read
     prep = slices.prepare(source, modality=modality, frames=frames, axis=axis, min_foreground=min_foreground)
     if not prep.images:
         raise InputError("no slice passed --min-foreground", path=source, hint="lower --min-foreground")
     settings = {"modality": modality, "frames": frames, "axis": axis, "min_foreground": min_foreground, "res": res}
-    with atomic_dir(out, force=force) as tmp:
+    with atomic_dir(out, force=force, command="data prepare slices") as tmp:
         counts = slices.write(prep, tmp, res=res, settings=settings)
     log(f"{counts['slices']} slices from {counts['volumes']} volume(s); dropped {counts['dropped']} "
         f"with less than {min_foreground:g} foreground")

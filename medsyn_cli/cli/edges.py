@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from medsyn_cli.cli.common import expand_inputs, log, progress
+from medsyn_cli.cli.common import echo_json, expand_inputs, log, progress
 
 
 def edges(
@@ -18,6 +18,7 @@ def edges(
         None, "--sigma", help="Gaussian sigma in pixels (default: 0 for sobel, 1 for canny and laplacian)."),
     overlay: bool = typer.Option(False, "--overlay", help="Draw the edges in colour over the grey image."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line per output instead of paths."),
 ) -> None:
     """Write an edge map of every input and print each output path on stdout.
 
@@ -33,12 +34,15 @@ def edges(
         medsyn edges scan.png --method canny --sigma 2 --overlay --out edges/
         medsyn edges brain.nii.gz --method laplacian --out edges/
         medsyn sample runs/ct-64 --n 16 --out fake/ | medsyn edges - --out edges/
+        medsyn edges scans/ --out edges/ --json | jq -r .output
     """
     from medsyn_cli import edges as E
     from medsyn_cli.errors import InputError
-    from medsyn_cli.fileio import atomic_path, check_output
+    from medsyn_cli.fileio import atomic_path, staged_outputs
+    from medsyn_cli.outputs import check_out_file, check_out_folder, record_outputs
 
     sigma = E.check_method(method, sigma)
+    check_out_folder(out)
     files = E.collect_inputs(expand_inputs(inputs))
     if not files:
         raise InputError("no inputs", hint="name images, volumes or folders, or pipe paths into `-`")
@@ -49,11 +53,12 @@ def edges(
             raise InputError(f"two inputs would write the same output {target}", path=path,
                              hint=f"the other is {targets[target]}; run them separately")
         targets[target] = path
-        check_output(target, force)  # refuse before anything is written
+        check_out_file(target, force=force)  # refuse before anything is written
     if overlay and any(E.is_volume(p) for p in targets.values()):
         log("medsyn edges: --overlay applies to images; volumes are written as edge volumes")
 
-    with progress() as bar:
+    # All outputs or none: every file waits as a temporary until the last one is written.
+    with progress() as bar, staged_outputs():
         task = bar.add_task("edges", total=len(targets), info="")
         for target, path in targets.items():
             with atomic_path(target, force=True) as tmp:
@@ -64,8 +69,14 @@ def edges(
                     grey = E.read_grey(path)
                     emap = E.edge_map(grey, method, sigma)
                     E.write_png(E.overlay(grey, emap) if overlay else E.edges_to_uint8(emap), tmp)
-            typer.echo(str(target))
             bar.advance(task)
+    record_outputs(list(targets), "edges")
+    for target, path in targets.items():  # only once every file is in place
+        if as_json:
+            echo_json({"input": str(path), "output": str(target), "method": method, "sigma": sigma,
+                       "kind": "volume" if E.is_volume(path) else "image", "overlay": overlay})
+        else:
+            typer.echo(str(target))
 
 
 def register(app: typer.Typer) -> None:

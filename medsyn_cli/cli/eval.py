@@ -10,11 +10,12 @@ from typing import Any, Callable
 import typer
 
 from medsyn_cli.cli.common import echo_json, log, progress
+from medsyn_cli.stdin_paths import paths_from_lines
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 _SIDE_HELP = ("a folder of images, an image, a NIfTI volume or folder of volumes, a .npy/.npz stack, "
-              "or - (paths on stdin, one per line)")
+              "or - (paths on stdin, one per line, or the JSON lines of `medsyn sample --json`)")
 
 
 def _resolve_device(device: str) -> str:
@@ -55,7 +56,7 @@ def _run_metrics(real: str, fake: str, metrics: str, as_json: bool, weights: Pat
     if real_as_is and (run or fit):
         raise InputError("--real-as-is compares REAL unprepared; it cannot take --run or --fit")
     chosen = selected_metrics(options)
-    stdin_lines = sys.stdin.read().splitlines() if "-" in (real, fake) else None
+    stdin_lines = paths_from_lines(sys.stdin.read().splitlines()) if "-" in (real, fake) else None
     result = evaluate(real, fake, options, stdin_lines=stdin_lines, progress_factory=progress)
     prepared = result["real"].get("prepared")
     if prepared:
@@ -338,8 +339,8 @@ def embed(
         medsyn sample runs/hagan-64 --n 500 --out fake | medsyn eval embed ./covid-ct - --out plots/
     """
     from medsyn_cli.errors import InputError
-    from medsyn_cli.fileio import check_output
     from medsyn_cli.metrics.embed import FILES, GAUSSIAN_FILES, plot_embeddings, plot_gaussian_embeddings
+    from medsyn_cli.outputs import check_plot_outputs, write_plots
     from medsyn_cli.metrics.evaluate import side_features
     from medsyn_cli.metrics.features import FeatureExtractor
     from medsyn_cli.metrics.inputs import resolve_input
@@ -347,9 +348,8 @@ def embed(
 
     if real == "-" and fake == "-":
         raise InputError("only one side can be read from stdin ('-')")
-    for name in FILES + (GAUSSIAN_FILES if gaussian_samples else ()):
-        check_output(out / name, force)
-    stdin_lines = sys.stdin.read().splitlines() if "-" in (real, fake) else None
+    check_plot_outputs(out, FILES + (GAUSSIAN_FILES if gaussian_samples else ()), force)  # before any work
+    stdin_lines = paths_from_lines(sys.stdin.read().splitlines()) if "-" in (real, fake) else None
     real_in = resolve_input(real, stdin_lines=stdin_lines, name="REAL")
     fake_in = resolve_input(fake, stdin_lines=stdin_lines, name="FAKE")
     extractor = FeatureExtractor(resolve_weights(str(weights) if weights else None),
@@ -358,9 +358,14 @@ def embed(
     f = side_features(fake_in, extractor, use_cache=False, label="FAKE")
     if min(len(r.features), len(f.features)) < 3:
         raise InputError("embedding plots need at least 3 images per side")
-    result = plot_embeddings(r.features, f.features, out)
-    if gaussian_samples:
-        result["gaussian"] = plot_gaussian_embeddings(r.features, f.features, out, gaussian_samples)
+
+    def write() -> dict:
+        result = plot_embeddings(r.features, f.features, out)
+        if gaussian_samples:
+            result["gaussian"] = plot_gaussian_embeddings(r.features, f.features, out, gaussian_samples)
+        return result
+
+    result = write_plots(out, write)
     if as_json:
         echo_json({**result, "real": real_in.describe(), "fake": fake_in.describe(),
                    "settings": extractor.settings()})
@@ -369,10 +374,57 @@ def embed(
             typer.echo(p)
 
 
+def attention(
+    run: str = typer.Argument(..., help="A translation run directory, checkpoint or .safetensors export."),
+    data: Path = typer.Option(..., "--data", help="Folder with tumor/ and masks/ (e.g. PREPARED/test)."),
+    threshold: float = typer.Option(0.5, "--threshold", help="Attention above this counts as the model's tumor."),
+    which: str = typer.Option("last", "--weights", "-w", help="last or best (best.safetensors) of a run directory."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Dice of a translation model's attention maps with the true tumor masks.
+
+    Each masked tumor slice of DATA is translated to normal; the attention map (where the model
+    changes the image), thresholded at --threshold, is compared with the slice's mask. Prints the
+    mean and median Dice, a soft Dice (no threshold) and the mean per case. The papers show these
+    maps but never score them. Score on held-out cases: the test/ part of a prepared BraTS folder.
+
+    Examples:
+
+        medsyn eval attention runs/sag-gan-64 --data brats-flair/test
+
+        medsyn eval attention runs/sag-gan-64 --data brats-flair/test --weights best --json
+    """
+    from medsyn_cli.data import load_dataset
+    from medsyn_cli.errors import InputError
+    from medsyn_cli.metrics.attention import attention_dice
+    from medsyn_cli.training.checkpoint import load_for_inference
+
+    if not 0.0 <= threshold < 1.0:
+        raise InputError(f"--threshold must be in [0, 1), not {threshold}")
+    model, meta = load_for_inference(run, _resolve_device(device), weights=which)
+    if getattr(model, "task", None) != "translation":
+        raise InputError(f"{meta.get('model')} is unconditional: it has no attention maps", path=run)
+    pair = load_dataset(data, res=model.res, channels=model.channels, task="translation")
+    result = {**attention_dice(model, pair.tumor, threshold=threshold), "model": meta.get("model"),
+              "step": meta.get("step"), "weights": meta.get("source"), "data": str(data)}
+    if as_json:
+        echo_json(result)
+        return
+    typer.echo(f"Dice      {result['dice_mean']:.4f} mean, {result['dice_median']:.4f} median "
+               f"({result['slices']} masked slices, attention > {threshold:g})")
+    typer.echo(f"soft Dice {result['soft_dice_mean']:.4f}")
+    for case, v in result["per_case"].items():
+        typer.echo(f"  {case}: {v['dice_mean']:.4f} ({v['slices']} slices)")
+
+
 def build_eval_app() -> typer.Typer:
     """A fresh ``eval`` group (each root app gets its own, so commands are never added twice)."""
     app = typer.Typer(
-        help="Evaluate synthetic images: FID, KID, precision/recall, classification, embeddings, edges.",
+        help="Evaluate synthetic images: FID, KID, precision/recall, classification, embeddings, edges.\n\n"
+             "Examples:\n\n    medsyn eval fid ./covid-ct fake/ --json\n"
+             "    medsyn sample runs/dcgan-64 --n 500 --out fake/ --json | medsyn eval kid ./covid-ct -\n"
+             "    medsyn eval edges ./covid-ct fake/\n",
         no_args_is_help=True,
         context_settings=CONTEXT,
     )

@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import typer
+from typer.core import TyperGroup
 
 from medsyn_cli.cli.common import echo_json
 
+class _ModelsGroup(TyperGroup):
+    """``medsyn models NAME`` is ``medsyn models show NAME``: a first word that is not a sub-command
+    is taken as a model name."""
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["show", *args]
+        return super().resolve_command(ctx, args)
+
+
 models_app = typer.Typer(
-    help="List installed models (`medsyn models info NAME` for parameters and FLOPs).",
+    cls=_ModelsGroup,
+    help="List installed models; `medsyn models NAME` for one model's settings, "
+         "`medsyn models info NAME` for parameters and FLOPs.\n\nExamples:\n\n    medsyn models --json\n"
+         "    medsyn models sag-gan\n    medsyn models info hagan --res 256\n",
     context_settings={"help_option_names": ["-h", "--help"]},
     invoke_without_command=True,
 )
@@ -24,6 +38,8 @@ def models(
 
         medsyn models
         medsyn models --json | jq '.models[].name'
+        medsyn models dcgan                     # one model: summary, citation, settings
+        medsyn models info hagan --res 256      # parameters and FLOPs
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -42,6 +58,66 @@ def models(
     for s in specs.values():
         table.add_row(s.name, s.task, ",".join(map(str, s.resolutions)), ",".join(s.aliases), s.summary)
     Console(width=200).print(table)
+
+
+@models_app.command("show")
+def show(
+    name: str = typer.Argument(..., help="Model name or alias."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """One model: task, resolutions, channels, summary, citation and every setting with its default
+    and its allowed values (what `--set KEY=VALUE` accepts). `medsyn models NAME` is the same.
+
+    Examples:
+
+        medsyn models dcgan
+        medsyn models show sag-gan --json | jq .settings
+    """
+    import dataclasses
+    import typing
+
+    from medsyn_cli.config_rules import field_rules
+    from medsyn_cli.registry import get_model
+
+    spec = get_model(name)
+    rules = field_rules(spec.config_cls)
+    hints = typing.get_type_hints(spec.config_cls)
+    defaults = spec.default_config()
+    settings = [{"name": f.name, "type": _type_name(hints[f.name]), "default": defaults[f.name],
+                 "allowed": _describe_rules(rules[f.name])} for f in dataclasses.fields(spec.config_cls)]
+    if as_json:
+        echo_json({**spec.as_dict(), "settings": settings})
+        return
+    typer.echo(f"{spec.name} ({spec.task}): {spec.summary}")
+    typer.echo(f"  aliases: {', '.join(spec.aliases) or '-'}; resolutions: {', '.join(map(str, spec.resolutions))}; "
+               f"channels: {', '.join(map(str, spec.channels))}; default batch: {spec.default_batch_size}")
+    typer.echo(f"  citation: {spec.citation}")
+    typer.echo("settings (--set KEY=VALUE):")
+    width = max((len(x["name"]) for x in settings), default=4)
+    for x in settings:
+        default = x["default"] if not isinstance(x["default"], (list, tuple)) else ",".join(map(str, x["default"])) or "()"
+        typer.echo(f"  {x['name'].ljust(width)}  {x['type']:<14} {str(default):<20} {x['allowed']}")
+
+
+def _type_name(tp) -> str:
+    return str(tp).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
+def _describe_rules(rules: dict) -> str:
+    """``{"min": 0, "lt": 1}`` -> ``>= 0, < 1`` (what ``--set`` accepts besides the type)."""
+    parts = []
+    for key, sign in (("gt", ">"), ("min", ">="), ("lt", "<"), ("max", "<=")):
+        if key in rules:
+            parts.append(f"{sign} {rules[key]}")
+    if "choices" in rules:
+        parts.append("one of " + "|".join(map(str, rules["choices"])))
+    if "items" in rules:
+        parts.append("comma list of " + "|".join(map(str, rules["items"])))
+    if "length" in rules:
+        parts.append(f"{rules['length']} values")
+    if rules.get("odd"):
+        parts.append("odd")
+    return ", ".join(parts)
 
 
 #: How ``models info`` feeds each network; documented for model authors in docs/metrics.md.
@@ -124,8 +200,8 @@ def info(
     from medsyn_cli.registry import get_model
 
     spec = get_model(name)
-    res = res or min(spec.resolutions)
-    channels = channels or spec.channels[0]
+    res = min(spec.resolutions) if res is None else res  # 0 is a bad value, not "the default"
+    channels = spec.channels[0] if channels is None else channels
     if res not in spec.resolutions:
         raise InputError(f"{spec.name} does not support resolution {res}",
                          hint=f"supported: {', '.join(map(str, spec.resolutions))}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -57,8 +55,9 @@ def sample(
         raise InputError("--n and --batch-size must be at least 1")
     n = count
     target = Path(out)
-    if target.exists() and not force:
-        raise InputError("output exists", path=target, hint="pass --force to replace it")
+    from medsyn_cli.outputs import check_owned_folder
+
+    check_owned_folder(target, force=force, command="sample")  # before the model is loaded
     device_name = setting("device", device, "auto", section="sample")
 
     from medsyn_cli.training.checkpoint import load_for_inference
@@ -104,15 +103,14 @@ def auto_count(source: str) -> int:
 
 def write_samples(model, target: Path, *, n: int, fmt: str, seed: int, batch_size: int, force: bool,
                   progress) -> list[Path]:
-    """Generate and write ``n`` images into a temporary directory, then rename it onto ``target``."""
+    """Generate and write ``n`` images into a temporary folder, then rename it onto ``target``
+    (under a lock on ``target``; nothing is left behind on an error or a signal)."""
     import torch
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    from medsyn_cli.outputs import owned_folder
+
     names = [f"sample_{i:05d}{SUFFIX[fmt]}" for i in range(n)]
-    try:
+    with owned_folder(target, force=force, command="sample") as tmp:
         generator = torch.Generator().manual_seed(seed)
         done = 0
         with progress() as bar:
@@ -124,25 +122,7 @@ def write_samples(model, target: Path, *, n: int, fmt: str, seed: int, batch_siz
                     _write_one(images[j], tmp / names[done + j], fmt)
                 done += b
                 bar.update(task, completed=done)
-        if target.exists():
-            _replace(target, tmp)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return [target / name for name in names]
-
-
-def _replace(target: Path, tmp: Path) -> None:
-    """Swap a finished ``tmp`` in for an existing ``target`` (--force)."""
-    old = target.parent / f".{target.name}.old-{os.getpid()}"
-    os.replace(target, old)
-    os.replace(tmp, target)
-    if old.is_dir():
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        old.unlink(missing_ok=True)
 
 
 def _write_one(image, path: Path, fmt: str) -> None:

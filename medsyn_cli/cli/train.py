@@ -51,6 +51,9 @@ def train(
         None, "--tensorboard/--no-tensorboard",
         help="Also write TensorBoard event files (losses, FID, sample grids) to RUN/tensorboard; "
              "needs `pip install 'medsyn[tensorboard]'`. [default: off]"),
+    as_json: bool = typer.Option(False, "--json",
+                                 help="Print one JSON object (run directory, steps, final losses, seconds, "
+                                      "weights) instead of the run directory."),
 ) -> None:
     """Train MODEL on a folder of scans (or the built-in phantoms) into a run directory.
 
@@ -66,6 +69,7 @@ def train(
         medsyn train dcgan --out runs/dcgan64 --resume --steps 40000
         medsyn train wgan --data ./covid-ct --res 64 --set n_critic=5 --dry-run
         medsyn train hagan --data ./covid-ct --res 64 --eval-every 2000 --out runs/hagan64
+        medsyn train dcgan --steps 50 --out runs/try --json | jq .losses
         torchrun --nproc_per_node=2 -m medsyn_cli train dcgan --res 64 --out runs/ddp
     """
     from medsyn_cli.cli.common import echo_json, log
@@ -83,13 +87,21 @@ def train(
         echo_json(plan.as_dict())
         return
 
-    from medsyn_cli.training.trainer import run_training
-
-    result = run_training(plan)
     import os
+    import time
 
+    from medsyn_cli.training.run_guard import guarded_run
+
+    started = time.monotonic()
+    result = guarded_run(plan)
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
         raise typer.Exit(result.exit_code)
+    if as_json:  # one object, also when stopped by a signal (then "finished" is false)
+        echo_json(train_report(result, time.monotonic() - started))
+        if result.exit_code:
+            log(f"medsyn: {result.message}")
+            raise typer.Exit(result.exit_code)
+        return
     if result.exit_code:
         log(f"medsyn: {result.message}")
         raise typer.Exit(result.exit_code)
@@ -98,6 +110,22 @@ def train(
         if path is not None:
             log(f"{label}: {path}")
     typer.echo(str(result.run_dir))
+
+
+def train_report(result, seconds: float) -> dict:
+    """What ``train --json`` prints: where the run is, how far it got, its last logged losses."""
+    from medsyn_cli.training.stats import read_stats
+
+    records = read_stats(result.run_dir / "stats.jsonl")
+    last = records[-1] if records else {}
+    return {
+        "run_dir": str(result.run_dir), "finished": result.exit_code == 0 and result.step >= result.total,
+        "exit_code": result.exit_code, "steps": result.step, "total_steps": result.total,
+        "losses": last.get("losses", {}), "losses_step": last.get("step"), "seconds": round(seconds, 3),
+        "train_seconds": last.get("seconds"),
+        **{k: None if v is None else str(v) for k, v in (("weights", result.weights),
+           ("checkpoint", result.checkpoint), ("grid", result.grid), ("loss_plot", result.plot))},
+    }
 
 
 def register(app: typer.Typer) -> None:

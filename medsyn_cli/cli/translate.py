@@ -70,12 +70,17 @@ def translate(
                                    "--eval-every) when --model is a run directory."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per input instead of paths."),
+    strict: bool = typer.Option(False, "--strict",
+                                help="Refuse inputs whose modality (from the file name) or intensity scale "
+                                     "(CT vs MR) differs from the model's training data; default: warn."),
 ) -> None:
     """Translate images or volumes to the tumor or the normal domain.
 
     Slices of any size are resized to the model's resolution and back; a NIfTI keeps its shape,
     affine, header and intensity scale, and every voxel outside the brain keeps its value.
-    Prints each output path on stdout (one per line).
+    Prints each output path on stdout (one per line). An input whose modality (guessed from its
+    name: t1, t1ce, t2, flair) or intensity scale (CT in HU vs MR) differs from the data the model
+    was trained on gives a warning, or with --strict an error.
 
     Examples:
 
@@ -113,23 +118,37 @@ def translate(
     if volumes and net.channels != 1:
         raise InputError(f"this model has {net.channels} channels; a NIfTI volume has one", path=volumes[0],
                          hint="use a one-channel model for volumes")
+    from medsyn_cli.domain_check import DomainCheck
+
+    check = DomainCheck(meta.get("intensity"), strict=strict)
+    for path in paths:  # names first: --strict refuses before anything is written
+        check.name(path)
     log(f"translating {len(paths)} input(s) to {to} with {meta.get('model', '?')} at {net.res}px ({weights})")
-    with torch.inference_mode(), progress() as bar:
+    from medsyn_cli.fileio import staged_outputs
+    from medsyn_cli.outputs import record_outputs
+
+    outcomes = []
+    # All outputs or none: each waits as a temporary until every input is translated.
+    with torch.inference_mode(), progress() as bar, staged_outputs():
         task = bar.add_task("translate", total=len(plans), info="")
         for path, target, att_target in plans:
             if kind_of(path) == "volume":
                 outcome = translate_volume(net, path, target, to, att_target, batch_size=batch_size,
-                                           volume_index=volume_index, intensity=meta.get("intensity"))
+                                           volume_index=volume_index, intensity=meta.get("intensity"),
+                                           check_volume=check.volume)
             else:
                 outcome = translate_image(net, path, target, to, att_target)
             bar.advance(task)
-            if as_json:
-                echo_json({"input": str(path), "output": str(outcome.output),
-                           "attention": None if outcome.attention is None else str(outcome.attention),
-                           "slices_translated": outcome.slices_translated,
-                           "slices_skipped": outcome.slices_skipped, **outcome.info})
-            else:
-                typer.echo(str(outcome.output))
+            outcomes.append((path, outcome))
+    record_outputs([p for _, o in outcomes for p in (o.output, o.attention) if p is not None], "translate")
+    for path, outcome in outcomes:
+        if as_json:
+            echo_json({"input": str(path), "output": str(outcome.output),
+                       "attention": None if outcome.attention is None else str(outcome.attention),
+                       "slices_translated": outcome.slices_translated,
+                       "slices_skipped": outcome.slices_skipped, **outcome.info})
+        else:
+            typer.echo(str(outcome.output))
 
 
 def register(app: typer.Typer) -> None:

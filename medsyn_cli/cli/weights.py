@@ -9,7 +9,9 @@ import typer
 from medsyn_cli.cli.common import echo_json, log
 
 weights_app = typer.Typer(
-    help="FID Inception weights (import, ls) and default generator weights per model (default).",
+    help="FID Inception weights (import, ls) and default generator weights per model (default).\n\n"
+         "Examples:\n\n    medsyn weights import pt_inception-2015-12-05.pth\n    medsyn weights ls\n"
+         "    medsyn weights default sag-gan runs/sag-gan-128\n",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -119,6 +121,12 @@ def default_cmd(
     spec = get_model(model)
     if not target.exists():
         raise InputError("no such run directory or weights file", path=target)
+    from medsyn_cli.run_identity import recorded_model
+
+    holds = recorded_model(target)
+    if holds != spec.name:  # runs record the canonical name, never an alias
+        raise InputError(f"this holds a {holds} model, not {spec.name}", path=target,
+                         hint=f"choose a {spec.name} run, or `medsyn weights default {holds} {target}`")
     runs_index.set_default(spec.name, target)
     if as_json:
         echo_json({"model": spec.name, "default": str(target.resolve())})

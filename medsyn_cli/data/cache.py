@@ -145,7 +145,7 @@ def clear() -> tuple[int, int]:
         return 0, 0
     keys, freed = set(), 0
     for p in folder.iterdir():
-        if p.is_file() and (p.suffix in (".npz", ".json") or p.name.endswith(".tmp")):
+        if p.is_file() and (p.suffix in (".npz", ".json") or p.name.endswith(".tmp") or ".tmp-" in p.name):
             if p.suffix == ".json":
                 keys.add(p.stem)
             freed += p.stat().st_size

@@ -31,6 +31,8 @@ import numpy as np
 from medsyn_cli.data import cache, readers
 from medsyn_cli.data.geometry import FITS, fit_square, to_square
 from medsyn_cli.data.intensity import apply_mapping, combine_mappings
+from medsyn_cli.data.modality import prepared_modality
+from medsyn_cli.data.modality import record as record_modality
 from medsyn_cli.data.volumes import keep_slice, volume_mapping, volume_slices
 from medsyn_cli.errors import InputError
 from medsyn_cli.formats import format_of
@@ -94,16 +96,18 @@ def load_dataset(path: str | os.PathLike, *, res: int, channels: int = 1, task: 
     if task == "translation":
         if root.is_dir() and (root / "normal").is_dir() and (root / "tumor").is_dir():
             files = _files_for_key(root, readers.list_inputs(root))
-            return _cached(lambda: _two_domain(root, res, channels, axis), files, settings,
+            data = _cached(lambda: _two_domain(root, res, channels, axis), files, settings,
                            _what(root, res, task), use_cache)
+            return record_modality(data, prepared_modality(root))
         from medsyn_cli.data import brats
 
         if brats.is_brats_folder(root):
             cases = brats.find_cases(root, modality)
             files = _files_for_key(root, [p for _, image, seg in cases for p in (image, seg)])
             split = {"seed": 0, "test": brats.TEST_FRACTION, "val": brats.VAL_FRACTION}  # only training cases
-            return _cached(lambda: _brats(root, res, channels, modality), files, {**settings, "split": split},
+            data = _cached(lambda: _brats(root, res, channels, modality), files, {**settings, "split": split},
                            _what(root, res, task), use_cache)
+            return record_modality(data, modality)
         raise InputError("a translation dataset needs normal/ and tumor/ folders or BraTS-style cases",
                          path=root, hint="or use phantom:brain")
 
@@ -113,8 +117,9 @@ def load_dataset(path: str | os.PathLike, *, res: int, channels: int = 1, task: 
         held_out = {"masks", "val", "test"} if (root / "split.json").is_file() else {"masks"}
         files = [f for f in files if f.relative_to(root).parts[0] not in held_out]
     base = root if root.is_dir() else root.parent
-    return _cached(lambda: _image_set(files, base, res, channels, axis, fit), _files_for_key(base, files), settings,
+    data = _cached(lambda: _image_set(files, base, res, channels, axis, fit), _files_for_key(base, files), settings,
                    _what(root, res, task), use_cache)
+    return record_modality(data, None)  # from the file names, when they agree
 
 
 # -------------------------------------------------------------------------- plugins
@@ -154,10 +159,10 @@ def _cached(build: Callable[[], ImageSet | TwoDomainSet], files: list[tuple[str,
     if hit is not None:
         return hit
     data = build()
-    try:
-        cache.save(key, data, what)
-    except OSError:  # a read-only or full cache dir must not stop training
-        pass
+    from medsyn_cli.outputs import write_cache_entry
+
+    # One writer per entry; a read-only or full cache dir warns and must not stop training.
+    write_cache_entry(cache.datasets_dir() / f"{key}.npz", lambda: cache.save(key, data, what), "the dataset")
     return data
 
 
@@ -253,7 +258,8 @@ def _stack(items: list[Item], channels: int, where: Path) -> ImageSet:
 
 
 def _image_set(files: list[Path], base: Path, res: int, channels: int, axis: str, fit: str = "pad") -> ImageSet:
-    return _stack(_decode_all(files, base, res, axis, fit), channels, base)
+    # One file that gives no usable slice is named itself, not its folder.
+    return _stack(_decode_all(files, base, res, axis, fit), channels, files[0] if len(files) == 1 else base)
 
 
 # -------------------------------------------------------------------------- two domains

@@ -12,6 +12,9 @@ CLI prints one line and exits 2. Supported inputs:
 
 Which file is which format is decided by the format registry (:mod:`medsyn_cli.formats`; these
 formats are registered by :mod:`medsyn_cli.data.builtin_formats`), as for every other command.
+
+Every reader passes float data through :func:`medsyn_cli.data.finite.check_finite`: inf, all-NaN or
+more than 1 % NaN is refused naming the file; a few NaN become the background, with a warning.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from medsyn_cli.data.finite import check_finite
 from medsyn_cli.data.intensity import apply_mapping, percentile_mapping, uint8_mapping
 from medsyn_cli.errors import InputError
 
@@ -77,7 +81,7 @@ def read_image_raw(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
             img = ImageOps.exif_transpose(img)
             mode = img.mode
             if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-                arr = np.asarray(img, dtype=np.float32)
+                arr = check_finite(np.asarray(img, dtype=np.float32), p)
                 return arr, percentile_mapping(arr)
             if mode != "L":
                 img = img.convert("L")
@@ -127,9 +131,7 @@ def read_volume(path: str | Path, volume_index: int | None = None):
         arr = np.asarray(data, dtype=np.float32)
     except Exception as exc:  # EOFError / zlib.error / OSError on a truncated .nii.gz
         raise InputError(f"truncated or corrupt NIfTI data ({_reason(exc)})", path=p) from exc
-    if not np.all(np.isfinite(arr)):
-        arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
-    return arr, img
+    return check_finite(arr, p), img
 
 
 # ---------------------------------------------------------------- DICOM
@@ -156,7 +158,7 @@ def read_dicom(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
         raise InputError(f"not a readable DICOM image ({_reason(exc)})", path=p) from exc
     frames_n = int(getattr(ds, "NumberOfFrames", 1) or 1)
     spp = int(getattr(ds, "SamplesPerPixel", 1) or 1)
-    arr = np.asarray(pixels, dtype=np.float32)
+    arr = check_finite(np.asarray(pixels, dtype=np.float32), p)  # before MONOCHROME1's max + min
     if spp == 3:  # colour DICOM: ITU-R 601 luma, like Pillow's L
         arr = arr[..., 0] * 0.299 + arr[..., 1] * 0.587 + arr[..., 2] * 0.114
     if frames_n == 1 and arr.ndim == 2:
@@ -221,7 +223,7 @@ def read_array(path: str | Path) -> np.ndarray:
     if arr.ndim != 4 or arr.shape[1] not in (1, 3):
         raise InputError(f"unsupported array shape {tuple(arr.shape)}", path=p,
                          hint="use (H,W), (N,H,W), (N,C,H,W) or (N,H,W,C) with C in 1 or 3")
-    return np.asarray(arr)
+    return check_finite(np.asarray(arr), p)
 
 
 def array_mapping(arr: np.ndarray) -> dict[str, Any]:

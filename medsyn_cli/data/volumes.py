@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from medsyn_cli.data.intensity import Mapping, apply_mapping, ct_window_mapping, percentile_mapping
+from medsyn_cli.errors import InputError
 
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
 FOREGROUND_LEVEL = -0.9
@@ -29,10 +30,15 @@ CT_AIR_FRACTION = 0.05
 def _axis_index(axis: str | int) -> int:
     if isinstance(axis, int):
         return axis
-    try:
-        return AXES[axis]
-    except KeyError:
-        raise ValueError(f"unknown axis {axis!r}; use one of {', '.join(AXES)}") from None
+    check_axis(axis)
+    return AXES[axis]
+
+
+def check_axis(axis: str) -> str:
+    """``axis`` if it names a plane; else an InputError (exit code 2) listing the planes."""
+    if axis not in AXES:
+        raise InputError(f"unknown axis {axis!r}", hint=f"use one of {', '.join(AXES)}")
+    return axis
 
 
 def _orientation(affine: np.ndarray | None):

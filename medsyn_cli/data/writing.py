@@ -3,37 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from medsyn_cli.fileio import check_output
 
 
 @contextlib.contextmanager
-def atomic_dir(target: str | Path, *, force: bool = False) -> Iterator[Path]:
-    """Yield an empty temporary folder; on success it replaces ``target`` (which must not exist unless
-    ``force``). On failure nothing is left behind and an existing ``target`` is untouched."""
-    target = Path(target)
-    check_output(target, force)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
+def atomic_dir(target: str | Path, *, force: bool = False, command: str) -> Iterator[Path]:
+    """Yield an empty temporary folder; on success it replaces ``target`` (see
+    :func:`medsyn_cli.outputs.owned_folder`: ``--force`` replaces only an earlier output of ``command``).
+    On failure nothing is left behind and an existing ``target`` is untouched."""
+    from medsyn_cli.outputs import owned_folder
+
+    with owned_folder(Path(target), force=force, command=command) as tmp:
         yield tmp
-        if target.exists():  # --force: move the old output aside first so the swap is one rename
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-            os.replace(target, old / "x")
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

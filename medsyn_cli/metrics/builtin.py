@@ -18,10 +18,14 @@ from medsyn_cli.metrics.registry import Metric, MetricInputs, MetricOption
 
 def _fid(inputs: MetricInputs, options: dict) -> dict:
     real, fake = inputs.real_side, inputs.fake_side
-    figures = {"fid": fid_mod.frechet_distance(real.mu, real.sigma, fake.mu, fake.sigma)}
+    sqrtm = options["sqrtm"]
+    if sqrtm not in ("eigh", "scipy"):
+        raise InputError(f"unknown --sqrtm {sqrtm!r}", hint="use eigh (default) or scipy")
+    figures = {"fid": fid_mod.frechet_distance(real.mu, real.sigma, fake.mu, fake.sigma, sqrtm=sqrtm)}
     settings = {"fid": {"statistics": "float64 mean and covariance (ddof=1)",
-                        "sqrtm": "scipy.linalg.sqrtm(S1 @ S2); eps=1e-6 offset if not finite; "
-                                 "real part if imaginary diagonal within 1e-3 (pytorch-fid 0.3.0)"}}
+                        "sqrtm": ("Tr sqrtm(S1 S2) from symmetric eigendecompositions (eigh)" if sqrtm == "eigh"
+                                  else "scipy.linalg.sqrtm(S1 @ S2); eps=1e-6 offset if not finite; "
+                                       "real part if imaginary diagonal within 1e-3 (pytorch-fid 0.3.0)")}}
     seconds = {}
     if options["baseline"]:
         t = time.perf_counter()
@@ -81,7 +85,9 @@ FID = Metric(
     compute=_fid, rows=_fid_rows,
     options=(MetricOption("baseline", False, "Add a real-vs-real split-half FID (the floor).", flag="--baseline",
                           requires_metric=True),
-             MetricOption("baseline_seed", 0, "Seed of the split-half baseline.")),
+             MetricOption("baseline_seed", 0, "Seed of the split-half baseline."),
+             MetricOption("sqrtm", "eigh", "FID's trace of the matrix square root: eigh (symmetric "
+                                           "eigendecompositions, fast) or scipy (pytorch-fid's sqrtm).", flag="--sqrtm")),
     examples=("medsyn eval fid ./covid-ct fake/",
               "medsyn eval fid ./covid-ct fake/ --run runs/hagan-64",
               "medsyn sample runs/hagan-64 --n 2000 --out fake | medsyn eval fid ./covid-ct -",
@@ -108,6 +114,10 @@ CLASSIFY = Metric(
     name="classify", needs="images", command="medsyn_cli.cli.eval:classify",
     summary="Downstream test (SAG-GAN protocol): does adding synthetic images help a ResNet18 classifier?")
 
+ATTENTION = Metric(
+    name="attention", needs="images", command="medsyn_cli.cli.eval:attention",
+    summary="Dice of a translation model's attention maps with the true tumor masks.")
+
 EDGES = Metric(
     name="edges", needs="images", command="medsyn_cli.cli.eval_edges:eval_edges",
     summary="Compare edge density, background noise, broken lines and gradient magnitudes of REAL and FAKE.")
@@ -115,5 +125,5 @@ EDGES = Metric(
 
 @hookimpl
 def register_metrics(register):
-    for metric in (FID, KID, PR, CLASSIFY, EDGES):
+    for metric in (FID, KID, PR, CLASSIFY, EDGES, ATTENTION):
         register(metric)

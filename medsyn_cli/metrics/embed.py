@@ -100,8 +100,7 @@ def plot_embeddings(real: np.ndarray, fake: np.ndarray, out_dir: str | Path,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)  # created by the first atomic write (and removed again if a later one fails)
     proj = pca(real, fake, 3)
     r, f = proj["real"], proj["fake"]
     evr = proj["explained_variance_ratio"]

@@ -84,9 +84,12 @@ def side_features(inp: ImageInput, extractor: FeatureExtractor, *, use_cache: bo
         raise InputError(f"{label} side has {len(feats)} image; FID needs at least 2", path=inp.spec)
     mu, sigma = fid_mod.statistics(feats)
     if use_cache and key is not None:
-        stats_cache.save(key, stats_cache.CachedStats(feats, mu, sigma, channels),
-                         {"spec": inp.spec, "count": len(inp), "weights_sha256": extractor.weights.sha256,
-                          "pipeline": PIPELINE_VERSION})
+        from medsyn_cli.outputs import write_cache_entry
+
+        write_cache_entry(stats_cache.stats_dir() / f"{key}.npz", lambda: stats_cache.save(
+            key, stats_cache.CachedStats(feats, mu, sigma, channels),
+            {"spec": inp.spec, "count": len(inp), "weights_sha256": extractor.weights.sha256,
+             "pipeline": PIPELINE_VERSION}), "the reference statistics")
     return SideFeatures(feats, mu, sigma, channels, False, key, time.perf_counter() - start)
 
 

@@ -37,8 +37,10 @@ def train_command(config: dict[str, Any], run_dir: str) -> str:
     args = [*launcher, "train", str(config.get("model", "?")), "--data", str(config.get("data", {}).get("path")),
             "--res", str(config.get("res")), "--channels", str(config.get("channels", 1)),
             "--steps", str(t.get("steps"))]
+    if config.get("data", {}).get("fit"):
+        args += ["--fit", str(config["data"]["fit"])]
     for key, flag in TRAIN_FLAGS:
-        if t.get(key) is not None:
+        if t.get(key) is not None and not (key == "eval_every" and not t[key]):
             args += [flag, str(t[key])]
     if t.get("amp") is not None:
         args.append("--amp" if t["amp"] else "--no-amp")

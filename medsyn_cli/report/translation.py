@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from medsyn_cli.metrics.attention import dice, soft_dice  # noqa: F401 - one Dice for the page and `eval attention`
+
 #: Attention above this counts as "the model changes this pixel" for the Dice.
 ATTENTION_THRESHOLD = 0.5
 
@@ -39,20 +41,6 @@ class Triplets:
     def mean(self, key: str = "dice") -> float | None:
         values = [getattr(r, key) for r in self.rows if getattr(r, key) is not None]
         return float(np.mean(values)) if values else None
-
-
-def dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    """2|P∩T| / (|P|+|T|) of two boolean masks; two empty masks agree perfectly (1.0)."""
-    p, t = pred.astype(bool), truth.astype(bool)
-    denom = int(p.sum()) + int(t.sum())
-    return 1.0 if denom == 0 else 2.0 * int((p & t).sum()) / denom
-
-
-def soft_dice(attention: np.ndarray, truth: np.ndarray) -> float:
-    """2 sum(a m) / (sum a + sum m) with the attention in [0, 1]: overlap without a threshold."""
-    a, t = attention.astype(np.float64), truth.astype(np.float64)
-    denom = a.sum() + t.sum()
-    return 1.0 if denom == 0 else float(2.0 * (a * t).sum() / denom)
 
 
 def pick_slices(tumor, n: int) -> list[int]:

@@ -73,7 +73,10 @@ def save_checkpoint(state: dict[str, Any], ckpt_dir: Path, step: int, *, keep: i
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     step_path = ckpt_dir / step_name(step)
     with atomic_path(step_path) as tmp:
-        torch.save(state, tmp)
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as exc:  # torch's zip writer reports a full disk as "unexpected pos ..."
+            raise write_failure(exc, step_path) from None
         with open(tmp, "rb") as fh:  # on disk before the rename, so a crash cannot leave an empty file
             os.fsync(fh.fileno())
     latest = ckpt_dir / LATEST
@@ -88,9 +91,24 @@ def save_checkpoint(state: dict[str, Any], ckpt_dir: Path, step: int, *, keep: i
     return latest
 
 
+def write_failure(exc: RuntimeError, path: Path) -> Exception:
+    """torch.save's RuntimeError as the OSError it stands for: ENOSPC when the disk is (nearly) full."""
+    import errno
+
+    text = str(exc)
+    if not any(s in text for s in ("unexpected pos", "PytorchStreamWriter", "file write failed")):
+        return exc
+    try:
+        full = shutil.disk_usage(path.parent).free < 64 * 1024 * 1024
+    except OSError:
+        full = False
+    code = errno.ENOSPC if full else errno.EIO
+    return OSError(code, os.strerror(code), str(path))
+
+
 def clean_stale(ckpt_dir: Path) -> None:
     """Remove temporary files a killed run left behind (never a finished checkpoint)."""
-    for tmp in ckpt_dir.glob(".*.tmp"):
+    for tmp in [*ckpt_dir.glob(".*.tmp"), *ckpt_dir.glob(".*.tmp-*")]:
         tmp.unlink(missing_ok=True)
 
 

@@ -228,21 +228,29 @@ def _model_overrides(flags: TrainFlags, file_model: dict, spec: ModelSpec, *, wi
 
 
 def _check_out(out: Path, *, resume: bool, force: bool) -> None:
+    from medsyn_cli.outputs import check_run_replaceable, check_unlocked, check_writable
+
     if resume and force:
         raise InputError("--resume and --force contradict each other", hint="--force starts the run over")
+    main_process = os.environ.get("RANK", "0") == "0"  # torchrun: rank 0 holds the run's lock
     if resume:
         read_run_config(out)
+        if main_process:
+            check_unlocked(out)
         if not (out / "checkpoints" / "latest.pt").exists():
             raise InputError("nothing to resume: no checkpoint was written yet", path=out,
                              hint="start it again with --force")
         return
     if out.exists() and not out.is_dir():
         raise InputError("output exists and is not a directory", path=out)
+    check_writable(out)
+    if main_process:
+        check_unlocked(out)
     if out.is_dir() and any(out.iterdir()):
         if not force:
             raise InputError("output directory exists and is not empty", path=out,
                              hint="pass --resume to continue that run or --force to start it over")
-        read_run_config(out)  # --force only ever deletes a medsyn run directory
+        check_run_replaceable(out)  # --force only ever deletes a medsyn run directory (and nothing else)
 
 
 def resolve_plan(flags: TrainFlags) -> TrainPlan:
@@ -306,11 +314,12 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
     if flags.resume:
         base = dict(stored.get("model_config", {}))
         overrides = _model_overrides(flags, file_model, spec, with_env=False)
-        config = build_config(spec.config_cls, {**base, **overrides})
+        config = build_config(spec.config_cls, {**base, **overrides}, model=spec.name)
         new = dataclasses.asdict(config)
         changes = {k: [base.get(k), v] for k, v in new.items() if base.get(k) != v}
     else:
-        config = build_config(spec.config_cls, _model_overrides(flags, file_model, spec, with_env=True))
+        config = build_config(spec.config_cls, _model_overrides(flags, file_model, spec, with_env=True),
+                              model=spec.name)
         changes = {}
 
     # Length: explicit flags win; on --resume the run's recorded total is the default.

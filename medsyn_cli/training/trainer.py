@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,13 +30,14 @@ from medsyn_cli.data.types import ImageSet, TwoDomainSet
 from medsyn_cli.errors import InputError, TrainingError
 from medsyn_cli.fileio import atomic_path
 from medsyn_cli.model import GANModel
+from medsyn_cli.outputs import remove_run
 from medsyn_cli.training import checkpoint as ckpt_io
 from medsyn_cli.training.device import amp_enabled, autocast_factory, configure_backends, resolve_device
 from medsyn_cli.training.distributed import DistContext
 from medsyn_cli.training.ema import EMA
 from medsyn_cli.training.export import export_weights
 from medsyn_cli.training.grids import save_grid, translation_rows
-from medsyn_cli.training.plan import TrainPlan, read_run_config
+from medsyn_cli.training.plan import TrainPlan
 from medsyn_cli.training.plots import plot_fid, plot_losses
 from medsyn_cli.training.sampler import EpochSampler
 from medsyn_cli.training.signals import StopRequest
@@ -243,9 +243,8 @@ class Trainer:
 
     def _prepare_dir(self) -> None:
         if self.ctx.is_main:
-            if self.plan.force and self.out.exists() and not self.plan.resume:
-                read_run_config(self.out)  # only ever delete a medsyn run directory
-                shutil.rmtree(self.out)
+            if self.plan.force and self.out.exists() and any(self.out.iterdir()) and not self.plan.resume:
+                remove_run(self.out)  # only ever a medsyn run directory holding nothing else
             for d in (self.out, self.ckpt_dir, self.samples_dir):
                 d.mkdir(parents=True, exist_ok=True)
             ckpt_io.clean_stale(self.ckpt_dir)

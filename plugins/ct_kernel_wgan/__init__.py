@@ -15,7 +15,7 @@ This entry-point module stays light (no torch import); the models are built lazi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from medsyn_cli.errors import InputError
 from medsyn_cli.hookspecs import hookimpl
@@ -33,19 +33,25 @@ INTERPOLATIONS = ("bilinear", "nearest", "bicubic")
 class CTKernelWGANConfig:
     """Settings of ct-kernel-wgan. Empty width tuples mean the variant's defaults (see the model card)."""
 
-    variant: str = "auto"  # auto | small | large-v1 | large-v2; auto: small at 64, large-v2 at 128
+    # auto | small | large-v1 | large-v2; auto: small at 64, large-v2 at 128
+    variant: str = field(default="auto", metadata={"choices": ("auto", *VARIANT_RES)})
     latent_dim: int = 128  # the thesis's best FID (87) came with 128; it also trained with 100
     use_kernel: bool | None = None  # None: the thesis's finding, on for the 128 variants, off for small
-    kernel_size: int = 3  # odd; the thesis gives no size, 3 is medsyn's choice
-    kernel_position: str = "linear"  # linear: on the reshaped 1x4x4 linear output (sec. 3.1); stage1: on x1 (eq. 3.3)
-    skips: str = "auto"  # auto: the variant's pattern; previous | previous-twice | eq3.3 | none (no skips, sec. 4.5.4)
+    kernel_size: int = field(default=3, metadata={"min": 1, "odd": True})  # odd; the thesis gives no size, 3 is medsyn's
+    # linear: on the reshaped 1x4x4 linear output (sec. 3.1); stage1: on x1 (eq. 3.3)
+    kernel_position: str = field(default="linear", metadata={"choices": KERNEL_POSITIONS})
+    # auto: the variant's pattern; previous | previous-twice | eq3.3 | none (no skips, sec. 4.5.4)
+    skips: str = field(default="auto", metadata={"choices": SKIPS})
     widths: tuple[int, ...] = ()  # generator channels after each upsampling stage but the last
     critic_widths: tuple[int, ...] = ()  # critic channels after each stride-2 conv
     batch_norm: bool = True  # BatchNorm after each hidden transposed conv of the generator
-    interpolation: str = "bilinear"  # how skips are brought to the stage's size
+    # how skips are brought to the stage's size
+    interpolation: str = field(default="bilinear", metadata={"choices": INTERPOLATIONS})
     lr: float = 1e-4  # Adam, both networks (Gulrajani et al.)
-    betas: tuple[float, ...] = (0.5, 0.9)  # Adam betas (Gulrajani et al.'s DCGAN-style setting)
-    n_critic: int = 5  # critic steps per generator step, all inside one train_step
+    # Adam betas (Gulrajani et al.'s DCGAN-style setting)
+    betas: tuple[float, ...] = field(default=(0.5, 0.9), metadata={"length": 2})
+    # critic steps per generator step, all inside one train_step
+    n_critic: int = field(default=5, metadata={"min": 1})
     gp_weight: float = 10.0  # lambda of the gradient penalty
 
 

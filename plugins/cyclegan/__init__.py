@@ -7,7 +7,7 @@ is built lazily in ``_build``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from medsyn_cli.hookspecs import hookimpl
 from medsyn_cli.registry import ModelSpec
@@ -19,18 +19,20 @@ class CycleGANConfig:
 
     ngf: int = 64  # generator width after the first conv
     ndf: int = 64  # PatchGAN width after the first conv
-    n_blocks: int = 0  # ResNet blocks in each generator; 0 = 6 at res <= 128, 9 above (reference)
-    n_layers_d: int = 3  # PatchGAN depth; 3 gives the 70x70 receptive field
+    # ResNet blocks in each generator; 0 = 6 at res <= 128, 9 above (reference)
+    n_blocks: int = field(default=0, metadata={"min": 0})
+    n_layers_d: int = field(default=3, metadata={"min": 1})  # PatchGAN depth; 3 gives the 70x70 receptive field
     lambda_cycle: float = 10.0  # weight of each cycle L1 (lambda_A = lambda_B)
     lambda_identity: float = 0.5  # identity L1 weight as a fraction of lambda_cycle (0 turns it off)
-    pool_size: int = 50  # fakes remembered per discriminator (0 turns the pool off)
+    # fakes remembered per discriminator (0 turns the pool off)
+    pool_size: int = field(default=50, metadata={"min": 0})
     spectral_norm: bool = False  # SN discriminators (true: the SAG-GAN paper's "CycleGAN + SN" baseline)
     lr: float = 2e-4  # Adam learning rate, generators and discriminators
     beta1: float = 0.5
     beta2: float = 0.999
-    n_epochs: int = 100  # epochs at the initial learning rate
-    n_epochs_decay: int = 100  # epochs of linear decay towards zero after that
-    init_gain: float = 0.02  # std of the N(0, gain) weight initialisation
+    n_epochs: int = field(default=100, metadata={"min": 0})  # epochs at the initial learning rate
+    n_epochs_decay: int = field(default=100, metadata={"min": 0})  # epochs of linear decay towards zero after that
+    init_gain: float = field(default=0.02, metadata={"gt": 0})  # std of the N(0, gain) weight initialisation
 
 
 def _build(config: CycleGANConfig, res: int, channels: int):

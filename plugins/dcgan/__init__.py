@@ -5,7 +5,7 @@ This entry-point module stays light (no torch import); the model is built lazily
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from medsyn_cli.hookspecs import hookimpl
 from medsyn_cli.registry import ModelSpec
@@ -21,7 +21,8 @@ class DCGANConfig:
     lr: float = 2e-4  # Adam learning rate, both networks
     beta1: float = 0.5
     beta2: float = 0.999
-    augment: str = ""  # flips/pans of real batches: "", "flip", "translate" or "flip,translate" (HAGAN's baselines)
+    # flips/pans of real batches: "", "flip", "translate" or "flip,translate" (HAGAN's baselines)
+    augment: str = field(default="", metadata={"items": ("flip", "translate")})
 
 
 def _build(config: DCGANConfig, res: int, channels: int):

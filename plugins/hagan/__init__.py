@@ -7,13 +7,15 @@ override single components. This module stays light: torch is imported only when
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from medsyn_cli.errors import InputError
 from medsyn_cli.hookspecs import hookimpl
 from medsyn_cli.registry import ModelSpec
 
 #: The component switches, in the order the paper adds them.
+#: As medsyn_cli.nn.diffaugment.POLICIES (not imported here: it imports torch).
+DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
 COMPONENTS = ("self_attention", "attnmix", "diffaugment", "reverse_skip", "hierarchical_d", "warmup")
 
 #: Rows of the paper's Table IV (cumulative). ``attnmix`` = the "AttnMix generator": the SAGAN
@@ -38,7 +40,8 @@ class HAGANConfig:
     """HAGAN settings. Defaults are the paper's where it gives them (lr, z, batch, warm-up epochs),
     otherwise documented choices (see docs/models/hagan.md)."""
 
-    ablation: str = "full"  # Table IV row: base | attnmix | skip | hierarchical | full
+    # Table IV row: base | attnmix | skip | hierarchical | full
+    ablation: str = field(default="full", metadata={"choices": tuple(ABLATIONS)})
     # Per-component overrides of the ablation row (None = as the row says).
     self_attention: bool | None = None  # SAGAN self-attention in the generator's last stages
     attnmix: bool | None = None  # AttnMix mixed images + consistency loss
@@ -47,29 +50,38 @@ class HAGANConfig:
     hierarchical_d: bool | None = None  # pixel-level branch beside the image-level branch
     warmup: bool | None = None  # un-augmented training first, DiffAugment + AttnMix after
 
-    latent_dim: int = 100  # size of z ~ U[-1, 1] (paper: 100 at 64x64, 1000 at 256x256); 0 = by resolution
+    # size of z ~ U[-1, 1] (paper: 100 at 64x64, 1000 at 256x256); 0 = by resolution
+    latent_dim: int = field(default=100, metadata={"min": 0})
     g_channels: int = 64  # generator width at its finest feature map (doubles per coarser stage)
     d_channels: int = 64  # discriminator width after its first downsampling
     max_channels: int = 512  # width cap, both networks
     pixel_channels: int = 32  # pixel-level branch widths: this, 2x this, then 1
-    attn_max_res: int = 64  # no self-attention on maps larger than this (N x N memory)
+    # no self-attention on maps larger than this (N x N memory)
+    attn_max_res: int = field(default=64, metadata={"min": 0})
     spectral_norm: bool = True  # SAGAN's spectral normalisation in G and D
 
     lr: float = 1e-3  # Adam learning rate, G and D (paper)
     adam_beta1: float = 0.5
     adam_beta2: float = 0.999
 
-    alpha: float = 0.5  # image label of a mixed image: alpha * (lambda0 + lambda1)
-    beta_g_pixel: float = 1.0  # paper's beta: L_G = L_img + beta * L_pixel
-    beta_d_pixel: float = 1.0  # paper's beta1: L_D = L_img + beta1 * L_pixel + beta2 * L_cons
-    beta_cons: float = 1.0  # paper's beta2
+    # image label of a mixed image: alpha * (lambda0 + lambda1)
+    alpha: float = field(default=0.5, metadata={"min": 0, "max": 0.5})
+    beta_g_pixel: float = field(default=1.0, metadata={"min": 0})  # paper's beta: L_G = L_img + beta * L_pixel
+    # paper's beta1: L_D = L_img + beta1 * L_pixel + beta2 * L_cons
+    beta_d_pixel: float = field(default=1.0, metadata={"min": 0})
+    beta_cons: float = field(default=1.0, metadata={"min": 0})  # paper's beta2
     feature_contrast: bool = True  # §III.E: contrast D's feature maps of i with those of x / G(z), inside L_cons
-    contrast_temperature: float = 0.1  # temperature of that contrast (the paper gives none)
-    policy: str = "color,translation,cutout"  # DiffAugment (grey images: colour = brightness + contrast)
+    # temperature of that contrast (the paper gives none)
+    contrast_temperature: float = field(default=0.1, metadata={"gt": 0})
+    # DiffAugment (grey images: colour = brightness + contrast)
+    policy: str = field(default="color,translation,cutout", metadata={"items": DIFFAUGMENT_POLICIES})
 
-    warmup_epochs: int = 100  # epochs on the un-augmented data before DiffAugment + AttnMix (paper: 100)
-    warmup_steps: int = -1  # >= 0: count the warm-up in steps instead of epochs
-    skip_momentum: float = 0.99  # EMA of D's mean real features, which G uses when sampling
+    # epochs on the un-augmented data before DiffAugment + AttnMix (paper: 100)
+    warmup_epochs: int = field(default=100, metadata={"min": 0})
+    # >= 0: count the warm-up in steps instead of epochs
+    warmup_steps: int = field(default=-1, metadata={"min": -1})
+    # EMA of D's mean real features, which G uses when sampling
+    skip_momentum: float = field(default=0.99, metadata={"min": 0, "max": 1})
 
     def components(self) -> dict[str, bool]:
         """The resolved switches: the ablation row, overridden by any explicit boolean."""

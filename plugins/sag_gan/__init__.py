@@ -6,7 +6,7 @@ entry-point module stays light (no torch import); the model is built lazily in `
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from medsyn_cli.errors import InputError
 from medsyn_cli.hookspecs import hookimpl
@@ -20,14 +20,17 @@ class SAGGANConfig:
 
     ngf: int = 64  # generator width after the first conv
     ndf: int = 64  # PatchGAN width after the first conv
-    n_blocks: int = 0  # residual blocks per generator; 0 = 6 at res <= 128, 9 above
-    n_layers_d: int = 3  # PatchGAN depth (70x70 receptive field)
-    attention_ngf: int = 32  # width of the attention networks A_N and A_T
-    se_reduction: int = 16  # hidden width of the AMSE gate = channels / se_reduction
+    # residual blocks per generator; 0 = 6 at res <= 128, 9 above
+    n_blocks: int = field(default=0, metadata={"min": 0})
+    n_layers_d: int = field(default=3, metadata={"min": 1})  # PatchGAN depth (70x70 receptive field)
+    attention_ngf: int = field(default=32, metadata={"gt": 0})  # width of the attention networks A_N and A_T
+    # hidden width of the AMSE gate = channels / se_reduction
+    se_reduction: int = field(default=16, metadata={"min": 1})
     lambda_gan: float = 1.0  # weight of each attention-guided adversarial loss (Eq. 9 gives no value)
     lambda_cycle: float = 10.0  # weight of each cycle L1 (Eq. 9 gives no value; CycleGAN's 10)
     lambda_mask: float = 1.0  # weight of the L1 between A_T's map and the tumor mask (Eq. 9: 1)
-    gan_loss: str = "bce"  # "bce": the log loss of Eq. 6-7; "lsgan": least squares (CycleGAN's)
+    # "bce": the log loss of Eq. 6-7; "lsgan": least squares (CycleGAN's)
+    gan_loss: str = field(default="bce", metadata={"choices": ("bce", "lsgan")})
     # Ablation switches (each component of the paper can be turned off):
     attention: bool = True  # attention networks and the composition M*G(x) + (1-M)*x
     attention_in_d: bool = True  # discriminators judge images multiplied by the attention map
@@ -35,13 +38,14 @@ class SAGGANConfig:
     spectral_norm: bool = True  # spectral normalisation in the discriminators (False: instance norm)
     mask_supervision: bool = True  # semi-supervised L1 between A_T's map and the available masks
     cycle_adversarial: bool = True  # D also judges the cycle outputs (Sec. II: T_g^g, N_g^g)
-    pool_size: int = 50  # fakes remembered per discriminator (0 turns the pool off)
+    # fakes remembered per discriminator (0 turns the pool off)
+    pool_size: int = field(default=50, metadata={"min": 0})
     lr: float = 2e-4  # Adam learning rate, all networks
     beta1: float = 0.5
     beta2: float = 0.999
-    n_epochs: int = 100  # epochs at the initial learning rate
-    n_epochs_decay: int = 100  # epochs of linear decay towards zero after that
-    init_gain: float = 0.02  # std of the N(0, gain) weight initialisation
+    n_epochs: int = field(default=100, metadata={"min": 0})  # epochs at the initial learning rate
+    n_epochs_decay: int = field(default=100, metadata={"min": 0})  # epochs of linear decay towards zero after that
+    init_gain: float = field(default=0.02, metadata={"gt": 0})  # std of the N(0, gain) weight initialisation
 
     def __post_init__(self) -> None:
         if self.gan_loss not in ("bce", "lsgan"):

@@ -5,7 +5,7 @@ This entry-point module stays light (no torch import); the model is built lazily
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from medsyn_cli.hookspecs import hookimpl
 from medsyn_cli.registry import ModelSpec
@@ -22,10 +22,13 @@ class WGANConfig:
     lr: float = 1e-4  # Adam learning rate, both networks
     beta1: float = 0.5
     beta2: float = 0.9
-    n_critic: int = 5  # critic updates per generator update (one train_step does all of them)
+    # critic updates per generator update (one train_step does all of them)
+    n_critic: int = field(default=5, metadata={"min": 1})
     gp_weight: float = 10.0  # lambda, the gradient-penalty weight
-    critic_norm: str = "layer"  # "layer" (per-sample layer norm) or "none"; never batch norm
-    augment: str = ""  # flips/pans of real batches: "", "flip", "translate" or "flip,translate" (HAGAN's baselines)
+    # "layer" (per-sample layer norm) or "none"; never batch norm
+    critic_norm: str = field(default="layer", metadata={"choices": ("layer", "none")})
+    # flips/pans of real batches: "", "flip", "translate" or "flip,translate" (HAGAN's baselines)
+    augment: str = field(default="", metadata={"items": ("flip", "translate")})
 
 
 def _build(config: WGANConfig, res: int, channels: int):

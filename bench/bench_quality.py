@@ -1,0 +1,174 @@
+"""The quality bench: FID at fixed points of a CPU (or GPU) training budget, with the papers' protocol.
+
+    python bench/bench_quality.py --model dcgan --data ../shared/data/covid-ct-noncovid --res 64 --minutes 30
+
+Trains through `medsyn train` itself, in chunks joined by `--resume` (bit-exact, so the chunks are one
+run), and after each chunk scores the run the way the HAGAN paper did: as many samples as training
+images (`medsyn sample --n auto`) against the training images prepared as training prepared them
+(`medsyn eval fid --run`), FID and KID. The clock is the run's own training seconds (`stats.jsonl`),
+so the time spent scoring is not charged to the model. Prints one JSON object: per point the minutes,
+steps, images seen, FID and KID; the real-vs-real split-half FID (the floor at this size); the load
+average before and after; the commit. Writes OUT/fid_vs_minutes.png and OUT/final_grid.png.
+
+Recipes: `paper` is the model's defaults (its paper's hyper-parameters); `--set KEY=VALUE` adds
+settings for a variant (e.g. `--set augment=flip,translate`), recorded in the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def medsyn(*args, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MEDSYN_PROGRESS": "0"}
+    proc = subprocess.run([sys.executable, "-m", "medsyn_cli", *map(str, args)], capture_output=True, text=True,
+                          env=env)
+    if check and proc.returncode != 0:
+        raise SystemExit(f"medsyn {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return proc
+
+
+def trained(run: Path) -> tuple[int, float]:
+    """(steps, training seconds) of a run so far, from its stats.jsonl."""
+    steps, seconds = 0, 0.0
+    for line in (run / "stats.jsonl").read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "losses" in rec:
+            steps, seconds = rec["step"], rec["seconds"]
+    return steps, seconds
+
+
+def commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def score(run: Path, out: Path, data: str, weights: str | None, tag: str, baseline: bool) -> dict:
+    fake = out / f"samples-{tag}"
+    shutil.rmtree(fake, ignore_errors=True)
+    medsyn("sample", run, "--n", "auto", "--out", fake, "--seed", 1)
+    args = ["eval", "fid", data, fake, "--run", run, "--metrics", "fid,kid", "--json"]
+    if weights:
+        args += ["--weights", weights]
+    if baseline:
+        args.append("--baseline")
+    result = json.loads(medsyn(*args).stdout)
+    shutil.rmtree(fake, ignore_errors=True)
+    return result
+
+
+def plot(points: list[dict], floor: float | None, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    ax.plot([p["minutes"] for p in points], [p["fid"] for p in points], marker="o", color="tab:red", label="FID")
+    if floor is not None:
+        ax.axhline(floor, color="grey", linestyle="--", label=f"real vs real split half {floor:.1f}")
+    ax.set_xlabel("training minutes")
+    ax.set_ylabel("FID (equal counts, prepared reals)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--res", type=int, default=64)
+    ap.add_argument("--minutes", type=float, required=True, help="training minutes (the run's own clock)")
+    ap.add_argument("--points", type=int, default=5, help="scoring points, evenly spaced, the last at the end")
+    ap.add_argument("--recipe", default="paper", choices=["paper"], help="paper: the model's defaults")
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="extra model setting KEY=VALUE")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--fid-weights", default=None)
+    ap.add_argument("--out", default=None, help="bench folder (default: bench-out/MODEL-RES-seedS)")
+    args = ap.parse_args()
+    if args.points < 1 or args.minutes <= 0:
+        raise SystemExit("--points must be >= 1 and --minutes > 0")
+
+    out = Path(args.out or f"bench-out/{args.model}-{args.res}-seed{args.seed}")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    run = out / "run"
+    load_start = os.getloadavg()
+    started = time.time()
+    train = ["train", args.model, "--data", args.data, "--res", args.res, "--seed", args.seed, "--device", args.device,
+             "--out", run, "--checkpoint-every", 100000, "--sample-every", 100000, "--log-every", 10]
+    if args.batch_size:
+        train += ["--batch-size", args.batch_size]
+    for s in args.sets:
+        train += ["--set", s]
+
+    steps, seconds = 0, 0.0
+    points = []
+    targets = [args.minutes * 60 * (i + 1) / args.points for i in range(args.points)]
+    first = True
+    for i, target in enumerate(targets):
+        while seconds < target * 0.97:
+            if first:  # a short first chunk measures the rate
+                want = 10
+            else:
+                rate = steps / max(seconds, 1e-6)
+                want = steps + max(1, int((target - seconds) * rate))
+            medsyn(*train, "--steps", want, *([] if first else ["--resume"]))
+            first = False
+            steps, seconds = trained(run)
+        last = i == len(targets) - 1
+        result = score(run, out, args.data, args.fid_weights, f"{i}", baseline=last)
+        cfg = json.loads((run / "config.json").read_text())
+        batch = cfg["training"]["batch_size"]
+        point = {"minutes": round(seconds / 60, 2), "steps": steps, "images_seen": steps * batch,
+                 "epochs": round(steps / cfg["training"]["batches_per_epoch"], 2),
+                 "fid": round(result["metrics"]["fid"], 3), "kid_mean": round(result["metrics"]["kid_mean"], 5),
+                 "kid_std": round(result["metrics"]["kid_std"], 5), "images": result["fake"]["count"]}
+        points.append(point)
+        print(json.dumps({"point": point}), file=sys.stderr, flush=True)
+        if last:
+            floor = result["metrics"].get("fid_baseline_real_split_half")
+            prepared = result["real"].get("prepared")
+
+    grid = sorted((run / "samples").glob("step-*.png"))
+    if grid:
+        shutil.copy(grid[-1], out / "final_grid.png")
+    plot(points, floor, out / "fid_vs_minutes.png", f"{args.model} {args.res}x{args.res}, seed {args.seed}")
+    print(json.dumps({
+        "model": args.model, "data": args.data, "res": args.res, "recipe": args.recipe, "sets": args.sets,
+        "seed": args.seed, "device": args.device, "budget_minutes": args.minutes, "batch_size": batch,
+        "fit": cfg["data"]["fit"], "training_images": cfg["data"]["count"], "points": points,
+        "real_split_half_fid": None if floor is None else round(floor, 3), "real_prepared": prepared,
+        "load_average_start": [round(x, 2) for x in load_start],
+        "load_average_end": [round(x, 2) for x in os.getloadavg()],
+        "wall_minutes": round((time.time() - started) / 60, 1), "commit": commit(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "plot": str(out / "fid_vs_minutes.png"), "grid": str(out / "final_grid.png"), "run": str(run),
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()
