@@ -24,13 +24,10 @@ import numpy as np
 from scipy import ndimage, stats
 from scipy.spatial.distance import jensenshannon
 
-from medsyn_cli.data.readers import IMAGE_EXTS, NIFTI_EXTS
 from medsyn_cli.errors import InputError
 
 METHODS = ("sobel", "canny", "laplacian")
 DEFAULT_SIGMA = {"sobel": 0.0, "canny": 1.0, "laplacian": 1.0}
-IMAGE_SUFFIXES = IMAGE_EXTS  # what medsyn_cli.data.readers reads as 2D images
-VOLUME_SUFFIXES = NIFTI_EXTS
 #: Colour of edges drawn over the grey image by ``--overlay`` (RGB, 0..1).
 OVERLAY_COLOUR = np.array([1.0, 0.15, 0.0])
 #: At most this many gradient magnitudes per set go into the Wasserstein distance (a fixed-seed sample).
@@ -89,11 +86,23 @@ def overlay(image: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 # -- reading -----------------------------------------------------------------------------------
 def is_volume(path: Path) -> bool:
-    return path.name.lower().endswith(VOLUME_SUFFIXES)
+    """A NIfTI volume, as the format registry (:mod:`medsyn_cli.formats`) names it."""
+    from medsyn_cli.formats import kind_of
+
+    return kind_of(path) == "nifti"
 
 
 def is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
+    """A 2D image file, as the format registry names it."""
+    from medsyn_cli.formats import kind_of
+
+    return kind_of(path) == "image"
+
+
+def _supported_hint(volumes: bool) -> str:
+    from medsyn_cli.formats import suffixes
+
+    return ", ".join(suffixes("image", "nifti") if volumes else suffixes("image"))
 
 
 def read_grey(path: Path) -> np.ndarray:
@@ -314,12 +323,12 @@ def collect_inputs(items: list[str], *, volumes: bool = True) -> list[tuple[Path
             if not files:
                 kinds = "images or NIfTI volumes" if volumes else "images"
                 raise InputError(f"no {kinds} found in this folder", path=path,
-                                 hint=f"supported: {', '.join(IMAGE_SUFFIXES + (VOLUME_SUFFIXES if volumes else ()))}")
+                                 hint=f"supported: {_supported_hint(volumes)}")
             found += [(p, p.relative_to(path)) for p in files]
         elif path.is_file():
             if not supported(path):
                 raise InputError("not a supported file type", path=path,
-                                 hint=f"supported: {', '.join(IMAGE_SUFFIXES + (VOLUME_SUFFIXES if volumes else ()))}")
+                                 hint=f"supported: {_supported_hint(volumes)}")
             found.append((path, Path(path.name)))
         else:
             raise InputError("no such file or directory", path=path)

@@ -31,7 +31,15 @@ def register_datasets(register: Callable) -> None:
 
 @hookspec
 def register_metrics(register: Callable) -> None:
-    """Call ``register(name, fn)``; ``fn(real_features, fake_features) -> dict[str, float]``."""
+    """Call ``register(metric)`` with a :class:`medsyn_cli.metrics.registry.Metric` (what it needs, its
+    options, ``compute`` returning a JSON result, or a command of its own); ``medsyn eval NAME`` follows.
+    The older ``register(name, fn)``, ``fn(real_features, fake_features) -> dict[str, float]``, still works."""
+
+
+@hookspec
+def register_formats(register: Callable) -> None:
+    """Call ``register(fmt)`` with a :class:`medsyn_cli.formats.FileFormat` (suffixes or a sniffer -> a
+    reader, and a writer where it applies); every command then reads that format."""
 
 
 @hookspec

@@ -6,15 +6,21 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from importlib import metadata
+from typing import Any, Callable
 
 import pluggy
 
 from medsyn_cli import hookspecs
 
 ENTRY_POINT_GROUP = "medsyn"
+
+#: Modules of the host registered as plugins before any entry point, whatever MEDSYN_LOAD_PLUGINS
+#: says (as simonw/llm's default plugins): the built-in metrics and file formats go through the same hooks as a third party's.
+DEFAULT_PLUGINS = ("medsyn_cli.metrics.builtin", "medsyn_cli.data.builtin_formats")
 
 pm = pluggy.PluginManager("medsyn")
 pm.add_hookspecs(hookspecs)
@@ -30,6 +36,9 @@ def load_plugins() -> pluggy.PluginManager:
     if _loaded:
         return pm
     _loaded = True
+    for module_name in DEFAULT_PLUGINS:
+        if not pm.has_plugin(module_name):
+            pm.register(importlib.import_module(module_name), name=module_name)
     allowed = os.environ.get("MEDSYN_LOAD_PLUGINS")
     wanted = None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -47,21 +56,6 @@ def load_plugins() -> pluggy.PluginManager:
     return pm
 
 
-def call_isolated(hook_name: str, what: str, **kwargs) -> None:
-    """Call hook ``hook_name`` on each plugin on its own: one that raises is reported in one line
-    naming it (and listed by ``medsyn plugins``), and the others still run."""
-    for name, plugin in load_plugins().list_name_plugin():
-        impl = getattr(plugin, hook_name, None)
-        if impl is None:
-            continue
-        try:
-            impl(**kwargs)
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-            failed.setdefault(name, reason)
-            print(f"medsyn: plugin {name!r} failed to register its {what}: {reason}", file=sys.stderr)
-
-
 def plugin_info() -> list[dict]:
     """What ``medsyn plugins --json`` prints: each loaded plugin, its hooks and its distribution."""
     load_plugins()
@@ -74,6 +68,8 @@ def plugin_info() -> list[dict]:
     for name, plugin in sorted(pm.list_name_plugin(), key=lambda p: p[0]):
         hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
         entry = {"name": name, "hooks": hooks}
+        if name in DEFAULT_PLUGINS:
+            entry["default"] = True
         if name in dists:
             entry["distribution"], entry["version"] = dists[name]
         if name in failed:  # loaded, but one of its hooks raised
@@ -84,3 +80,46 @@ def plugin_info() -> list[dict]:
         if name not in loaded:
             out.append({"name": name, "hooks": [], "error": reason})
     return out
+
+
+#: (plugin, hook) pairs already reported, so a failure is told once per process, not per lookup.
+_reported: set[tuple[str, str]] = set()
+
+
+def report_failure(plugin_name: str, hook_name: str, exc: BaseException) -> None:
+    """One line on stderr naming the plugin and the hook, once; ``medsyn plugins`` shows it too."""
+    if (plugin_name, hook_name) in _reported:
+        return
+    _reported.add((plugin_name, hook_name))
+    reason = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+    failed.setdefault(plugin_name, f"{hook_name}: {reason}")
+    print(f"medsyn: plugin {plugin_name!r} failed in {hook_name}: {reason}", file=sys.stderr)
+
+
+def collect(hook_name: str, accept: Callable[..., Any] | None = None, **kwargs) -> list[tuple[str, Any]]:
+    """Call ``hook_name`` on every plugin, one at a time; return ``(plugin_name, registration)`` pairs.
+
+    Each ``register(...)`` call a plugin makes is passed to ``accept`` (which checks it and returns
+    the registration; default: the single argument), inside the plugin's call, so a bad
+    registration counts as that plugin's failure. A plugin whose hook raises is reported once
+    (:func:`report_failure`) and everything it registered in that call is dropped. A hook that takes
+    something other than ``register`` (``register_commands(app)``) is given ``kwargs`` instead.
+    """
+    load_plugins()
+    accept = accept or (lambda thing: thing)
+    caller = getattr(pm.hook, hook_name)
+    found: list[tuple[str, Any]] = []
+    # pluggy keeps the last-registered first; reversed: default plugins, then entry points in order
+    for impl in reversed(caller.get_hookimpls()):
+        mine: list[tuple[str, Any]] = []
+
+        def register(*args, _plugin=impl.plugin_name, **kw) -> None:
+            mine.append((_plugin, accept(*args, **kw)))
+
+        try:
+            impl.function(**(kwargs or {"register": register}))
+        except Exception as exc:  # one plugin's failure must not take the others (or the CLI) down
+            report_failure(impl.plugin_name, hook_name, exc)
+            continue
+        found.extend(mine)
+    return found

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from medsyn_cli.errors import InputError
-from medsyn_cli.plugins import failed, load_plugins, pm
+from medsyn_cli.plugins import collect, report_failure
 
 TASKS = ("unconditional", "translation")
 
@@ -58,37 +57,22 @@ class ModelSpec:
         }
 
 
+def _accept_spec(spec: ModelSpec) -> ModelSpec:
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"register_models: expected a ModelSpec, got {type(spec).__name__}")
+    return spec
+
+
 def all_models() -> dict[str, ModelSpec]:
     """Every registered model by name. Registration happens afresh each call, so a plugin
     registered or unregistered at run time (as tests do) is seen at once."""
-    load_plugins()
     specs: dict[str, ModelSpec] = {}
-    for plugin_name, plugin in pm.list_name_plugin():
-        impl = getattr(plugin, "register_models", None)
-        if impl is None:
+    for plugin_name, spec in collect("register_models", _accept_spec):
+        if spec.name in specs:  # the second registration loses, and its plugin is told why
+            report_failure(plugin_name, "register_models", ValueError(f"model {spec.name!r} registered twice"))
             continue
-
-        def register(spec: ModelSpec, _plugin=plugin_name) -> None:
-            if spec.name in specs:
-                raise ValueError(f"model {spec.name!r} registered twice")
-            specs[spec.name] = dataclasses.replace(spec, plugin=spec.plugin or _plugin)
-
-        try:
-            impl(register=register)
-        except Exception as exc:  # one plugin's bad registration must not hide the others
-            _report_once(plugin_name, f"{type(exc).__name__}: {exc}")
+        specs[spec.name] = dataclasses.replace(spec, plugin=spec.plugin or plugin_name)
     return dict(sorted(specs.items()))
-
-
-_reported: set[str] = set()
-
-
-def _report_once(plugin_name: str, reason: str) -> None:
-    if plugin_name in _reported:
-        return
-    _reported.add(plugin_name)
-    failed[plugin_name] = reason
-    print(f"medsyn: plugin {plugin_name!r} failed to register its models: {reason}", file=sys.stderr)
 
 
 def get_model(name: str) -> ModelSpec:

@@ -30,8 +30,7 @@ from medsyn_cli.data.intensity import apply_mapping, invert_mapping, percentile_
 from medsyn_cli.errors import InputError
 from medsyn_cli.fileio import atomic_path
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
+NIFTI_SUFFIXES = (".nii.gz", ".nii")  # the output side: a translated volume is written as NIfTI
 DIRECTIONS = ("tumor", "normal")
 #: Percentiles of the brain's intensities mapped to -1 and +1 when the model's record has none.
 DEFAULT_PERCENTILES = (0.5, 99.5)
@@ -51,14 +50,19 @@ class Outcome:
 
 # -- paths ---------------------------------------------------------------------------------
 def kind_of(path: Path) -> str:
-    """``"image"`` or ``"volume"`` from the file name; anything else is an input error."""
-    name = path.name.lower()
-    if name.endswith(NIFTI_SUFFIXES):
+    """``"image"`` or ``"volume"``, as the format registry names the file; anything else is an input
+    error (translate writes its output in the input's form: PNG for an image, NIfTI for a volume)."""
+    from medsyn_cli.formats import kind_of as format_kind, suffixes
+
+    kind = format_kind(path)
+    if kind == "nifti":
         return "volume"
-    if name.endswith(IMAGE_SUFFIXES):
+    if kind == "image":
         return "image"
-    raise InputError("not a PNG/JPEG image or a NIfTI volume", path=path,
-                     hint="translate reads .png, .jpg, .jpeg, .nii and .nii.gz")
+    readable = " ".join(suffixes("image", "nifti"))
+    what = f"a {kind} file" if kind else "not a file medsyn reads"
+    raise InputError(f"{what}; translate reads 2D images and NIfTI volumes", path=path,
+                     hint=f"translate reads {readable}")
 
 
 def split_name(path: Path) -> tuple[str, str]:

@@ -158,3 +158,61 @@ def test_plugin_whose_registration_raises_is_isolated(tmp_path):
     assert r.returncode == 0
     assert "'broken'" in r.stderr and "bad spec" in r.stderr
     assert BUILTIN <= {m["name"] for m in json.loads(r.stdout)["models"]}
+
+
+class _HalfBrokenPlugin:
+    """Registers one dataset, then raises: the half-done registration must not show."""
+
+    @hookimpl
+    def register_datasets(self, register):
+        register("half", lambda *a: None)
+        raise RuntimeError("disk gone")
+
+    @hookimpl
+    def register_commands(self, app):
+        raise RuntimeError("no app for you")
+
+
+def test_collect_isolates_a_failing_hook_reports_it_once_and_drops_its_registrations(capsys):
+    from medsyn_cli import plugins
+    from medsyn_cli.data.datasets import plugin_datasets
+
+    pm.register(_HalfBrokenPlugin(), name="half-broken")
+    try:
+        assert "half" not in plugin_datasets()
+        assert plugins.collect("register_datasets", lambda name, loader: name) == []
+        assert "half-broken" in plugins.failed
+    finally:
+        pm.unregister(name="half-broken")
+        plugins.failed.pop("half-broken", None)
+    err = capsys.readouterr().err
+    assert err.count("plugin 'half-broken' failed in register_datasets: RuntimeError: disk gone") == 1
+
+
+def test_a_bad_registration_is_the_plugins_failure_not_the_hosts(throwaway_plugin, capsys):
+    class _NotASpec:
+        @hookimpl
+        def register_models(self, register):
+            register("not a spec")
+
+    pm.register(_NotASpec(), name="not-a-spec")
+    try:
+        models = registry.all_models()
+    finally:
+        pm.unregister(name="not-a-spec")
+    assert "throwaway-gan" in models
+    assert "plugin 'not-a-spec' failed in register_models: TypeError" in capsys.readouterr().err
+
+
+def test_failing_register_commands_leaves_the_cli_working(tmp_path):
+    site = _broken_site(tmp_path, """
+        from medsyn_cli.hookspecs import hookimpl
+
+        @hookimpl
+        def register_commands(app):
+            raise RuntimeError("typer too old")
+    """)
+    r = run_cli("models", "--json", env=_with_path(site))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("plugin 'broken' failed in register_commands: RuntimeError: typer too old") == 1
+    assert BUILTIN <= {m["name"] for m in json.loads(r.stdout)["models"]}

@@ -63,9 +63,9 @@ def build_app() -> typer.Typer:
     for verb in VERBS:
         importlib.import_module(f"medsyn_cli.cli.{verb}").register(app)
 
-    from medsyn_cli.plugins import call_isolated
+    from medsyn_cli.plugins import collect
 
-    call_isolated("register_commands", "commands", app=app)  # a broken plugin must not take the CLI down
+    collect("register_commands", app=app)  # a plugin whose hook raises is reported; the CLI still runs
     return app
 
 

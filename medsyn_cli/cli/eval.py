@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -25,23 +26,8 @@ def _resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _format_table(result: dict[str, Any]) -> str:
-    m = result["metrics"]
-    rows: list[tuple[str, str]] = []
-    if "fid" in m:
-        rows.append(("FID", f"{m['fid']:.4f}"))
-    if "fid_baseline_real_split_half" in m:
-        sizes = result["settings"]["baseline"]["sizes"]
-        rows.append(("FID real-vs-real", f"{m['fid_baseline_real_split_half']:.4f}  "
-                                         f"(split halves {sizes[0]}/{sizes[1]}: the floor at this size)"))
-    if "kid_mean" in m:
-        k = result["settings"]["kid"]
-        rows.append(("KID", f"{m['kid_mean']:.6f} ± {m['kid_std']:.6f}  "
-                            f"({k['subsets']} subsets of {k['subset_size']})"))
-    if "precision" in m:
-        k = result["settings"]["pr"]["k"]
-        rows.append(("precision", f"{m['precision']:.4f}  (k={k})"))
-        rows.append(("recall", f"{m['recall']:.4f}  (k={k})"))
+def _format_table(result: dict[str, Any], metrics: list) -> str:
+    rows: list[tuple[str, str]] = [row for metric in metrics for row in metric.table_rows(result)]
     real, fake = result["real"], result["fake"]
     cached = ", cached statistics" if real["cached"] else ""
     rows.append(("REAL", f"{real['count']} images  ({real['spec']}{cached})"))
@@ -50,13 +36,11 @@ def _format_table(result: dict[str, Any]) -> str:
     return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
 
 
-def _run_metrics(real: str, fake: str, metrics: str, as_json: bool, weights: Path | None, baseline: bool,
-                 device: str, batch_size: int | None, workers: int | None, no_cache: bool,
-                 kid_subsets: int, kid_subset_size: int, kid_seed: int, pr_k: int, value_range: str,
-                 real_as_is: bool = False, run: Path | None = None, fit: str | None = None,
-                 sqrtm: str = "eigh") -> None:
+def _run_metrics(real: str, fake: str, metrics: str, as_json: bool, weights: Path | None, device: str,
+                 batch_size: int | None, workers: int | None, no_cache: bool, value_range: str,
+                 real_as_is: bool, run: Path | None, fit: str | None, metric_options: dict[str, Any]) -> None:
     from medsyn_cli.errors import InputError
-    from medsyn_cli.metrics.evaluate import EvalOptions, evaluate, parse_metrics
+    from medsyn_cli.metrics.evaluate import EvalOptions, evaluate, parse_metrics, selected_metrics
     from medsyn_cli.metrics.fid import SMALL_N
 
     if value_range not in ("auto", "unit", "signed"):
@@ -64,16 +48,14 @@ def _run_metrics(real: str, fake: str, metrics: str, as_json: bool, weights: Pat
     options = EvalOptions(
         metrics=parse_metrics(metrics), weights=str(weights) if weights else None,
         device=_resolve_device(device), batch_size=batch_size, workers=workers, cache=not no_cache,
-        baseline=baseline, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, kid_seed=kid_seed,
-        pr_k=pr_k, value_range=value_range, real_as_is=real_as_is, run=str(run) if run else None, fit=fit,
-        sqrtm=sqrtm,
+        value_range=value_range, real_as_is=real_as_is, run=str(run) if run else None, fit=fit,
+        metric_options=metric_options,
     )
-    if sqrtm not in ("eigh", "scipy"):
-        raise InputError(f"unknown --sqrtm {sqrtm!r}", hint="use eigh (default) or scipy")
     if fit is not None and fit not in ("pad", "resize", "crop"):
         raise InputError(f"unknown --fit {fit!r}", hint="use pad, resize or crop")
     if real_as_is and (run or fit):
         raise InputError("--real-as-is compares REAL unprepared; it cannot take --run or --fit")
+    chosen = selected_metrics(options)
     stdin_lines = paths_from_lines(sys.stdin.read().splitlines()) if "-" in (real, fake) else None
     result = evaluate(real, fake, options, stdin_lines=stdin_lines, progress_factory=progress)
     prepared = result["real"].get("prepared")
@@ -83,52 +65,91 @@ def _run_metrics(real: str, fake: str, metrics: str, as_json: bool, weights: Pat
     if result.get("fid_biased_small_n"):
         log(f"warning: FID is biased upward below {SMALL_N} images per side "
             f"(REAL {result['real']['count']}, FAKE {result['fake']['count']}); compare only FIDs computed "
-            f"with the same counts" + ("" if baseline else ", and see --baseline for the real-vs-real floor"))
+            f"with the same counts" + ("" if metric_options.get("baseline") else
+                                       ", and see --baseline for the real-vs-real floor"))
     if as_json:
         echo_json(result)
     else:
-        typer.echo(_format_table(result))
+        typer.echo(_format_table(result, chosen))
 
 
-def _metric_command(default: str, summary: str, examples: list[str]) -> Callable[..., None]:
-    def command(
-        real: str = typer.Argument(..., help=f"REAL side: {_SIDE_HELP}."),
-        fake: str = typer.Argument(..., help=f"FAKE side: {_SIDE_HELP}."),
-        metrics: str = typer.Option(default, "--metrics", "-m", help="Comma-separated: fid,kid,pr."),
-        as_json: bool = typer.Option(False, "--json", help="Print one JSON object with every figure and setting."),
-        weights: Path = typer.Option(None, "--weights", envvar="MEDSYN_FID_WEIGHTS",
-                                     help="FID Inception weights file (default: the cache, else download)."),
-        baseline: bool = typer.Option(False, "--baseline", help="Add a real-vs-real split-half FID (the floor)."),
-        device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-        batch_size: int = typer.Option(None, "--batch-size", min=1, help="Images per forward pass."),
-        workers: int = typer.Option(None, "--workers", min=1, help="Image decoding threads."),
-        no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write REAL's cached statistics."),
-        kid_subsets: int = typer.Option(100, "--kid-subsets", min=1, help="KID: number of subsets."),
-        kid_subset_size: int = typer.Option(1000, "--kid-subset-size", min=2,
-                                            help="KID: subset size (capped at the smaller side)."),
-        kid_seed: int = typer.Option(2020, "--kid-seed", help="KID: subset sampling seed."),
-        pr_k: int = typer.Option(3, "--pr-k", min=1, help="Precision/recall: k of the k-NN radii."),
-        value_range: str = typer.Option("auto", "--range",
-                                        help="Float arrays: auto (negatives mean [-1,1]), unit [0,1], signed [-1,1]."),
-        real_as_is: bool = typer.Option(False, "--real-as-is",
-                                        help="Compare REAL as it is, even when its size differs from FAKE's."),
-        run: Path = typer.Option(None, "--run", help="Prepare REAL at this run directory's resolution, channels "
-                                                     "and fit (as its training data was prepared)."),
-        fit: str = typer.Option(None, "--fit", help="Square fit when REAL is prepared: pad, resize or crop "
-                                                    "[default: the run's with --run, else resize]."),
-        sqrtm: str = typer.Option("eigh", "--sqrtm", help="FID's trace of the matrix square root: eigh (symmetric "
-                                                          "eigendecompositions, fast) or scipy (pytorch-fid's sqrtm)."),
-    ) -> None:
-        _run_metrics(real, fake, metrics, as_json, weights, baseline, device, batch_size, workers, no_cache,
-                     kid_subsets, kid_subset_size, kid_seed, pr_k, value_range, real_as_is, run, fit, sqrtm)
+def _shared_parameters(default: str, known: str) -> list[inspect.Parameter]:
+    """The flags every REAL FAKE metric command has, whatever metrics it computes."""
+    def opt(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
-    command.__doc__ = f"""{summary}
+    return [
+        opt("real", str, typer.Argument(..., help=f"REAL side: {_SIDE_HELP}.")),
+        opt("fake", str, typer.Argument(..., help=f"FAKE side: {_SIDE_HELP}.")),
+        opt("metrics", str, typer.Option(default, "--metrics", "-m", help=f"Comma-separated: {known}.")),
+        opt("as_json", bool, typer.Option(False, "--json", help="Print one JSON object with every figure and setting.")),
+        opt("weights", Path, typer.Option(None, "--weights", envvar="MEDSYN_FID_WEIGHTS",
+                                          help="FID Inception weights file (default: the cache, else download).")),
+        opt("device", str, typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")),
+        opt("batch_size", int, typer.Option(None, "--batch-size", min=1, help="Images per forward pass.")),
+        opt("workers", int, typer.Option(None, "--workers", min=1, help="Image decoding threads.")),
+        opt("no_cache", bool, typer.Option(False, "--no-cache", help="Do not read or write REAL's cached statistics.")),
+        opt("value_range", str, typer.Option("auto", "--range", help="Float arrays: auto (negatives mean [-1,1]), "
+                                                                     "unit [0,1], signed [-1,1].")),
+        opt("real_as_is", bool, typer.Option(False, "--real-as-is",
+                                             help="Compare REAL as it is, even when its size differs from FAKE's.")),
+        opt("run", Path, typer.Option(None, "--run", help="Prepare REAL at this run directory's resolution, channels "
+                                                          "and fit (as its training data was prepared).")),
+        opt("fit", str, typer.Option(None, "--fit", help="Square fit when REAL is prepared: pad, resize or crop "
+                                                         "[default: the run's with --run, else resize].")),
+    ]
+
+
+def _metric_parameters(metrics: list, taken: set[str]) -> list[inspect.Parameter]:
+    """One flag per metric option (``--kid-subsets``...), so any metric can be combined via --metrics."""
+    from medsyn_cli.plugins import report_failure
+
+    params, names = [], set()
+    for metric in metrics:
+        for o in metric.options:
+            if o.flag is None or o.name in names:
+                continue
+            if o.flag in taken or not o.name.isidentifier():
+                report_failure(metric.plugin, "register_metrics", ValueError(f"option {o.flag} is already taken"))
+                continue
+            names.add(o.name)
+            taken.add(o.flag)
+            extra = {} if o.min is None else {"min": o.min}
+            params.append(inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, annotation=o.type or type(o.default),
+                                            default=typer.Option(o.default, o.flag, help=o.help, **extra)))
+    return params
+
+
+_SHARED_FLAGS = {"--metrics", "-m", "--json", "--weights", "--device", "--batch-size", "--workers", "--no-cache",
+                 "--range", "--real-as-is", "--run", "--fit", "--help", "-h"}
+
+
+def _metric_command(metric, comparable: list) -> Callable[..., None]:
+    known = ",".join(m.name for m in comparable)
+    shared = _shared_parameters(metric.name, known)
+    extra = _metric_parameters(comparable, set(_SHARED_FLAGS))
+    shared_names = {p.name for p in shared}
+
+    def command(**kwargs: Any) -> None:
+        metric_options = {k: v for k, v in kwargs.items() if k not in shared_names}
+        args = {k: v for k, v in kwargs.items() if k in shared_names}
+        _run_metrics(args["real"], args["fake"], args["metrics"], args["as_json"], args["weights"], args["device"],
+                     args["batch_size"], args["workers"], args["no_cache"], args["value_range"], args["real_as_is"],
+                     args["run"], args["fit"], metric_options)
+
+    command.__signature__ = inspect.Signature(shared + extra)
+    command.__name__ = metric.name
+    features = (" Images become uint8 RGB, are resized to 299x299 (bilinear, as pytorch-fid) and fed to the\n"
+                "    FID Inception network; REAL's statistics are cached."
+                if metric.needs in ("features", "both") else "")
+    examples = metric.examples or (f"medsyn eval {metric.name} real/ fake/",
+                                   f"medsyn eval {metric.name} real/ fake/ --json")
+    command.__doc__ = f"""{metric.summary}
 
     Each side is {_SIDE_HELP}. When FAKE's images share one square size and REAL's do not,
     REAL is first brought to FAKE's size and channels through the training data pipeline (or to
     --run's settings), as the papers compare: one line on stderr says so; --real-as-is turns it
-    off. Images become uint8 RGB, are resized to 299x299 (bilinear, as pytorch-fid) and fed to the
-    FID Inception network; REAL's statistics are cached. See docs/metrics.md for the details.
+    off.{features} See docs/metrics.md for the details.
 
     Examples:
 
@@ -138,21 +159,16 @@ def _metric_command(default: str, summary: str, examples: list[str]) -> Callable
 
 
 def register_metric_commands(app: typer.Typer) -> None:
-    app.command("fid")(_metric_command(
-        "fid", "Fréchet Inception Distance of FAKE against REAL (pytorch-fid 0.3.0's numbers).",
-        ["medsyn eval fid ./covid-ct fake/",
-         "medsyn eval fid ./covid-ct fake/ --run runs/hagan-64",
-         "medsyn sample runs/hagan-64 --n 2000 --out fake | medsyn eval fid ./covid-ct -",
-         "medsyn eval fid real/ samples.npz --metrics fid,kid,pr --json",
-         "medsyn eval fid real/ fake/ --baseline --weights fid-inception-pool3.pth"]))
-    app.command("kid")(_metric_command(
-        "kid", "Kernel Inception Distance (unbiased, polynomial kernel, mean ± std over subsets).",
-        ["medsyn eval kid ./covid-ct fake/",
-         "medsyn eval kid real/ fake/ --kid-subsets 50 --kid-subset-size 500 --json"]))
-    app.command("pr")(_metric_command(
-        "pr", "Improved precision and recall (Kynkäänniemi et al. 2019, k-NN manifolds, k=3).",
-        ["medsyn eval pr ./covid-ct fake/",
-         "medsyn eval pr real/ fake/ --pr-k 5 --json"]))
+    """One command per registered metric: REAL FAKE metrics share one form, others bring their own."""
+    from medsyn_cli.metrics.registry import all_metrics
+
+    metrics = list(all_metrics().values())
+    comparable = [m for m in metrics if m.compute is not None]
+    for metric in metrics:
+        if metric.command is not None:
+            app.command(metric.name, no_args_is_help=True)(metric.command_function())
+        else:
+            app.command(metric.name)(_metric_command(metric, comparable))
 
 
 def _clean(obj: Any) -> Any:
@@ -404,8 +420,6 @@ def attention(
 
 def build_eval_app() -> typer.Typer:
     """A fresh ``eval`` group (each root app gets its own, so commands are never added twice)."""
-    from medsyn_cli.cli import eval_edges
-
     app = typer.Typer(
         help="Evaluate synthetic images: FID, KID, precision/recall, classification, embeddings, edges.\n\n"
              "Examples:\n\n    medsyn eval fid ./covid-ct fake/ --json\n"
@@ -415,10 +429,7 @@ def build_eval_app() -> typer.Typer:
         context_settings=CONTEXT,
     )
     register_metric_commands(app)
-    app.command("classify")(classify)
     app.command("embed")(embed)
-    app.command("attention")(attention)
-    eval_edges.register(app)
     return app
 
 

@@ -1,6 +1,7 @@
 """``medsyn eval edges REAL FAKE``: compare the edge statistics of two image sets.
 
-Exposes ``register(eval_app)``, which the ``medsyn eval`` group calls to add its ``edges`` command.
+The built-in metrics plugin (``medsyn_cli.metrics.builtin``) registers ``eval_edges`` as the
+``edges`` metric's command; ``register(eval_app)`` adds it to another group (tests use it).
 """
 
 from __future__ import annotations

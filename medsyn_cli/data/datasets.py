@@ -35,13 +35,22 @@ from medsyn_cli.data.modality import prepared_modality
 from medsyn_cli.data.modality import record as record_modality
 from medsyn_cli.data.volumes import keep_slice, volume_mapping, volume_slices
 from medsyn_cli.errors import InputError
+from medsyn_cli.formats import format_of
 
 if TYPE_CHECKING:  # torch is imported only when a dataset is built
     from medsyn_cli.data.types import ImageSet, TwoDomainSet
 
 TASKS = ("unconditional", "translation")
 PHANTOM_DEFAULT_N = {"ct": 512, "brain": 256}
-SUPPORTED = "PNG, JPEG, TIFF, BMP, NIfTI, DICOM, .npy/.npz"
+
+
+def supported() -> str:
+    """What the registered formats read, for error messages."""
+    from medsyn_cli.formats import describe
+
+    return describe()
+
+
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
@@ -118,25 +127,9 @@ def load_dataset(path: str | os.PathLike, *, res: int, channels: int = 1, task: 
 
 def plugin_datasets() -> dict[str, Callable]:
     """Every dataset name registered through the ``register_datasets`` hook -> its loader."""
-    from medsyn_cli.plugins import load_plugins, pm
+    from medsyn_cli.plugins import collect
 
-    load_plugins()
-    found: dict[str, Callable] = {}
-    for plugin_name, plugin in pm.list_name_plugin():
-        impl = getattr(plugin, "register_datasets", None)
-        if impl is None:
-            continue
-
-        def register(name: str, loader: Callable) -> None:
-            found[str(name)] = loader
-
-        try:
-            impl(register=register)
-        except Exception as exc:  # one broken plugin must not stop every other data source
-            import sys
-
-            print(f"medsyn: plugin {plugin_name!r} failed to register datasets: {exc}", file=sys.stderr)
-    return found
+    return dict(entry for _, entry in collect("register_datasets", lambda name, loader: (str(name), loader)))
 
 
 def _plugin_loader(text: str) -> Callable | None:
@@ -179,14 +172,14 @@ def _cached(build: Callable[[], ImageSet | TwoDomainSet], files: list[tuple[str,
 def _input_files(root: Path) -> list[Path]:
     if root.is_file():
         if readers.file_kind(root) is None:
-            raise InputError(f"unsupported format (medsyn reads {SUPPORTED})", path=root)
+            raise InputError(f"unsupported format (medsyn reads {supported()})", path=root)
         return [root]
     everything = [p for p in root.rglob("*") if p.is_file()]
     if not everything:
         raise InputError("empty folder", path=root)
     files = readers.list_inputs(root)
     if not files:
-        raise InputError(f"no readable image in folder ({len(everything)} files, none of {SUPPORTED})",
+        raise InputError(f"no readable image in folder ({len(everything)} files, none of {supported()})",
                          path=root)
     return files
 
@@ -223,7 +216,12 @@ def decode_file(path: Path, rel: str, res: int, axis: str = "axial", fit: str = 
         mapping = readers.array_mapping(arr)
         return [Item(f"{rel}#{k}", to_square(apply_mapping(a, mapping), res)[0], mapping)
                 for k, a in enumerate(arr)]
-    raise InputError(f"unsupported format (medsyn reads {SUPPORTED})", path=path)
+    fmt = format_of(path)  # a plugin's format: its reader gives the planes in [-1, 1]
+    if fmt is None:
+        raise InputError(f"unsupported format (medsyn reads {supported()})", path=path)
+    planes = fmt.read(path)
+    return [Item(rel if len(planes) == 1 else f"{rel}#{label}", to_square(np.asarray(image, np.float32), res)[0],
+                 mapping) for label, image, mapping in planes]
 
 
 def _decode_all(files: list[Path], base: Path, res: int, axis: str, fit: str = "pad") -> list[Item]:

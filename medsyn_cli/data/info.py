@@ -47,9 +47,16 @@ def describe_file(path: Path, axis: str = "axial") -> dict[str, Any]:
         arr = readers.read_array(path)
         return {"kind": "array", "images": int(arr.shape[0]), "shape": list(arr.shape), "dtype": str(arr.dtype),
                 "min": float(arr.min()), "max": float(arr.max()), "mapping": readers.array_mapping(arr)}
-    from medsyn_cli.data.datasets import SUPPORTED
+    from medsyn_cli.data.datasets import supported
+    from medsyn_cli.formats import format_of
 
-    raise InputError(f"unsupported format (medsyn reads {SUPPORTED})", path=path)
+    fmt = format_of(path)
+    if fmt is None:
+        raise InputError(f"unsupported format (medsyn reads {supported()})", path=path)
+    planes = fmt.read(path)  # a plugin's format: described by what its reader gives
+    values = [float(v) for _, image, _ in planes for v in (image.min(), image.max())] or [0.0]
+    return {"kind": fmt.name, "images": len(planes), "shape": list(planes[0][1].shape) if planes else [],
+            "min": min(values), "max": max(values), "mapping": planes[0][2] if planes else None}
 
 
 def _summarise(files: list[Path], base: Path, axis: str) -> dict[str, Any]:

@@ -10,6 +10,9 @@ CLI prints one line and exits 2. Supported inputs:
   per frame.
 * NumPy stacks (``.npy``, ``.npz``): (H, W), (N, H, W), (N, C, H, W) or (N, H, W, C) with C in {1, 3}.
 
+Which file is which format is decided by the format registry (:mod:`medsyn_cli.formats`; these
+formats are registered by :mod:`medsyn_cli.data.builtin_formats`), as for every other command.
+
 Every reader passes float data through :func:`medsyn_cli.data.finite.check_finite`: inf, all-NaN or
 more than 1 % NaN is refused naming the file; a few NaN become the background, with a warning.
 """
@@ -26,32 +29,15 @@ from medsyn_cli.data.finite import check_finite
 from medsyn_cli.data.intensity import apply_mapping, percentile_mapping, uint8_mapping
 from medsyn_cli.errors import InputError
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-NIFTI_EXTS = (".nii", ".nii.gz")
-DICOM_EXTS = (".dcm", ".dicom")
-ARRAY_EXTS = (".npy", ".npz")
-
-
 def file_kind(path: str | Path) -> str | None:
-    """``image``, ``nifti``, ``dicom``, ``array`` or None for a file medsyn does not read."""
-    p = Path(path)
-    name = p.name.lower()
-    if name.startswith("."):
-        return None
-    if name.endswith(NIFTI_EXTS):
-        return "nifti"
-    if name.endswith(IMAGE_EXTS):
-        return "image"
-    if name.endswith(DICOM_EXTS):
-        return "dicom"
-    if name.endswith(ARRAY_EXTS):
-        return "array"
-    if "." not in name and _has_dicom_preamble(p):
-        return "dicom"
-    return None
+    """``image``, ``nifti``, ``dicom``, ``array``, a plugin format's name, or None for a file no
+    registered format reads (the one format registry, :mod:`medsyn_cli.formats`, decides)."""
+    from medsyn_cli.formats import kind_of
+
+    return kind_of(path)
 
 
-def _has_dicom_preamble(path: Path) -> bool:
+def has_dicom_preamble(path: Path) -> bool:
     try:
         with open(path, "rb") as fh:
             head = fh.read(132)
@@ -68,12 +54,12 @@ def _walk(folder: Path) -> list[Path]:
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """The 2D image files (PNG/JPEG/TIFF/BMP) under ``folder``, recursively, sorted."""
+    """The 2D image files (PNG/JPEG/TIFF/BMP/...) under ``folder``, recursively, sorted."""
     return [p for p in _walk(Path(folder)) if file_kind(p) == "image"]
 
 
 def list_inputs(folder: str | Path) -> list[Path]:
-    """Every file under ``folder`` that medsyn can read (images, NIfTI, DICOM, NumPy), sorted."""
+    """Every file under ``folder`` that a registered format reads (images, NIfTI, DICOM, NumPy, plugins'), sorted."""
     return [p for p in _walk(Path(folder)) if file_kind(p) is not None]
 
 

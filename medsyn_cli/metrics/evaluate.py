@@ -1,8 +1,11 @@
-"""FID, KID and precision/recall of a fake image set against a real one, with every setting recorded.
+"""Every selected metric of a fake image set against a real one, with every setting recorded.
 
-The real side's features and statistics are cached (see :mod:`stats_cache`); the fake side is
-computed each time. The result is a JSON-ready dict: the figures, the counts, whether the real
-side came from the cache, and every setting that changes a number.
+A loop over the metric registry (:mod:`medsyn_cli.metrics.registry`; fid, kid and pr are the
+built-in default plugin's): the sides are read once, REAL is prepared like FAKE, and the Inception
+features are computed only when a selected metric needs them. The real side's features and
+statistics are cached (see :mod:`stats_cache`); the fake side is computed each time. The result is
+a JSON-ready dict: the figures, the counts, whether the real side came from the cache, and every
+setting that changes a number.
 """
 
 from __future__ import annotations
@@ -19,11 +22,8 @@ from medsyn_cli.metrics import fid as fid_mod
 from medsyn_cli.metrics import stats_cache
 from medsyn_cli.metrics.features import PIPELINE_VERSION, FeatureExtractor
 from medsyn_cli.metrics.inputs import ImageInput, resolve_input
-from medsyn_cli.metrics.kid import DEFAULT_SEED, DEFAULT_SUBSET_SIZE, DEFAULT_SUBSETS, kid
-from medsyn_cli.metrics.precision_recall import DEFAULT_K, precision_recall
+from medsyn_cli.metrics.registry import Metric, MetricInputs, all_metrics
 from medsyn_cli.metrics.weights import resolve_weights
-
-METRICS = ("fid", "kid", "pr")
 
 
 @dataclass
@@ -34,17 +34,12 @@ class EvalOptions:
     batch_size: int | None = None
     workers: int | None = None
     cache: bool = True  # cache the real side's features/statistics
-    baseline: bool = False  # real-vs-real split-half FID
-    kid_subsets: int = DEFAULT_SUBSETS
-    kid_subset_size: int = DEFAULT_SUBSET_SIZE
-    kid_seed: int = DEFAULT_SEED
-    pr_k: int = DEFAULT_K
     value_range: str = "auto"
-    baseline_seed: int = 0
     real_as_is: bool = False  # compare REAL as it is, even when its size differs from FAKE's
     run: str | None = None  # take the resolution, channels and fit from this run directory
     fit: str | None = None  # square fit for REAL when it is prepared (default: the run's, else resize)
-    sqrtm: str = "eigh"  # trace of the matrix square root: eigh (fast) or scipy (pytorch-fid's sqrtm)
+    #: Each metric's settings by option name (``kid_subsets``, ``baseline``...); unset ones take their default.
+    metric_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -60,11 +55,9 @@ class SideFeatures:
 
 
 def parse_metrics(text: str) -> tuple[str, ...]:
-    """Built-in metric names plus any registered by plugins (``register_metrics``)."""
-    from medsyn_cli.metrics.plugin_metrics import plugin_metrics
-
+    """Names of registered metrics that compare REAL with FAKE (``register_metrics``), in the order given."""
     names = tuple(dict.fromkeys(m.strip().lower() for m in text.split(",") if m.strip()))
-    known = (*METRICS, *plugin_metrics())
+    known = tuple(name for name, m in all_metrics().items() if m.compute is not None)
     unknown = [m for m in names if m not in known]
     if unknown or not names:
         raise InputError(f"unknown metric(s) {', '.join(unknown) or '(none)'}",
@@ -129,104 +122,91 @@ def _like_fake(real_spec: str, real_in: ImageInput, fake_in: ImageInput, options
     return prepare.prepare_real(real_spec, target, stdin_lines), target.as_dict()
 
 
+def selected_metrics(options: EvalOptions) -> list[Metric]:
+    """The selected metrics in registry order, after checking the options that need their metric."""
+    registered = {n: m for n, m in all_metrics().items() if m.compute is not None}
+    unknown = [n for n in options.metrics if n not in registered]
+    if unknown:
+        raise InputError(f"unknown metric(s) {', '.join(unknown)}", hint=f"choose from {','.join(registered)}")
+    for metric in registered.values():
+        for opt in metric.options:
+            if (opt.requires_metric and metric.name not in options.metrics
+                    and options.metric_options.get(opt.name, opt.default) != opt.default):
+                raise InputError(f"{opt.flag or opt.name} belongs to {metric.name}; add {metric.name} to --metrics")
+    return [m for n, m in registered.items() if n in options.metrics]
+
+
+def _options_for(metric: Metric, options: EvalOptions) -> dict[str, Any]:
+    return {**metric.default_options(),
+            **{k: v for k, v in options.metric_options.items() if k in {o.name for o in metric.options}}}
+
+
 def evaluate(real_spec: str, fake_spec: str, options: EvalOptions, *,
              stdin_lines: list[str] | None = None,
              progress_factory: Callable[[], Any] | None = None) -> dict[str, Any]:
     """Compute ``options.metrics`` for FAKE against REAL; returns the JSON-ready result."""
     if real_spec == "-" and fake_spec == "-":
         raise InputError("only one side can be read from stdin ('-')")
-    if options.baseline and "fid" not in options.metrics:
-        raise InputError("--baseline is a real-vs-real FID; add fid to --metrics")
+    metrics = selected_metrics(options)
     t0 = time.perf_counter()
     real_in = resolve_input(real_spec, value_range=options.value_range, stdin_lines=stdin_lines, name="REAL")
     fake_in = resolve_input(fake_spec, value_range=options.value_range, stdin_lines=stdin_lines, name="FAKE")
     prepared = None
     if not options.real_as_is:
         real_in, prepared = _like_fake(real_spec, real_in, fake_in, options, stdin_lines)
-    weights = resolve_weights(options.weights)
-    extractor = FeatureExtractor(weights, device=options.device, batch_size=options.batch_size,
-                                 workers=options.workers)
+    inputs = MetricInputs(real_in, fake_in)
+    seconds: dict[str, Any] = {}
+    settings: dict[str, Any] = {}
+    if any(m.needs in ("features", "both") for m in metrics):
+        weights = resolve_weights(options.weights)
+        extractor = FeatureExtractor(weights, device=options.device, batch_size=options.batch_size,
+                                     workers=options.workers)
+        with (progress_factory() if progress_factory else nullcontext(None)) as bar:
+            def ticker(label: str, total: int):
+                if bar is None:
+                    return None
+                task = bar.add_task(f"features {label}", total=total, info="")
+                return lambda n: bar.advance(task, n)
 
-    with (progress_factory() if progress_factory else nullcontext(None)) as bar:
-        def ticker(label: str, total: int):
-            if bar is None:
-                return None
-            task = bar.add_task(f"features {label}", total=total, info="")
-            return lambda n: bar.advance(task, n)
-
-        real = side_features(real_in, extractor, use_cache=options.cache, label="REAL",
-                             on_batch=ticker("REAL", len(real_in)))
-        fake = side_features(fake_in, extractor, use_cache=False, label="FAKE",
-                             on_batch=ticker("FAKE", len(fake_in)))
-    check_channels(real, fake, real_spec, fake_spec)
+            inputs.real_side = side_features(real_in, extractor, use_cache=options.cache, label="REAL",
+                                             on_batch=ticker("REAL", len(real_in)))
+            inputs.fake_side = side_features(fake_in, extractor, use_cache=False, label="FAKE",
+                                             on_batch=ticker("FAKE", len(fake_in)))
+        check_channels(inputs.real_side, inputs.fake_side, real_spec, fake_spec)
+        seconds = {"real_features": round(inputs.real_side.seconds, 3),
+                   "fake_features": round(inputs.fake_side.seconds, 3)}
+        settings = {**extractor.settings(), "pixel_pipeline":
+                    "uint8 RGB (PIL convert('RGB'); grey replicated) -> /255 -> resize -> 2x-1",
+                    "array_value_range": options.value_range, "pipeline_version": PIPELINE_VERSION}
+    else:
+        settings = {"array_value_range": options.value_range}
 
     figures: dict[str, Any] = {}
-    seconds = {"real_features": round(real.seconds, 3),
-               "fake_features": round(fake.seconds, 3)}
-    settings: dict[str, Any] = {**extractor.settings(), "pixel_pipeline":
-                                "uint8 RGB (PIL convert('RGB'); grey replicated) -> /255 -> resize -> 2x-1",
-                                "array_value_range": options.value_range,
-                                "pipeline_version": PIPELINE_VERSION}
-    if "fid" in options.metrics:
+    top: dict[str, Any] = {}
+    for metric in metrics:
         t = time.perf_counter()
-        figures["fid"] = fid_mod.frechet_distance(real.mu, real.sigma, fake.mu, fake.sigma, sqrtm=options.sqrtm)
-        seconds["fid"] = round(time.perf_counter() - t, 3)
-        settings["fid"] = {"statistics": "float64 mean and covariance (ddof=1)",
-                           "sqrtm": ("Tr sqrtm(S1 S2) from symmetric eigendecompositions (eigh)" if options.sqrtm == "eigh"
-                                     else "scipy.linalg.sqrtm(S1 @ S2); eps=1e-6 offset if not finite; "
-                                          "real part if imaginary diagonal within 1e-3 (pytorch-fid 0.3.0)")}
-        if options.baseline:
-            t = time.perf_counter()
-            a, b = fid_mod.split_half_indices(len(real.features), options.baseline_seed)
-            if min(len(a), len(b)) < 2:
-                raise InputError("REAL needs at least 4 images for a split-half baseline", path=real_spec)
-            figures["fid_baseline_real_split_half"] = fid_mod.fid_from_features(real.features[a],
-                                                                               real.features[b])
-            seconds["baseline"] = round(time.perf_counter() - t, 3)
-            settings["baseline"] = {"split": "seeded random halves of REAL", "seed": options.baseline_seed,
-                                    "sizes": [int(len(a)), int(len(b))]}
-    if "kid" in options.metrics:
-        t = time.perf_counter()
-        k = kid(fake.features, real.features, subsets=options.kid_subsets,
-                subset_size=options.kid_subset_size, seed=options.kid_seed)
-        figures["kid_mean"], figures["kid_std"] = k.pop("mean"), k.pop("std")
-        settings["kid"] = {**k, "kernel": "polynomial (x.y*gamma + coef0)^degree",
-                           "estimator": "unbiased MMD^2, mean and std over subsets (torch-fidelity)"}
-        seconds["kid"] = round(time.perf_counter() - t, 3)
-    if "pr" in options.metrics:
-        t = time.perf_counter()
-        if min(len(real.features), len(fake.features)) <= options.pr_k:
-            raise InputError(f"precision/recall with k={options.pr_k} needs more than {options.pr_k} "
-                             f"images per side (REAL {len(real.features)}, FAKE {len(fake.features)})")
-        pr = precision_recall(real.features, fake.features, k=options.pr_k)
-        figures["precision"], figures["recall"] = pr["precision"], pr["recall"]
-        settings["pr"] = {"k": pr["k"], "method": "k-NN manifolds on Inception pool3 features "
-                                                  "(Kynkaenniemi et al. 2019)"}
-        seconds["pr"] = round(time.perf_counter() - t, 3)
-    extra = [m for m in options.metrics if m not in METRICS]
-    if extra:
-        from medsyn_cli.metrics.plugin_metrics import compute, plugin_metrics
-
-        registered = plugin_metrics()
-        for name in extra:
-            t = time.perf_counter()
-            figures.update(compute(name, registered[name], real.features, fake.features))
-            seconds[name] = round(time.perf_counter() - t, 3)
+        out = metric.compute(inputs, _options_for(metric, options))
+        seconds[metric.name] = round(time.perf_counter() - t, 3)
+        clash = set(out.get("metrics", {})) & set(figures)
+        if clash:
+            raise InputError(f"metric {metric.name!r} reports {', '.join(sorted(clash))}, already reported")
+        figures.update(out.get("metrics", {}))
+        settings.update(out.get("settings", {}))
+        seconds.update(out.get("seconds", {}))
+        top.update(out.get("result", {}))
     seconds["total"] = round(time.perf_counter() - t0, 3)
 
-    n_real, n_fake = len(real_in), len(fake_in)
-    biased = "fid" in options.metrics and min(n_real, n_fake) < fid_mod.SMALL_N
     from medsyn_cli import __version__
 
-    result: dict[str, Any] = {
+    real, fake = inputs.real_side, inputs.fake_side
+    return {
         "metrics": figures,
-        "real": {**real_in.describe(), "cached": real.cached, "cache_key": real.cache_key,
-                 "channels": sorted(real.channels), "prepared": prepared},
-        "fake": {**fake_in.describe(), "cached": False, "channels": sorted(fake.channels)},
+        "real": {**real_in.describe(), "cached": bool(real and real.cached),
+                 "cache_key": real.cache_key if real else None,
+                 "channels": sorted(real.channels) if real else [], "prepared": prepared},
+        "fake": {**fake_in.describe(), "cached": False, "channels": sorted(fake.channels) if fake else []},
         "settings": settings,
         "seconds": seconds,
         "medsyn_version": __version__,
+        **top,
     }
-    if "fid" in options.metrics:
-        result["fid_biased_small_n"] = biased
-    return result

@@ -6,9 +6,11 @@ arrays are mapped to uint8 by the rule in :func:`array_to_uint8` and grey is rep
 
 What a side may be:
 
-* a folder: its image files (``bmp jpg jpeg pgm png ppm tif tiff webp``, any letter case) and
-  volumes (``.nii``/``.nii.gz``), not searched recursively, sorted by name (as pytorch-fid does);
-* a single image file, a NIfTI volume (sliced, see :func:`volume_images`) or an array stack;
+* a folder: its files of any registered format (:mod:`medsyn_cli.formats`: images ``bmp jpg jpeg
+  pgm png ppm tif tiff webp`` in any letter case, volumes ``.nii``/``.nii.gz``, DICOM, ``.npy``/``.npz``
+  and the formats plugins add), not searched recursively, sorted by name (as pytorch-fid does);
+* a single image file, a NIfTI volume (sliced, see :func:`volume_images`), an array stack, or a
+  file of another registered format (its reader's planes, mapped from [-1, 1] to uint8);
 * ``-``: paths read from stdin, one per line, each any of the above.
 """
 
@@ -24,21 +26,11 @@ import numpy as np
 
 from medsyn_cli.errors import InputError
 
-IMAGE_EXTENSIONS = (".bmp", ".jpg", ".jpeg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
-VOLUME_SUFFIXES = (".nii", ".nii.gz")
-ARRAY_SUFFIXES = (".npy", ".npz")
+from medsyn_cli.formats import format_of, suffixes
 
 
-def _is_volume(p: Path) -> bool:
-    return p.name.lower().endswith(VOLUME_SUFFIXES)
-
-
-def _is_image(p: Path) -> bool:
-    return p.suffix.lower() in IMAGE_EXTENSIONS
-
-
-def _is_array(p: Path) -> bool:
-    return p.suffix.lower() in ARRAY_SUFFIXES
+def _image_suffixes() -> str:
+    return " ".join(e.lstrip(".") for e in suffixes("image"))
 
 
 @dataclass
@@ -207,24 +199,33 @@ def _add_path(inp: ImageInput, p: Path, value_range: str, files: list[Path]) -> 
         raise InputError("no such file or directory", path=p)
     if p.is_dir():
         entries = sorted(q for q in p.iterdir() if q.is_file())
-        usable = [q for q in entries if _is_image(q) or _is_volume(q) or _is_array(q)]
+        usable = [q for q in entries if format_of(q) is not None]
         for q in usable:
             _add_path(inp, q, value_range, files)
         return
-    if _is_image(p):
+    fmt = format_of(p)
+    kind = None if fmt is None else fmt.name
+    if kind == "image":  # decoded later exactly as pytorch-fid does (PIL convert("RGB"))
         files.append(p)
         inp.kinds.add("images")
-    elif _is_volume(p):
+    elif kind == "nifti":
         flush()
         inp.parts.append(ArrayPart(volume_images(p), str(p)))
         inp.kinds.add("volume")
-    elif _is_array(p):
+    elif kind == "array":
         flush()
         inp.parts.append(ArrayPart(load_array_file(p, value_range), str(p)))
         inp.kinds.add("array")
+    elif fmt is not None:  # DICOM and plugin formats: their reader's planes, [-1, 1] -> uint8
+        flush()
+        for label, image, _ in fmt.read(p):
+            inp.parts.append(ArrayPart(array_to_uint8(np.asarray(image, np.float32)[None], str(p), "signed"),
+                                       f"{p}#{label}"))
+        inp.kinds.add(kind)
     else:
-        raise InputError("not an image, NIfTI volume or .npy/.npz stack", path=p,
-                         hint="images: " + " ".join(e.lstrip(".") for e in IMAGE_EXTENSIONS))
+        from medsyn_cli.data.datasets import supported
+
+        raise InputError(f"not a file medsyn reads ({supported()})", path=p, hint="images: " + _image_suffixes())
 
 
 def resolve_input(spec: str, *, value_range: str = "auto", stdin_lines: list[str] | None = None,
@@ -244,8 +245,7 @@ def resolve_input(spec: str, *, value_range: str = "auto", stdin_lines: list[str
     if len(inp) == 0:
         where = "stdin" if spec == "-" else spec
         raise InputError(f"{name} side is empty: no images found", path=where,
-                         hint="folders are not searched recursively; images: "
-                              + " ".join(e.lstrip(".") for e in IMAGE_EXTENSIONS))
+                         hint="folders are not searched recursively; images: " + _image_suffixes())
     return inp
 
 

@@ -1,44 +1,32 @@
-"""Metrics contributed by plugins through the ``register_metrics`` hook.
+"""Metrics on Inception features, run outside ``evaluate()`` (kept for callers of the older API).
 
-A plugin calls ``register(name, fn)``; ``fn(real_features, fake_features) -> dict[str, float]`` gets
-the Inception pool3 features (float64 arrays, one row per image) of both sides. ``medsyn eval
---metrics fid,NAME`` then reports each returned figure as ``NAME.KEY``.
+Every metric is registered through ``register_metrics`` (see :mod:`medsyn_cli.metrics.registry`);
+this module looks them up and runs one on two feature arrays.
 """
 
 from __future__ import annotations
 
-import sys
-from typing import Callable
-
 import numpy as np
 
-from medsyn_cli.plugins import load_plugins, pm
-
-MetricFn = Callable[[np.ndarray, np.ndarray], dict]
+from medsyn_cli.metrics.registry import Metric, MetricInputs, all_metrics
 
 
-def plugin_metrics() -> dict[str, MetricFn]:
-    """Every metric registered by a plugin, by lower-case name; a failing plugin is reported."""
-    load_plugins()
-    found: dict[str, MetricFn] = {}
-    for plugin_name, plugin in pm.list_name_plugin():
-        impl = getattr(plugin, "register_metrics", None)
-        if impl is None:
-            continue
-
-        def register(name: str, fn: MetricFn) -> None:
-            found[name.strip().lower()] = fn
-
-        try:
-            impl(register=register)
-        except Exception as exc:  # one plugin's failure must not stop the evaluation
-            print(f"medsyn: plugin {plugin_name!r} failed to register metrics: {exc}", file=sys.stderr)
-    return found
+def plugin_metrics() -> dict[str, Metric]:
+    """Every registered metric by lower-case name (built-in and third-party); failures are reported."""
+    return all_metrics()
 
 
-def compute(name: str, fn: MetricFn, real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
-    """Run one plugin metric; its figures are prefixed with the metric's name."""
-    values = fn(real, fake)
-    if not isinstance(values, dict):
-        raise TypeError(f"metric {name!r} returned {type(values).__name__}, expected a dict")
-    return {f"{name}.{k}": float(v) for k, v in values.items()}
+class _Side:
+    def __init__(self, features: np.ndarray):
+        from medsyn_cli.metrics.fid import statistics
+
+        self.features = np.asarray(features, dtype=np.float64)
+        self.mu, self.sigma = statistics(self.features) if len(self.features) > 1 else (None, None)
+
+
+def compute(name: str, metric: Metric, real: np.ndarray, fake: np.ndarray, options: dict | None = None) -> dict:
+    """Run one features metric on the pool3 features of both sides; returns its figures."""
+    if metric.needs != "features" or metric.compute is None:
+        raise ValueError(f"metric {name!r} needs {metric.needs}, not features alone")
+    inputs = MetricInputs(real=None, fake=None, real_side=_Side(real), fake_side=_Side(fake))
+    return metric.compute(inputs, {**metric.default_options(), **(options or {})})["metrics"]

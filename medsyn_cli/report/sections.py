@@ -225,22 +225,10 @@ BUILTIN: tuple[Callable[[RunView, Options], Section | None], ...] = (
 # -- plugins ---------------------------------------------------------------------------------------
 def plugin_sections(run: RunView) -> list[Section]:
     """Sections registered through ``register_report_sections``, each failure isolated."""
-    from medsyn_cli.plugins import load_plugins, pm
+    from medsyn_cli.plugins import collect
 
-    load_plugins()
-    found: list[tuple[str, str, Callable]] = []
-    for plugin_name, plugin in pm.list_name_plugin():
-        impl = getattr(plugin, "register_report_sections", None)
-        if impl is None:
-            continue
-
-        def register(title: str, render: Callable, _plugin=plugin_name) -> None:
-            found.append((_plugin, str(title), render))
-
-        try:
-            impl(register=register)
-        except Exception as exc:  # one plugin's failure must not cost the page
-            print(f"medsyn: plugin {plugin_name!r} failed to register report sections: {exc}", file=sys.stderr)
+    found = [(plugin_name, title, render) for plugin_name, (title, render) in
+             collect("register_report_sections", lambda title, render: (str(title), render))]
     out = []
     for plugin_name, title, render in found:
         sid = "plugin-" + re.sub(r"[^a-z0-9]+", "-", f"{plugin_name}-{title}".lower()).strip("-")
