@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from medsyn_cli import runs_index
-from medsyn_cli.cli.common import progress, show_progress  # here, not in the loop: importing rich draws from ``random``
+from medsyn_cli.console import progress, show_progress  # here, not in the loop: importing rich draws from ``random``
 from medsyn_cli.data.types import ImageSet, TwoDomainSet
 from medsyn_cli.errors import InputError, TrainingError
 from medsyn_cli.fileio import atomic_path
