@@ -38,6 +38,15 @@ class ModelSpec:
         if not dataclasses.is_dataclass(self.config_cls):
             raise TypeError(f"model {self.name!r}: config_cls must be a dataclass")
 
+    def check(self, res: int, channels: int) -> None:
+        """Refuse (InputError) a resolution or channel count this model does not support."""
+        if res not in self.resolutions:
+            raise InputError(f"model {self.name!r} does not support --res {res}",
+                             hint=f"supported: {', '.join(map(str, self.resolutions))}")
+        if channels not in self.channels:
+            raise InputError(f"model {self.name!r} does not support --channels {channels}",
+                             hint=f"supported: {', '.join(map(str, self.channels))}")
+
     def default_config(self) -> dict[str, Any]:
         return dataclasses.asdict(self.config_cls())
 

@@ -45,9 +45,11 @@ class TinyGAN(GANModel):
         self.optimizers = {k: torch.optim.Adam(v.parameters(), lr=config.lr, betas=(0.5, 0.999))
                            for k, v in self.networks.items()}
         self.epochs_ended: list[int] = []
+        self.epochs: list[int] = []  # the epoch train_step received with each step
         self.seen: list[torch.Tensor] = []  # the batches train_step received, for the sampler tests
 
-    def train_step(self, batch, step):
+    def train_step(self, batch, step, epoch=0):  # TinyTranslator keeps the older (batch, step) contract
+        self.epochs.append(epoch)
         G, D = self.networks["generator"], self.networks["discriminator"]
         real = batch["image"]
         self.seen.append(real.clone())
@@ -186,6 +188,7 @@ def test_tiny_models_train_through_the_real_trainer(tiny_models, tmp_path):
     assert result.exit_code == 0 and result.step == 4
     # 12 images, batch 4: 3 steps per epoch, so epoch 0 ended after step 3.
     assert model.epochs_ended == [0]
+    assert model.epochs == [0, 0, 0, 1]  # train_step is told the epoch: no counter in the model
     # Every image of epoch 0 was seen exactly once (pixel [0,0,0] holds the index).
     first_epoch = torch.cat(model.seen[:3])[:, 0, 0, 0].mul(1000).round().long()
     assert sorted(first_epoch.tolist()) == list(range(12))
@@ -240,6 +243,39 @@ def test_sigint_finishes_the_step_saves_and_tells_how_to_resume(tiny_models, tmp
     result, _ = train(out, random_images(16), steps=5, batch_size=4, resume=True)
     assert result.exit_code == 0 and result.step == 5
     assert [r["step"] for r in map(json.loads, (out / "stats.jsonl").read_text().splitlines())][-1] == 5
+
+
+def test_step_function_passes_the_epoch_to_either_contract():
+    from medsyn_cli.model import step_function
+
+    calls = []
+
+    class Old(GANModel):
+        def train_step(self, batch, step):
+            calls.append(("old", step))
+
+    class New(GANModel):
+        def train_step(self, batch, step, epoch=0):
+            calls.append(("new", step, epoch))
+
+    class KeywordOnly(GANModel):
+        def train_step(self, batch, step, *, epoch=0):
+            calls.append(("kw", step, epoch))
+
+    for cls in (Old, New, KeywordOnly):
+        step_function(cls(TinyConfig(), RES, 1))({}, 7, 2)
+    assert calls == [("old", 7), ("new", 7, 2), ("kw", 7, 2)]
+
+
+def test_data_of_the_other_task_is_refused(tiny_models, tmp_path):
+    from medsyn_cli.errors import InputError
+
+    with pytest.raises(InputError, match="a translation model needs two domains"):
+        train(tmp_path / "a", random_images(8), model="tiny-translator", steps=1, batch_size=4)
+    with pytest.raises(InputError, match="an unconditional model needs one folder"):
+        train(tmp_path / "b", two_domains(8, 8), model="tiny-gan", steps=1, batch_size=4)
+    with pytest.raises(InputError, match="data is 1x32x32, the run wants 1x16x16"):
+        train(tmp_path / "c", random_images(8, res=2 * RES), steps=1, batch_size=4, res=RES)
 
 
 def test_translation_batches_follow_the_contract(tiny_models, tmp_path):

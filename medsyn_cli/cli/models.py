@@ -120,18 +120,12 @@ def info(
 
         medsyn models info sag-gan --res 128 --json | jq '.networks[].gflops'
     """
-    from medsyn_cli.errors import InputError
     from medsyn_cli.registry import get_model
 
     spec = get_model(name)
     res = res or min(spec.resolutions)
     channels = channels or spec.channels[0]
-    if res not in spec.resolutions:
-        raise InputError(f"{spec.name} does not support resolution {res}",
-                         hint=f"supported: {', '.join(map(str, spec.resolutions))}")
-    if channels not in spec.channels:
-        raise InputError(f"{spec.name} does not support {channels} channel(s)",
-                         hint=f"supported: {', '.join(map(str, spec.channels))}")
+    spec.check(res, channels)
     model = spec.factory(spec.config_cls(), res, channels)
     costs = network_costs(model)
     total_params = sum(c["parameters"] for c in costs.values())

@@ -30,7 +30,7 @@ from medsyn_cli.console import progress, show_progress  # here, not in the loop:
 from medsyn_cli.data.types import ImageSet, TwoDomainSet
 from medsyn_cli.errors import InputError, TrainingError
 from medsyn_cli.fileio import atomic_path
-from medsyn_cli.model import GANModel
+from medsyn_cli.model import GANModel, step_function
 from medsyn_cli.training import checkpoint as ckpt_io
 from medsyn_cli.training.device import amp_enabled, autocast_factory, configure_backends, resolve_device
 from medsyn_cli.training.distributed import DistContext
@@ -96,10 +96,7 @@ def _plain(obj: Any) -> Any:
 def fingerprint(data: ImageSet | TwoDomainSet) -> str:
     """sha256 over the preprocessed pixels (and masks): resuming on other data is detected."""
     h = hashlib.sha256()
-    parts = [data.images] if isinstance(data, ImageSet) else [data.normal.images, data.tumor.images]
-    if isinstance(data, TwoDomainSet) and data.tumor.masks is not None:
-        parts.append(data.tumor.masks)
-    for t in parts:
+    for t in data.pixel_tensors():
         t = t.detach().to("cpu", torch.float32).contiguous()
         h.update(str(tuple(t.shape)).encode())
         h.update(t.numpy().data)
@@ -118,22 +115,31 @@ def load_data(plan: TrainPlan, ctx: DistContext) -> ImageSet | TwoDomainSet:
     return data
 
 
+#: What each task needs, said when the data is of the other kind.
+NEEDS = {"unconditional": "an unconditional model needs one folder of images, not normal/ and tumor/",
+         "translation": "a translation model needs two domains (normal/ and tumor/ folders, or BraTS-style cases)"}
+
+
+def check_data(data: ImageSet | TwoDomainSet, plan: TrainPlan) -> None:
+    """The data fits the run: its task, resolution and channels (given data skips load_dataset's checks)."""
+    if data.task != plan.spec.task:
+        raise InputError(NEEDS[plan.spec.task], path=plan.data)
+    if data.res != plan.res or data.channels != plan.channels:
+        raise InputError(f"data is {data.channels}x{data.res}x{data.res}, the run wants "
+                         f"{plan.channels}x{plan.res}x{plan.res}", path=plan.data)
+
+
 class Batches:
     """The batch dict for global step ``k`` (this rank's share), on the training device."""
 
-    def __init__(self, data: ImageSet | TwoDomainSet, task: str, batch_size: int, seed: int,
-                 ctx: DistContext, device: torch.device):
-        self.task = task
+    def __init__(self, data: ImageSet | TwoDomainSet, batch_size: int, seed: int, ctx: DistContext,
+                 device: torch.device):
+        self.task = data.task
         kw = {"rank": ctx.rank, "world": ctx.world_size}
-        if task == "unconditional":
-            if not isinstance(data, ImageSet):
-                raise InputError("an unconditional model needs one folder of images, not normal/ and tumor/")
+        if self.task == "unconditional":
             self.images = self._place(data.images, device)
             self.samplers = {"image": EpochSampler(len(data), batch_size, seed, stream=0, **kw)}
         else:
-            if not isinstance(data, TwoDomainSet):
-                raise InputError("a translation model needs two domains (normal/ and tumor/ folders, "
-                                 "or BraTS-style cases)")
             tumor = data.tumor
             masks = tumor.masks if tumor.masks is not None else torch.zeros_like(tumor.images[:, :1])
             if tumor.has_mask is not None:
@@ -189,13 +195,11 @@ class Trainer:
         configure_backends(device)
 
         self.data = data if data is not None else load_data(plan, ctx)
-        if self.data.res != plan.res or self.data.channels != plan.channels:
-            raise InputError(f"data is {self.data.channels}x{self.data.res}x{self.data.res}, the run wants "
-                             f"{plan.channels}x{plan.res}x{plan.res}", path=plan.data)
-        self.batches = Batches(self.data, plan.spec.task, self.s.batch_size, self.s.seed, ctx, device)
+        check_data(self.data, plan)
+        self.batches = Batches(self.data, self.s.batch_size, self.s.seed, ctx, device)
         self.bpe = self.batches.batches_per_epoch
         self.total = self.s.epochs * self.bpe if self.s.epochs is not None else int(self.s.steps)
-        self.intensity = _plain(self._intensity())
+        self.intensity = _plain(self.data.intensity_record())
         self.fingerprint = fingerprint(self.data)
         self.scorer = None  # before the run directory is made: missing FID weights refuse the run
         if self.s.eval_every and ctx.is_main:
@@ -236,11 +240,6 @@ class Trainer:
         self._write_config()
 
     # -- set-up --------------------------------------------------------------------------------
-    def _intensity(self) -> dict[str, Any]:
-        if isinstance(self.data, TwoDomainSet):
-            return {"normal": self.data.normal.intensity, "tumor": self.data.tumor.intensity}
-        return dict(self.data.intensity)
-
     def _prepare_dir(self) -> None:
         if self.ctx.is_main:
             if self.plan.force and self.out.exists() and not self.plan.resume:
@@ -298,7 +297,7 @@ class Trainer:
         cfg["training"]["batches_per_epoch"] = self.bpe
         cfg["training"]["amp"] = self.amp
         cfg["training"]["device_used"] = str(self.device)
-        cfg["data"].update({"count": _counts(self.data), "intensity": self.intensity,
+        cfg["data"].update({"count": self.data.counts(), "intensity": self.intensity,
                             "fingerprint": self.fingerprint})
         path = self.out / "config.json"
         if self.plan.resume and path.exists():
@@ -320,11 +319,12 @@ class Trainer:
         what = f"{plan.spec.name} {plan.channels}x{plan.res}x{plan.res} on {self.device}"
         if self.ctx.active:
             what += f" x{self.ctx.world_size} processes ({self.plan.per_rank_batch} images each per step)"
-        self.log.line(f"training {what}{' with bf16 autocast' if self.amp else ''}: {_counts(self.data)} images, "
+        self.log.line(f"training {what}{' with bf16 autocast' if self.amp else ''}: {self.data.counts()} images, "
                       f"batch {s.batch_size}, {self.bpe} steps/epoch, step {self.step} -> {self.total}")
         if self.step >= self.total:
             self.log.line(f"already at step {self.step} of {self.total}; pass a larger --steps to train on")
         meter = LossMeter()
+        train_step = step_function(self.model)
 
         bar_on = show_progress() and self.ctx.is_main
         with StopRequest() as stop, progress() as bar:
@@ -333,7 +333,7 @@ class Trainer:
                 k = self.step
                 t0 = time.perf_counter()
                 batch = self.batches.get(k)
-                losses = self.model.train_step(batch, k)
+                losses = train_step(batch, k, k // self.bpe)
                 dt = time.perf_counter() - t0
                 bad = first_nonfinite(losses)
                 stop_now, any_bad = self.ctx.any_true([stop.requested, bad is not None])
@@ -533,10 +533,3 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2 ** 32)
     torch.manual_seed(seed)
-
-
-def _counts(data: ImageSet | TwoDomainSet) -> int | dict[str, int]:
-    if isinstance(data, TwoDomainSet):
-        return {"normal": len(data.normal), "tumor": len(data.tumor)}
-    return len(data)
-
