@@ -132,6 +132,16 @@ class GANModel:
             opt.load_state_dict(state["optimizers"][k])
         self.load_extra_state(state.get("extra", {}))
 
+    def flops_per_image(self) -> dict[str, int]:
+        """Forward FLOPs (2 per multiply-add) of each network for one image, counted on the meta device
+        (nothing is computed) from the model's ``example_inputs(network_name, 1)``."""
+        from medsyn_cli.nn.flops import meta_flops
+
+        example_inputs = getattr(self, "example_inputs", None)
+        if example_inputs is None:
+            raise NotImplementedError(f"{type(self).__name__} defines no example_inputs(network_name, batch)")
+        return {name: meta_flops(net, example_inputs(name, 1)) for name, net in self.networks.items()}
+
     def parameter_counts(self) -> dict[str, int]:
         return {k: sum(p.numel() for p in v.parameters()) for k, v in self.networks.items()}
 

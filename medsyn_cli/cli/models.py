@@ -71,23 +71,20 @@ def network_costs(model, batch: int = 1) -> dict[str, dict]:
     """Parameters and forward FLOPs per image of each network, from a real forward pass counted by
     ``torch.utils.flop_counter.FlopCounterMode`` (2 FLOPs per multiply-add; MACs = FLOPs / 2)."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from medsyn_cli.errors import MedsynError
+    from medsyn_cli.nn.flops import count_flops
 
     out = {}
     model.eval()
     for name, net in model.networks.items():
         last_error: Exception | None = None
         for source, args in _network_inputs(model, name, batch):
-            counter = FlopCounterMode(display=False)
             try:
-                with torch.no_grad(), counter:
-                    net(*args)
+                flops = count_flops(net, args) // batch
             except (RuntimeError, TypeError, ValueError) as exc:
                 last_error = exc
                 continue
-            flops = int(counter.get_total_flops()) // batch
             out[name] = {
                 "parameters": sum(p.numel() for p in net.parameters()),
                 "trainable_parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),

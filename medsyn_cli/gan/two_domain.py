@@ -13,6 +13,7 @@ from typing import Any, Iterable
 import torch
 import torch.nn.functional as F
 
+from medsyn_cli.gan.optim import adam
 from medsyn_cli.gan.schedule import LinearDecaySchedule
 from medsyn_cli.model import GANModel
 from medsyn_cli.nn.image_pool import ImagePool
@@ -81,11 +82,7 @@ class TwoDomainGAN(GANModel):
     def setup_training(self, generator_params: Iterable[torch.nn.Parameter],
                        discriminator_params: Iterable[torch.nn.Parameter]) -> None:
         cfg = self.config
-        betas = (cfg.beta1, cfg.beta2)
-        self.optimizers = {
-            "generators": torch.optim.Adam(generator_params, lr=cfg.lr, betas=betas),
-            "discriminators": torch.optim.Adam(discriminator_params, lr=cfg.lr, betas=betas),
-        }
+        self.optimizers = adam({"generators": generator_params, "discriminators": discriminator_params}, cfg)
         # Each pool holds fakes of the domain its discriminator judges.
         self.pools = {"tumor": ImagePool(cfg.pool_size), "normal": ImagePool(cfg.pool_size)}
         self.schedule = LinearDecaySchedule(self.optimizers, cfg.lr, cfg.n_epochs, cfg.n_epochs_decay)

@@ -21,12 +21,10 @@ as they are. Without the training strategy both run from the first step.
 
 from __future__ import annotations
 
-import copy
-
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from medsyn_cli.errors import InputError
+from medsyn_cli.gan.optim import adam
 from medsyn_cli.model import GANModel
 from medsyn_cli.nn.attention import attention_received
 from medsyn_cli.nn.diffaugment import diff_augment, parse_policy
@@ -67,11 +65,7 @@ class HAGAN(GANModel):
             reverse_skip=self.parts["reverse_skip"], skip_channels=discriminator.widths,
             spectral_norm=config.spectral_norm)
         self.networks = {"generator": generator, "discriminator": discriminator}
-        betas = (config.adam_beta1, config.adam_beta2)
-        self.optimizers = {
-            name: torch.optim.Adam(net.parameters(), lr=config.lr, betas=betas)
-            for name, net in self.networks.items()
-        }
+        self.optimizers = adam(self.networks, config)
 
     # -- schedule ----------------------------------------------------------------------------
     # ``step`` and ``epoch`` (finished epochs) come from the trainer, so the warm-up needs no counter
@@ -199,25 +193,11 @@ class HAGAN(GANModel):
         z = self.latents(n, generator).to(self.device)
         return self.run_eval(G, z, chunk=SAMPLE_CHUNK)
 
-    def example_inputs(self, network_name: str, batch: int = 1, device: torch.device | str | None = None
-                       ) -> tuple[torch.Tensor, ...]:
-        """The forward inputs of ``network_name`` (for FLOP counting): z for the generator (which then
-        uses its stored skip features), an image batch for the discriminator."""
-        device = self.device if device is None else device
+    def example_inputs(self, network_name: str, batch: int = 1) -> tuple[torch.Tensor, ...]:
+        """The forward inputs of ``network_name`` (for FLOP counting, ``flops_per_image``): z for the
+        generator (which then uses its stored skip features), an image batch for the discriminator."""
         if network_name == "generator":
-            return (torch.zeros(batch, self.latent_dim, device=device),)
+            return (torch.zeros(batch, self.latent_dim, device=self.device),)
         if network_name == "discriminator":
-            return (torch.zeros(batch, self.channels, self.res, self.res, device=device),)
+            return (torch.zeros(batch, self.channels, self.res, self.res, device=self.device),)
         raise KeyError(f"hagan has no network {network_name!r}; networks: {', '.join(self.networks)}")
-
-    def flops_per_image(self) -> dict[str, int]:
-        """Forward FLOPs (2 per multiply-add) of each network for one image, counted on the meta
-        device with ``torch.utils.flop_counter.FlopCounterMode`` (nothing is computed)."""
-        out = {}
-        for name, net in self.networks.items():
-            meta_net = copy.deepcopy(net).to("meta")
-            counter = FlopCounterMode(display=False)
-            with counter, torch.no_grad():
-                meta_net(*self.example_inputs(name, 1, device="meta"))
-            out[name] = int(counter.get_total_flops())
-        return out
