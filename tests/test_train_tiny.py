@@ -1,10 +1,9 @@
 """Throwaway models for the trainer's tests (registered in a fixture, unregistered after), and the
-tests of the batch sampler. Other test_train*/test_resume* files import the helpers from here."""
+tests of the batch sampler and the model contract (how the trainer calls a model). Other test_train*/test_resume* files import the helpers from here."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 
 import pytest
@@ -27,7 +26,8 @@ class TinyConfig:
     latent_dim: int = 8
     lr: float = 1e-3
     nan_at: int = -1  # the step index (0-based) whose losses become NaN
-    signal_at: int = -1  # the step index (0-based) during which the process sends itself SIGINT
+    signal_at: int = -1  # the step index (0-based) during which the process sends itself a signal
+    signal_name: str = "SIGINT"  # which signal (SIGINT as from Ctrl-C, SIGTERM as from `kill`)
     ema: bool = False
 
 
@@ -63,10 +63,10 @@ class TinyGAN(GANModel):
         with self.autocast():
             loss_g = bce_real(D(fake))
         self.optimize("generator", loss_g)
-        if step == self.config.signal_at:  # as if Ctrl-C were pressed in the middle of this step
+        if step == self.config.signal_at:  # as if Ctrl-C (or `kill`) came in the middle of this step
             import signal
 
-            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(getattr(signal, self.config.signal_name))
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
 
     @torch.no_grad()
@@ -193,56 +193,6 @@ def test_tiny_models_train_through_the_real_trainer(tiny_models, tmp_path):
     first_epoch = torch.cat(model.seen[:3])[:, 0, 0, 0].mul(1000).round().long()
     assert sorted(first_epoch.tolist()) == list(range(12))
     assert dataclasses.asdict(model.config)["lr"] == 1e-3
-
-
-# -- NaN guard and stop signals (in process, tiny model) -------------------------------------------
-def test_nan_guard_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tiny_models, tmp_path):
-    from medsyn_cli.errors import TrainingError
-    from medsyn_cli.training.checkpoint import load_checkpoint
-
-    out = tmp_path / "run"
-    with pytest.raises(TrainingError) as err:
-        train(out, random_images(16), steps=20, batch_size=4, checkpoint_every=2, log_every=1,
-              sets=["nan_at=6"])  # step index 6 is step 7, one past the checkpoint at step 6
-    assert err.value.exit_code == 1
-    assert "step 7" in str(err.value) and "loss_d" in str(err.value) and "step 6" in str(err.value)
-    ckpt = load_checkpoint(out / "checkpoints" / "latest.pt")
-    assert ckpt["step"] == 6
-    weights = ckpt["model_state"]["networks"]["discriminator"]
-    assert all(torch.isfinite(t).all() for t in weights.values())
-    assert not (out / "weights.safetensors").exists()  # nothing exported from a broken run
-    assert "stopped: step 7" in (out / "log.txt").read_text()
-
-
-def test_nan_guard_through_the_cli_exits_1_with_one_line(tiny_models, tmp_path, monkeypatch, capsys):
-    import sys
-
-    from medsyn_cli.cli import main
-    from medsyn_cli.training import trainer
-
-    monkeypatch.setattr(trainer, "load_data", lambda plan, ctx: random_images(8))
-    monkeypatch.setattr(sys, "argv", ["medsyn", "train", "tiny-gan", "--res", str(RES), "--out", str(tmp_path / "r"),
-                                      "--steps", "5", "--batch-size", "4", "--device", "cpu", "--set", "nan_at=0"])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    assert exc.value.code == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("medsyn: error: step 1: loss loss_d is nan; no checkpoint was written yet")
-
-
-def test_sigint_finishes_the_step_saves_and_tells_how_to_resume(tiny_models, tmp_path):
-    from medsyn_cli.training.checkpoint import load_checkpoint
-
-    out = tmp_path / "run"
-    result, _ = train(out, random_images(16), steps=50, batch_size=4, checkpoint_every=100,
-                      sets=["signal_at=2"])
-    assert result.exit_code == 130 and result.step == 3
-    assert load_checkpoint(out / "checkpoints" / "latest.pt")["step"] == 3
-    assert "\n" not in result.message and f"--out {out} --resume" in result.message
-    # The stopped run resumes to its total.
-    result, _ = train(out, random_images(16), steps=5, batch_size=4, resume=True)
-    assert result.exit_code == 0 and result.step == 5
-    assert [r["step"] for r in map(json.loads, (out / "stats.jsonl").read_text().splitlines())][-1] == 5
 
 
 def test_step_function_passes_the_epoch_to_either_contract():
