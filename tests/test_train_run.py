@@ -4,6 +4,7 @@ translation batches and grids. In-process with throwaway models so each test tak
 from __future__ import annotations
 
 import json
+import os
 import signal
 
 import numpy as np
@@ -15,7 +16,7 @@ from safetensors import safe_open
 from conftest import run_cli
 from medsyn_cli.errors import InputError, TrainingError
 from medsyn_cli.training.checkpoint import load_checkpoint, load_for_inference
-from test_train_tiny import RES, random_images, tiny_models, train, two_domains  # noqa: F401
+from test_train_tiny import RES, TinyGAN, random_images, tiny_models, train, two_domains  # noqa: F401
 
 ENV = {"OMP_NUM_THREADS": "1", "MEDSYN_PROGRESS": "0"}
 
@@ -152,13 +153,25 @@ def test_nan_before_any_checkpoint_says_so(tiny_models, tmp_path):
 
 
 @pytest.mark.parametrize("name, exit_code", [("SIGINT", 130), ("SIGTERM", 143)])
-def test_a_stop_signal_finishes_the_step_saves_and_tells_how_to_resume(tiny_models, tmp_path, name, exit_code):
+def test_a_stop_signal_finishes_the_step_saves_and_tells_how_to_resume(tiny_models, tmp_path, monkeypatch,
+                                                                        name, exit_code):
     sig = getattr(signal, name)
     handler = signal.getsignal(sig)
+    sets = []
+    if name == "SIGINT":
+        sets = ["signal_at=2"]  # TinyGAN presses Ctrl-C in the middle of step index 2
+    else:
+        original = TinyGAN.train_step
+
+        def signalled(self, batch, step, epoch=0):
+            losses = original(self, batch, step, epoch)
+            if step == 2:
+                os.kill(os.getpid(), signal.SIGTERM)  # arrives mid-run, as from `kill` or a scheduler
+            return losses
+
+        monkeypatch.setattr(TinyGAN, "train_step", signalled)
     out = tmp_path / "run"
-    # Arrives mid-step, as from Ctrl-C or from `kill` / a scheduler.
-    result, _ = train(out, random_images(16), steps=50, batch_size=4, checkpoint_every=100,
-                      sets=["signal_at=2", f"signal_name={name}"])
+    result, _ = train(out, random_images(16), steps=50, batch_size=4, checkpoint_every=100, sets=sets)
     assert result.exit_code == exit_code and result.step == 3
     assert load_checkpoint(out / "checkpoints" / "latest.pt")["step"] == 3
     assert "\n" not in result.message and f"--out {out} --resume" in result.message

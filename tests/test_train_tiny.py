@@ -26,8 +26,7 @@ class TinyConfig:
     latent_dim: int = 8
     lr: float = 1e-3
     nan_at: int = -1  # the step index (0-based) whose losses become NaN
-    signal_at: int = -1  # the step index (0-based) during which the process sends itself a signal
-    signal_name: str = "SIGINT"  # which signal (SIGINT as from Ctrl-C, SIGTERM as from `kill`)
+    signal_at: int = -1  # the step index (0-based) during which the process sends itself SIGINT
     ema: bool = False
 
 
@@ -63,10 +62,10 @@ class TinyGAN(GANModel):
         with self.autocast():
             loss_g = bce_real(D(fake))
         self.optimize("generator", loss_g)
-        if step == self.config.signal_at:  # as if Ctrl-C (or `kill`) came in the middle of this step
+        if step == self.config.signal_at:  # as if Ctrl-C were pressed in the middle of this step
             import signal
 
-            signal.raise_signal(getattr(signal, self.config.signal_name))
+            signal.raise_signal(signal.SIGINT)
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
 
     @torch.no_grad()
