@@ -22,7 +22,7 @@ from medsyn_cli.training.plan import TrainPlan
 from medsyn_cli.training.sampler import EpochSampler
 
 
-def _plain(obj: Any) -> Any:
+def plain_data(obj: Any) -> Any:
     """JSON-able plain data (numpy scalars/arrays become Python numbers/lists)."""
     def default(o: Any) -> Any:
         if isinstance(o, np.ndarray):

@@ -31,10 +31,10 @@ from medsyn_cli.errors import InputError, TrainingError
 from medsyn_cli.fileio import atomic_path
 from medsyn_cli.model import GANModel, step_function
 from medsyn_cli.training import checkpoint as ckpt_io
+from medsyn_cli.training.batches import Batches, check_data, fingerprint, load_data, plain_data
 from medsyn_cli.training.device import amp_enabled, autocast_factory, configure_backends, resolve_device
 from medsyn_cli.training.distributed import DistContext
 from medsyn_cli.training.ema import EMA
-from medsyn_cli.training.batches import Batches, _plain, check_data, fingerprint, load_data
 from medsyn_cli.training.plan import TrainPlan, read_run_config
 from medsyn_cli.training.sidework import SideWork
 from medsyn_cli.training.signals import StopRequest
@@ -88,7 +88,7 @@ class Trainer(SideWork):
         self.batches = Batches(self.data, self.s.batch_size, self.s.seed, ctx, device)
         self.bpe = self.batches.batches_per_epoch
         self.total = self.s.epochs * self.bpe if self.s.epochs is not None else int(self.s.steps)
-        self.intensity = _plain(self.data.intensity_record())
+        self.intensity = plain_data(self.data.intensity_record())
         self.fingerprint = fingerprint(self.data)
         self.scorer = None  # before the run directory is made: missing FID weights refuse the run
         if self.s.eval_every and ctx.is_main:
