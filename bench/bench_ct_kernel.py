@@ -6,7 +6,7 @@ steps with the gradient penalty, then one generator step) on a synthetic batch, 
 
 * images/s: real images per second, batch / median timed step (warm-up steps are not timed);
 * train FLOPs per image: one whole ``train_step`` counted with ``torch.utils.flop_counter``
-  (bench_train's ``GlobalFlopCounter``, which tolerates the penalty's ``autograd.grad``), / batch;
+  (``bench/_common.py``'s ``GlobalFlopCounter``, which tolerates the penalty's ``autograd.grad``), / batch;
 * achieved FLOP/s and its fraction of a large float32 matmul timed in the same process (before and
   after the models; the faster is kept).
 
@@ -23,13 +23,12 @@ import sys
 import time
 from pathlib import Path
 
-# Idle OpenMP threads sleep instead of spinning (see bench_train.py); set before torch starts.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import cpu_name, matmul_flops_per_s, step_flops, synchronize  # noqa: E402  (first: OpenMP policy)
 
 import torch  # noqa: E402
 
-from bench_train import GlobalFlopCounter, cpu_name, matmul_flops_per_s, synchronize  # noqa: E402
 from medsyn_cli.config import build_config  # noqa: E402
 from medsyn_cli.registry import get_model  # noqa: E402
 
@@ -62,10 +61,7 @@ def bench_variant(variant: str, args: argparse.Namespace, device: torch.device) 
 
     for step in range(args.warmup):
         model.train_step(batch, step)
-    counter = GlobalFlopCounter()
-    with counter:
-        model.train_step(batch, args.warmup)
-    train_flops = counter.get_total_flops()
+    train_flops = step_flops(lambda: model.train_step(batch, args.warmup))
 
     seconds = []
     for step in range(args.steps):

@@ -18,8 +18,9 @@ import os
 import platform
 import time
 
+from _common import matmul_flops_per_s, step_flops  # first: sets the OpenMP policy
+
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from medsyn_plugins.hagan import HAGANConfig
 from medsyn_plugins.hagan.model import HAGAN
@@ -28,23 +29,8 @@ from medsyn_plugins.hagan.model import HAGAN
 PHASE_SWITCH = 10**6
 
 
-def matmul_flops_per_s(n: int = 2048, repeats: int = 5) -> float:
-    """Best-of-``repeats`` FLOP/s of an n x n fp32 matmul (2 n^3 FLOPs)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b  # warm the kernels
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best
-
-
 def flops_per_training_image(model: HAGAN, batch: dict, step: int) -> int:
-    counter = FlopCounterMode(display=False)
-    with counter:
-        model.train_step(batch, step)
-    return int(counter.get_total_flops()) // batch["image"].shape[0]
+    return step_flops(lambda: model.train_step(batch, step)) // batch["image"].shape[0]
 
 
 def time_phase(model: HAGAN, batch: dict, step: int, warmup: int, steps: int) -> dict:

@@ -20,42 +20,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 
-# Idle OpenMP threads sleep instead of spinning. With spinning (libgomp's default), one busy neighbour
-# on a shared machine stalls every parallel region, and many-small-op steps (WGAN-GP's five critic
-# iterations) measured 5-10x slower and erratic here. Must be set before torch starts its thread pool.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from _common import cpu_name, matmul_flops_per_s, step_flops, synchronize  # first: sets the OpenMP policy
 
 import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from medsyn_cli.config import build_config  # noqa: E402
 from medsyn_cli.registry import get_model  # noqa: E402
-
-
-class _NoModuleTracking:
-    """Stands in for FlopCounterMode's module tracker: all FLOPs go to "Global"."""
-
-    parents = {"Global"}
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-class GlobalFlopCounter(FlopCounterMode):
-    """FlopCounterMode without per-module attribution. Its module tracker hangs backward hooks on
-    module inputs, which ``torch.autograd.grad`` (the gradient penalty's double backward) rejects."""
-
-    def __init__(self) -> None:
-        super().__init__(display=False)
-        self.mod_tracker = _NoModuleTracking()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -73,28 +47,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def matmul_flops_per_s(n: int, device: torch.device, min_seconds: float = 1.0) -> float:
-    """Sustained FLOP/s of an n x n float32 matrix product (2 n^3 FLOPs each)."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
-    for _ in range(2):  # warm-up: thread pool, caches, cuBLAS handles
-        a @ b
-    synchronize(device)
-    reps, start = 0, time.perf_counter()
-    while True:
-        a @ b
-        reps += 1
-        synchronize(device)
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds and reps >= 3:
-            return 2 * n**3 * reps / elapsed
-
-
 def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> dict:
     spec = get_model(name)
     torch.manual_seed(args.seed)
@@ -106,10 +58,7 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> di
 
     for step in range(args.warmup):
         model.train_step(batch, step)
-    counter = GlobalFlopCounter()
-    with counter:
-        model.train_step(batch, args.warmup)
-    train_flops = counter.get_total_flops()
+    train_flops = step_flops(lambda: model.train_step(batch, args.warmup))
 
     step_seconds = []
     for step in range(args.steps):
@@ -133,17 +82,6 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> di
         "config": spec.default_config(),
         "last_losses": losses,
     }
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:

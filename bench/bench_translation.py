@@ -27,9 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import step_flops  # first: sets the OpenMP policy
+
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from medsyn_cli.config import build_config
 from medsyn_cli.registry import get_model
@@ -56,10 +57,7 @@ def bench_training(name: str, res: int, batch: int, warmup: int, steps: int) -> 
     data = random_batch(res, batch)
     for k in range(warmup):
         model.train_step(data, k)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        model.train_step(data, warmup)
-    flops = int(counter.get_total_flops())
+    flops = step_flops(lambda: model.train_step(data, warmup))
     times = []
     for k in range(steps):
         t = time.perf_counter()

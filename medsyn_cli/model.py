@@ -9,6 +9,7 @@ optimizers and whatever ``extra_state()`` returns (image pools, schedules, count
 from __future__ import annotations
 
 import contextlib
+import inspect
 from typing import Any, Callable
 
 import torch
@@ -36,8 +37,12 @@ class GANModel:
         self.autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
 
     # -- what a model implements -------------------------------------------------------------
-    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
-        """One optimisation step on ``batch``; returns its losses as plain floats."""
+    def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int = 0) -> dict[str, float]:
+        """One optimisation step on ``batch``; returns its losses as plain floats.
+
+        ``step`` counts the steps done before this one, ``epoch`` the epochs finished before it (the
+        trainer's ``step // batches_per_epoch``), so a schedule needs no counter of its own. A model whose
+        ``train_step`` takes only ``(batch, step)`` still works: see :func:`step_function`."""
         raise NotImplementedError
 
     @torch.no_grad()
@@ -58,7 +63,7 @@ class GANModel:
         pass
 
     def on_epoch_end(self, epoch: int) -> None:
-        """Hook for schedules that move per epoch (e.g. CycleGAN's linear decay)."""
+        """Called after the last step of epoch ``epoch`` (0-based), before that step is logged."""
 
     # -- provided ----------------------------------------------------------------------------
     def to(self, device: torch.device | str) -> "GANModel":
@@ -127,5 +132,34 @@ class GANModel:
             opt.load_state_dict(state["optimizers"][k])
         self.load_extra_state(state.get("extra", {}))
 
+    def flops_per_image(self) -> dict[str, int]:
+        """Forward FLOPs (2 per multiply-add) of each network for one image, counted on the meta device
+        (nothing is computed) from the model's ``example_inputs(network_name, 1)``."""
+        from medsyn_cli.nn.flops import meta_flops
+
+        example_inputs = getattr(self, "example_inputs", None)
+        if example_inputs is None:
+            raise NotImplementedError(f"{type(self).__name__} defines no example_inputs(network_name, batch)")
+        return {name: meta_flops(net, example_inputs(name, 1)) for name, net in self.networks.items()}
+
     def parameter_counts(self) -> dict[str, int]:
         return {k: sum(p.numel() for p in v.parameters()) for k, v in self.networks.items()}
+
+
+def step_function(model: GANModel) -> Callable[[dict[str, torch.Tensor], int, int], dict[str, float]]:
+    """``model.train_step`` as ``f(batch, step, epoch)``, also for a model written against the older
+    ``train_step(batch, step)`` contract (the signature is inspected once)."""
+    fn = model.train_step
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # a builtin or C-level callable: assume the current contract
+        return fn
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return fn
+    if any(p.name == "epoch" and p.kind == p.KEYWORD_ONLY for p in params) or any(
+            p.kind == p.VAR_KEYWORD for p in params):
+        return lambda batch, step, epoch: fn(batch, step, epoch=epoch)
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) >= 3:
+        return fn
+    return lambda batch, step, epoch: fn(batch, step)

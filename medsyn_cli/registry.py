@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -12,9 +14,34 @@ from medsyn_cli.plugins import collect, report_failure
 TASKS = ("unconditional", "translation")
 
 
+class LazyFactory:
+    """A model factory named ``"package.module:Class"``: the module is imported when a model is built,
+    not when the plugin registers, so an entry-point module stays light (no torch import) and
+    ``medsyn --help`` and ``medsyn models`` stay fast. ``Class(config, res, channels)`` builds the model."""
+
+    def __init__(self, target: str):
+        module, sep, attr = target.partition(":")
+        if not sep or not module or not attr:
+            raise ValueError(f"a lazy factory is 'package.module:Class', not {target!r}")
+        self.module, self.attr = module, attr
+
+    def __call__(self, config: Any, res: int, channels: int) -> Any:
+        return getattr(importlib.import_module(self.module), self.attr)(config, res, channels)
+
+    def __repr__(self) -> str:
+        return f"LazyFactory('{self.module}:{self.attr}')"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LazyFactory) and (self.module, self.attr) == (other.module, other.attr)
+
+    def __hash__(self) -> int:
+        return hash((self.module, self.attr))
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """What a plugin registers. ``factory(config, res, channels)`` builds a :class:`GANModel`."""
+    """What a plugin registers. ``factory(config, res, channels)`` builds a :class:`GANModel`; it may be
+    given as ``"package.module:Class"`` (a :class:`LazyFactory`, imported only when a model is built)."""
 
     name: str
     task: str
@@ -32,10 +59,21 @@ class ModelSpec:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if isinstance(self.factory, str):
+            object.__setattr__(self, "factory", LazyFactory(self.factory))
         if self.task not in TASKS:
             raise ValueError(f"model {self.name!r}: task must be one of {TASKS}, not {self.task!r}")
         if not dataclasses.is_dataclass(self.config_cls):
             raise TypeError(f"model {self.name!r}: config_cls must be a dataclass")
+
+    def check(self, res: int, channels: int) -> None:
+        """Refuse (InputError) a resolution or channel count this model does not support."""
+        if res not in self.resolutions:
+            raise InputError(f"model {self.name!r} does not support --res {res}",
+                             hint=f"supported: {', '.join(map(str, self.resolutions))}")
+        if channels not in self.channels:
+            raise InputError(f"model {self.name!r} does not support --channels {channels}",
+                             hint=f"supported: {', '.join(map(str, self.channels))}")
 
     def default_config(self) -> dict[str, Any]:
         return dataclasses.asdict(self.config_cls())

@@ -143,19 +143,23 @@ def test_warmup_switches_to_attnmix_at_the_configured_step():
     assert second["attnmix"] == 1.0 and second["d_cons"] > 0.0 and 0.0 <= second["label"] <= 1.0
 
 
-def test_warmup_counted_in_epochs_and_resumed():
+def test_warmup_counted_in_the_trainers_epochs():
     model = tiny(32, warmup_epochs=2)
-    assert not model.attnmix_active(10_000)
-    model.on_epoch_end(0)
-    assert not model.attnmix_active(10_001)
+    assert not model.attnmix_active(10_000, epoch=0)
+    assert not model.attnmix_active(10_001, epoch=1)
+    assert model.attnmix_active(10_002, epoch=2)
+    x = torch.rand(4, 1, 32, 32) * 2 - 1
+    assert model.train_step({"image": x}, 5, 1)["attnmix"] == 0.0
+    assert model.train_step({"image": x}, 6, 2)["attnmix"] == 1.0
+    # No counter of its own: nothing to save, and an older checkpoint's "epochs_done" is ignored.
     state = model.state_dict()
-    model.on_epoch_end(1)
-    assert model.attnmix_active(10_002)
+    assert state["extra"] == {}
+    state["extra"] = {"epochs_done": 7}
     other = tiny(32, warmup_epochs=2)
     other.load_state_dict(state)
-    assert other.epochs_done == 1 and not other.attnmix_active(0)
+    assert not other.attnmix_active(0, epoch=1)
     assert tiny(32, warmup=False).attnmix_active(0)  # no training strategy: AttnMix from the start
-    assert not tiny(32, attnmix=False, warmup=False).attnmix_active(10**6)
+    assert not tiny(32, attnmix=False, warmup=False).attnmix_active(10**6, epoch=10**3)
 
 
 def test_mixed_image_is_made_of_what_d_sees_as_real_and_fake():

@@ -112,7 +112,7 @@ def test_unsupported_resolution_and_unknown_model_are_usage_errors(tiny_plugin):
     from medsyn_cli.errors import InputError
 
     r = invoke("models", "info", "tiny-info", "--res", "64")
-    assert isinstance(r.exception, InputError) and "resolution 64" in str(r.exception)
+    assert isinstance(r.exception, InputError) and "does not support --res 64" in str(r.exception)
     r = run_cli("models", "info", "no-such-model")
     assert r.returncode == 2 and "unknown model" in r.stderr
 

@@ -1,5 +1,6 @@
-"""`medsyn train` settings: precedence (flag > --config > MEDSYN_* > config.toml > default), model
-settings via --set/--config/--lr, --dry-run, and the input errors (exit 2, one line)."""
+"""`medsyn train` settings, in process (``resolve_plan``) and from the shell: precedence (flag > --config >
+MEDSYN_* > config.toml > default), model settings via --set/--config/--lr, --dry-run, an existing output,
+and the input errors (exit 2, one line)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,15 @@ from conftest import run_cli
 from medsyn_cli.errors import InputError
 from medsyn_cli.training.plan import DEFAULT_STEPS, TrainFlags, resolve_plan
 from test_train_tiny import random_images, tiny_models, train  # noqa: F401
+
+
+ENV = {"OMP_NUM_THREADS": "1", "MEDSYN_PROGRESS": "0"}
+
+
+def dry(*args, env: dict | None = None, cwd=None) -> dict:
+    proc = run_cli("train", *args, "--dry-run", env={**ENV, **(env or {})}, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
 
 
 def plan(tmp_path, **kw):
@@ -43,6 +53,29 @@ def test_flag_beats_env_beats_user_config_beats_default(tiny_models, tmp_path, m
     assert p.settings.log_every == 3  # flag over env
     assert p.settings.device == "cpu"
     assert p.settings.checkpoint_every == 500  # nothing set: the default
+
+
+def test_settings_precedence_flag_over_config_file_over_env_over_user_config(tmp_path, medsyn_home):
+    (medsyn_home / "config").mkdir()
+    (medsyn_home / "config" / "config.toml").write_text(
+        "[train]\nbatch_size = 5\nseed = 11\nlog_every = 3\ncheckpoint_every = 9\nsteps = 99\n")
+    t = dry("dcgan", "--out", tmp_path / "r")["training"]
+    assert {k: t[k] for k in ("batch_size", "seed", "log_every", "checkpoint_every", "steps")} == {
+        "batch_size": 5, "seed": 11, "log_every": 3, "checkpoint_every": 9, "steps": 99}
+    env = {"MEDSYN_BATCH_SIZE": "6", "MEDSYN_SEED": "12", "MEDSYN_LOG_EVERY": "4", "MEDSYN_LR": "0.005"}
+    file = tmp_path / "train.toml"
+    file.write_text("[train]\nbatch_size = 7\nseed = 13\n[model]\nngf = 24\nlr = 0.003\n")
+    t = dry("dcgan", "--out", tmp_path / "r", env=env)
+    assert (t["training"]["batch_size"], t["training"]["seed"], t["training"]["log_every"]) == (6, 12, 4)
+    assert t["model_config"]["lr"] == 0.005 and t["training"]["checkpoint_every"] == 9
+    t = dry("dcgan", "--out", tmp_path / "r", "--config", file, env=env)
+    assert (t["training"]["batch_size"], t["training"]["seed"], t["training"]["log_every"]) == (7, 13, 4)
+    assert t["model_config"]["lr"] == 0.003 and t["model_config"]["ngf"] == 24
+    t = dry("dcgan", "--out", tmp_path / "r", "--config", file, "--batch-size", "8", "--set", "lr=0.002",
+            "--set", "ngf=40", env=env)
+    assert t["training"]["batch_size"] == 8 and t["model_config"]["lr"] == 0.002 and t["model_config"]["ngf"] == 40
+    t = dry("dcgan", "--out", tmp_path / "r", "--config", file, "--set", "lr=0.002", "--lr", "0.001", env=env)
+    assert t["model_config"]["lr"] == 0.001
 
 
 def test_config_file_sets_training_and_model_settings(tiny_models, tmp_path, monkeypatch):
@@ -89,6 +122,15 @@ def test_existing_output_needs_resume_or_force(tiny_models, tmp_path):
     assert (out / "notes.txt").read_text() == "mine"
     with pytest.raises(InputError, match="no config.json"):
         plan(tmp_path, resume=True)
+    # The same from the shell: exit 2, one line, a hint.
+    proc = run_cli("train", "dcgan", "--out", out, "--steps", "1", env=ENV)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "exists and is not empty" in proc.stderr and "--resume" in proc.stderr
+    proc = run_cli("train", "dcgan", "--out", out, "--steps", "1", "--force", env=ENV)
+    assert proc.returncode == 2 and "not a medsyn run directory" in proc.stderr
+    assert (out / "notes.txt").read_text() == "mine"
+    proc = run_cli("train", "dcgan", "--out", tmp_path / "none", "--resume", env=ENV)
+    assert proc.returncode == 2 and "config.json" in proc.stderr
 
 
 def test_force_starts_a_run_over(tiny_models, tmp_path):
@@ -125,20 +167,31 @@ def test_resume_with_a_new_lr_uses_it(tiny_models, tmp_path):
 
 
 def test_dry_run_prints_the_resolved_config_and_writes_nothing(tmp_path):
+    cfg = dry("dcgan", "--res", "128", "--steps", "7", "--set", "ngf=16", "--lr", "1e-3", cwd=tmp_path)
+    assert cfg["model"] == "dcgan" and cfg["res"] == 128 and cfg["channels"] == 1
+    assert cfg["training"]["steps"] == 7 and cfg["training"]["batch_size"] == 64  # the model's default
+    assert cfg["model_config"]["ngf"] == 16 and cfg["model_config"]["lr"] == 1e-3
+    assert cfg["data"]["path"] == "phantom:ct" and cfg["out"] == "runs/dcgan-128"
+    assert list(tmp_path.iterdir()) == []
     out = tmp_path / "run"
-    r = run_cli("train", "dcgan", "--res", "64", "--out", out, "--dry-run", "--set", "ngf=32", "--steps", "77",
-                env={"MEDSYN_BATCH_SIZE": "16"})
-    assert r.returncode == 0, r.stderr
-    cfg = json.loads(r.stdout)
+    cfg = dry("dcgan", "--res", "64", "--out", out, "--set", "ngf=32", "--steps", "77", env={"MEDSYN_BATCH_SIZE": "16"})
     assert cfg["model"] == "dcgan" and cfg["res"] == 64 and cfg["model_config"]["ngf"] == 32
     assert cfg["training"]["steps"] == 77 and cfg["training"]["batch_size"] == 16
     assert cfg["data"]["path"] == "phantom:ct"
     assert not out.exists()
 
 
-def test_cli_input_errors_exit_2_with_one_line(tmp_path):
-    r = run_cli("train", "dcgan", "--res", "48", "--out", tmp_path / "x", "--dry-run")
-    assert r.returncode == 2 and "does not support --res 48" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "x").exists()
-    r = run_cli("train", "nosuchgan", "--out", tmp_path / "x")
-    assert r.returncode == 2 and "unknown model 'nosuchgan'" in r.stderr
+@pytest.mark.parametrize("args, needle, dry_run", [
+    (["nosuchgan"], "unknown model 'nosuchgan'", True),
+    (["nosuchgan"], "unknown model 'nosuchgan'", False),
+    (["dcgan", "--res", "48"], "does not support --res 48", True),
+    (["dcgan", "--set", "nosuch=1"], "nosuch", True),
+    (["dcgan", "--steps", "5", "--epochs", "2"], "not both", True),
+    (["dcgan", "--device", "tpu"], "unknown --device 'tpu'", True),
+])
+def test_bad_invocations_exit_2_with_one_line(args, needle, dry_run, tmp_path):
+    proc = run_cli("train", *args, "--out", tmp_path / "r", *(["--dry-run"] if dry_run else []), env=ENV)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr
+    assert proc.stderr.startswith("medsyn: error: ")
+    assert not (tmp_path / "r").exists()

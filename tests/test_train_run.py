@@ -13,9 +13,12 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
+from conftest import run_cli
 from medsyn_cli.errors import InputError, TrainingError
 from medsyn_cli.training.checkpoint import load_checkpoint, load_for_inference
 from test_train_tiny import RES, TinyGAN, random_images, tiny_models, train, two_domains  # noqa: F401
+
+ENV = {"OMP_NUM_THREADS": "1", "MEDSYN_PROGRESS": "0"}
 
 
 def test_run_directory_layout(tiny_models, tmp_path, medsyn_home):
@@ -114,16 +117,34 @@ def test_ema_is_kept_checkpointed_and_exported(tiny_models, tmp_path):
 def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tiny_models, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(TrainingError) as info:
-        train(out, random_images(12), steps=10, checkpoint_every=2, sets=["nan_at=4"], lr=0.01)
-    message = str(info.value)
+        train(out, random_images(12), steps=10, checkpoint_every=2, log_every=1, sets=["nan_at=4"], lr=0.01)
+    message = str(info.value)  # step index 4 is step 5, one past the checkpoint at step 4
     latest = out / "checkpoints" / "latest.pt"
     assert message.startswith("step 5: loss loss_d is nan; last good checkpoint at ")
     assert str(latest) in message and "(step 4)" in message and "try a lower --lr" in message
-    assert TrainingError.exit_code == 1
+    assert TrainingError.exit_code == 1 and info.value.exit_code == 1
     ckpt = load_checkpoint(latest)
     assert ckpt["step"] == 4
     assert all(torch.isfinite(t).all() for net in ckpt["model_state"]["networks"].values() for t in net.values())
-    assert not (out / "checkpoints" / "step-000005.pt").exists() and not (out / "weights.safetensors").exists()
+    assert not (out / "checkpoints" / "step-000005.pt").exists()
+    assert not (out / "weights.safetensors").exists()  # nothing exported from a broken run
+    assert "stopped: step 5" in (out / "log.txt").read_text()
+
+
+def test_nan_guard_through_the_cli_exits_1_with_one_line(tiny_models, tmp_path, monkeypatch, capsys):
+    import sys
+
+    from medsyn_cli.cli import main
+    from medsyn_cli.training import trainer
+
+    monkeypatch.setattr(trainer, "load_data", lambda plan, ctx: random_images(8))
+    monkeypatch.setattr(sys, "argv", ["medsyn", "train", "tiny-gan", "--res", str(RES), "--out", str(tmp_path / "r"),
+                                      "--steps", "5", "--batch-size", "4", "--device", "cpu", "--set", "nan_at=0"])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("medsyn: error: step 1: loss loss_d is nan; no checkpoint was written yet")
 
 
 def test_nan_before_any_checkpoint_says_so(tiny_models, tmp_path):
@@ -131,22 +152,34 @@ def test_nan_before_any_checkpoint_says_so(tiny_models, tmp_path):
         train(tmp_path / "run", random_images(12), steps=5, sets=["nan_at=0"])
 
 
-def test_sigterm_finishes_the_step_and_checkpoints(tiny_models, tmp_path, monkeypatch):
-    original = TinyGAN.train_step
+@pytest.mark.parametrize("name, exit_code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_stop_signal_finishes_the_step_saves_and_tells_how_to_resume(tiny_models, tmp_path, monkeypatch,
+                                                                        name, exit_code):
+    sig = getattr(signal, name)
+    handler = signal.getsignal(sig)
+    sets = []
+    if name == "SIGINT":
+        sets = ["signal_at=2"]  # TinyGAN presses Ctrl-C in the middle of step index 2
+    else:
+        original = TinyGAN.train_step
 
-    def signalled(self, batch, step):
-        losses = original(self, batch, step)
-        if step == 2:
-            os.kill(os.getpid(), signal.SIGTERM)  # arrives mid-run, as from `kill` or a scheduler
-        return losses
+        def signalled(self, batch, step, epoch=0):
+            losses = original(self, batch, step, epoch)
+            if step == 2:
+                os.kill(os.getpid(), signal.SIGTERM)  # arrives mid-run, as from `kill` or a scheduler
+            return losses
 
-    monkeypatch.setattr(TinyGAN, "train_step", signalled)
+        monkeypatch.setattr(TinyGAN, "train_step", signalled)
     out = tmp_path / "run"
-    result, _ = train(out, random_images(12), steps=50, checkpoint_every=100)
-    assert result.exit_code == 143 and result.step == 3
-    assert "--resume" in result.message and str(out) in result.message
+    result, _ = train(out, random_images(16), steps=50, batch_size=4, checkpoint_every=100, sets=sets)
+    assert result.exit_code == exit_code and result.step == 3
     assert load_checkpoint(out / "checkpoints" / "latest.pt")["step"] == 3
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is removed again
+    assert "\n" not in result.message and f"--out {out} --resume" in result.message
+    assert signal.getsignal(sig) is handler  # the handler is removed again
+    # The stopped run resumes to its total.
+    result, _ = train(out, random_images(16), steps=5, batch_size=4, resume=True)
+    assert result.exit_code == 0 and result.step == 5
+    assert [r["step"] for r in map(json.loads, (out / "stats.jsonl").read_text().splitlines())][-1] == 5
 
 
 def test_translation_batches_are_unpaired_and_grids_show_attention(tiny_models, tmp_path):
@@ -181,3 +214,38 @@ def test_epochs_set_the_length(tiny_models, tmp_path):
 def test_batch_larger_than_the_data_is_refused(tiny_models, tmp_path):
     with pytest.raises(InputError, match="fewer than the batch size"):
         train(tmp_path / "run", random_images(3), steps=2, batch_size=4)
+
+
+def test_run_directory_of_a_dcgan_run_through_the_cli(tmp_path):
+    from safetensors import safe_open
+    from PIL import Image
+
+    out = tmp_path / "run"
+    proc = run_cli("train", "dcgan", "--data", "phantom:ct?n=16", "--res", "64", "--out", out, "--steps", "4",
+                   "--batch-size", "4", "--set", "ngf=8", "--set", "ndf=8", "--sample-every", "2",
+                   "--log-every", "2", "--checkpoint-every", "2", "--device", "cpu", env=ENV)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(out)
+    names = {p.relative_to(out).as_posix() for p in out.rglob("*")}
+    assert {"config.json", "stats.jsonl", "log.txt", "loss.png", "weights.safetensors", "checkpoints/latest.pt",
+            "checkpoints/step-000002.pt", "checkpoints/step-000004.pt", "samples/step-000002.png",
+            "samples/step-000004.png"} <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["format"] == "medsyn-run-1" and cfg["training"]["steps"] == 4 and cfg["data"]["count"] == 16
+    assert cfg["data"]["fingerprint"] and cfg["versions"]["torch"]
+    stats = [json.loads(line) for line in (out / "stats.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in stats] == [2, 4] and set(stats[0]["losses"]) >= {"loss_d", "loss_g"}
+    grid = Image.open(out / "samples" / "step-000004.png")
+    assert grid.size[0] > 64 * 7  # an 8x8 grid of 64-pixel images
+    assert Image.open(out / "loss.png").size[0] > 100
+    with safe_open(str(out / "weights.safetensors"), framework="pt") as fh:
+        meta = fh.metadata()
+        assert any(k.startswith("generator.") for k in fh.keys())
+        assert not any(k.startswith("discriminator.") for k in fh.keys())
+    assert {k: meta[k] for k in ("format", "model", "task", "res", "channels", "step")} == {
+        "format": "medsyn-weights-1", "model": "dcgan", "task": "unconditional", "res": "64", "channels": "1",
+        "step": "4"}
+    assert json.loads(meta["config"])["ngf"] == 8 and "version" in meta and "intensity" in meta
+    # Nothing on stdout but the run directory; the log went to stderr and log.txt.
+    assert "step 4/4" in proc.stderr and "step 4/4" in (out / "log.txt").read_text()

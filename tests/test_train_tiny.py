@@ -1,10 +1,9 @@
 """Throwaway models for the trainer's tests (registered in a fixture, unregistered after), and the
-tests of the batch sampler. Other test_train*/test_resume* files import the helpers from here."""
+tests of the batch sampler and the model contract (how the trainer calls a model). Other test_train*/test_resume* files import the helpers from here."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 
 import pytest
@@ -45,9 +44,11 @@ class TinyGAN(GANModel):
         self.optimizers = {k: torch.optim.Adam(v.parameters(), lr=config.lr, betas=(0.5, 0.999))
                            for k, v in self.networks.items()}
         self.epochs_ended: list[int] = []
+        self.epochs: list[int] = []  # the epoch train_step received with each step
         self.seen: list[torch.Tensor] = []  # the batches train_step received, for the sampler tests
 
-    def train_step(self, batch, step):
+    def train_step(self, batch, step, epoch=0):  # TinyTranslator keeps the older (batch, step) contract
+        self.epochs.append(epoch)
         G, D = self.networks["generator"], self.networks["discriminator"]
         real = batch["image"]
         self.seen.append(real.clone())
@@ -186,60 +187,44 @@ def test_tiny_models_train_through_the_real_trainer(tiny_models, tmp_path):
     assert result.exit_code == 0 and result.step == 4
     # 12 images, batch 4: 3 steps per epoch, so epoch 0 ended after step 3.
     assert model.epochs_ended == [0]
+    assert model.epochs == [0, 0, 0, 1]  # train_step is told the epoch: no counter in the model
     # Every image of epoch 0 was seen exactly once (pixel [0,0,0] holds the index).
     first_epoch = torch.cat(model.seen[:3])[:, 0, 0, 0].mul(1000).round().long()
     assert sorted(first_epoch.tolist()) == list(range(12))
     assert dataclasses.asdict(model.config)["lr"] == 1e-3
 
 
-# -- NaN guard and stop signals (in process, tiny model) -------------------------------------------
-def test_nan_guard_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tiny_models, tmp_path):
-    from medsyn_cli.errors import TrainingError
-    from medsyn_cli.training.checkpoint import load_checkpoint
+def test_step_function_passes_the_epoch_to_either_contract():
+    from medsyn_cli.model import step_function
 
-    out = tmp_path / "run"
-    with pytest.raises(TrainingError) as err:
-        train(out, random_images(16), steps=20, batch_size=4, checkpoint_every=2, log_every=1,
-              sets=["nan_at=6"])  # step index 6 is step 7, one past the checkpoint at step 6
-    assert err.value.exit_code == 1
-    assert "step 7" in str(err.value) and "loss_d" in str(err.value) and "step 6" in str(err.value)
-    ckpt = load_checkpoint(out / "checkpoints" / "latest.pt")
-    assert ckpt["step"] == 6
-    weights = ckpt["model_state"]["networks"]["discriminator"]
-    assert all(torch.isfinite(t).all() for t in weights.values())
-    assert not (out / "weights.safetensors").exists()  # nothing exported from a broken run
-    assert "stopped: step 7" in (out / "log.txt").read_text()
+    calls = []
 
+    class Old(GANModel):
+        def train_step(self, batch, step):
+            calls.append(("old", step))
 
-def test_nan_guard_through_the_cli_exits_1_with_one_line(tiny_models, tmp_path, monkeypatch, capsys):
-    import sys
+    class New(GANModel):
+        def train_step(self, batch, step, epoch=0):
+            calls.append(("new", step, epoch))
 
-    from medsyn_cli.cli import main
-    from medsyn_cli.training import trainer
+    class KeywordOnly(GANModel):
+        def train_step(self, batch, step, *, epoch=0):
+            calls.append(("kw", step, epoch))
 
-    monkeypatch.setattr(trainer, "load_data", lambda plan, ctx: random_images(8))
-    monkeypatch.setattr(sys, "argv", ["medsyn", "train", "tiny-gan", "--res", str(RES), "--out", str(tmp_path / "r"),
-                                      "--steps", "5", "--batch-size", "4", "--device", "cpu", "--set", "nan_at=0"])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    assert exc.value.code == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("medsyn: error: step 1: loss loss_d is nan; no checkpoint was written yet")
+    for cls in (Old, New, KeywordOnly):
+        step_function(cls(TinyConfig(), RES, 1))({}, 7, 2)
+    assert calls == [("old", 7), ("new", 7, 2), ("kw", 7, 2)]
 
 
-def test_sigint_finishes_the_step_saves_and_tells_how_to_resume(tiny_models, tmp_path):
-    from medsyn_cli.training.checkpoint import load_checkpoint
+def test_data_of_the_other_task_is_refused(tiny_models, tmp_path):
+    from medsyn_cli.errors import InputError
 
-    out = tmp_path / "run"
-    result, _ = train(out, random_images(16), steps=50, batch_size=4, checkpoint_every=100,
-                      sets=["signal_at=2"])
-    assert result.exit_code == 130 and result.step == 3
-    assert load_checkpoint(out / "checkpoints" / "latest.pt")["step"] == 3
-    assert "\n" not in result.message and f"--out {out} --resume" in result.message
-    # The stopped run resumes to its total.
-    result, _ = train(out, random_images(16), steps=5, batch_size=4, resume=True)
-    assert result.exit_code == 0 and result.step == 5
-    assert [r["step"] for r in map(json.loads, (out / "stats.jsonl").read_text().splitlines())][-1] == 5
+    with pytest.raises(InputError, match="a translation model needs two domains"):
+        train(tmp_path / "a", random_images(8), model="tiny-translator", steps=1, batch_size=4)
+    with pytest.raises(InputError, match="an unconditional model needs one folder"):
+        train(tmp_path / "b", two_domains(8, 8), model="tiny-gan", steps=1, batch_size=4)
+    with pytest.raises(InputError, match="data is 1x32x32, the run wants 1x16x16"):
+        train(tmp_path / "c", random_images(8, res=2 * RES), steps=1, batch_size=4, res=RES)
 
 
 def test_translation_batches_follow_the_contract(tiny_models, tmp_path):

@@ -147,23 +147,20 @@ def network_costs(model, batch: int = 1) -> dict[str, dict]:
     """Parameters and forward FLOPs per image of each network, from a real forward pass counted by
     ``torch.utils.flop_counter.FlopCounterMode`` (2 FLOPs per multiply-add; MACs = FLOPs / 2)."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from medsyn_cli.errors import MedsynError
+    from medsyn_cli.nn.flops import count_flops
 
     out = {}
     model.eval()
     for name, net in model.networks.items():
         last_error: Exception | None = None
         for source, args in _network_inputs(model, name, batch):
-            counter = FlopCounterMode(display=False)
             try:
-                with torch.no_grad(), counter:
-                    net(*args)
+                flops = count_flops(net, args) // batch
             except (RuntimeError, TypeError, ValueError) as exc:
                 last_error = exc
                 continue
-            flops = int(counter.get_total_flops()) // batch
             out[name] = {
                 "parameters": sum(p.numel() for p in net.parameters()),
                 "trainable_parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
@@ -196,18 +193,12 @@ def info(
 
         medsyn models info sag-gan --res 128 --json | jq '.networks[].gflops'
     """
-    from medsyn_cli.errors import InputError
     from medsyn_cli.registry import get_model
 
     spec = get_model(name)
     res = min(spec.resolutions) if res is None else res  # 0 is a bad value, not "the default"
     channels = spec.channels[0] if channels is None else channels
-    if res not in spec.resolutions:
-        raise InputError(f"{spec.name} does not support resolution {res}",
-                         hint=f"supported: {', '.join(map(str, spec.resolutions))}")
-    if channels not in spec.channels:
-        raise InputError(f"{spec.name} does not support {channels} channel(s)",
-                         hint=f"supported: {', '.join(map(str, spec.channels))}")
+    spec.check(res, channels)
     model = spec.factory(spec.config_cls(), res, channels)
     costs = network_costs(model)
     total_params = sum(c["parameters"] for c in costs.values())

@@ -21,6 +21,9 @@ class ImageSet:
     ``{"kind": "ct_window", "center": 40, "width": 400}``, so outputs can be mapped back.
     """
 
+    #: The task this data trains (a class attribute, not a field): one folder of images is unconditional.
+    task = "unconditional"
+
     images: torch.Tensor  # (N, C, H, W) float32 in [-1, 1]
     sources: list[str]  # file (and slice) each image came from, e.g. "case.nii.gz#z=77"
     intensity: dict[str, Any] = field(default_factory=dict)
@@ -38,10 +41,22 @@ class ImageSet:
     def channels(self) -> int:
         return int(self.images.shape[1])
 
+    def counts(self) -> int:
+        return len(self)
+
+    def intensity_record(self) -> dict[str, Any]:
+        return dict(self.intensity)
+
+    def pixel_tensors(self) -> list[torch.Tensor]:
+        """What identifies the data (the trainer's fingerprint hashes these)."""
+        return [self.images]
+
 
 @dataclass
 class TwoDomainSet:
     """Unpaired two-domain data for translation: ``normal`` and ``tumor`` (masks on ``tumor``)."""
+
+    task = "translation"
 
     normal: ImageSet
     tumor: ImageSet
@@ -56,6 +71,16 @@ class TwoDomainSet:
     @property
     def channels(self) -> int:
         return self.normal.channels
+
+    def counts(self) -> dict[str, int]:
+        return {"normal": len(self.normal), "tumor": len(self.tumor)}
+
+    def intensity_record(self) -> dict[str, Any]:
+        return {"normal": self.normal.intensity, "tumor": self.tumor.intensity}
+
+    def pixel_tensors(self) -> list[torch.Tensor]:
+        masks = [self.tumor.masks] if self.tumor.masks is not None else []
+        return [self.normal.images, self.tumor.images, *masks]
 
 
 #: Names of the translation domains, in the order (A, B) used by CycleGAN-style models.

@@ -1,7 +1,7 @@
 """DCGAN's generator and discriminator (Radford et al. 2016), as in pytorch/examples ``dcgan/main.py``.
 
-Shared by the ``dcgan`` and ``wgan`` plugins (and the N(0, 0.02) initialisation by ``hagan``), so no
-model plugin imports another.
+Shared by the ``dcgan`` and ``wgan`` plugins, so no model plugin imports another; their N(0, 0.02)
+initialisation is :func:`medsyn_cli.gan.init.init_weights`.
 
 At 64x64 the layers are exactly the example's. Each doubling of the resolution (128, 256) adds one
 more 4x4 stride-2 block to both networks; the channel width doubles per block going down in
@@ -93,23 +93,3 @@ class Discriminator(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.main(x).flatten()
-
-
-def normal_init(conv: nn.Module) -> nn.Module:
-    """DCGAN's convolution initialisation: weights N(0, 0.02), bias 0. Returns ``conv``."""
-    nn.init.normal_(conv.weight, 0.0, 0.02)
-    if conv.bias is not None:
-        nn.init.zeros_(conv.bias)
-    return conv
-
-
-def dcgan_init(module: nn.Module) -> None:
-    """The paper's initialisation: conv weights N(0, 0.02); BatchNorm weights N(1, 0.02), biases 0.
-
-    The critic's layer norm keeps scale 1 and offset 0, as in Gulrajani et al.'s code."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            normal_init(m)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1.0, 0.02)
-            nn.init.zeros_(m.bias)

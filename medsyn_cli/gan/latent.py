@@ -2,15 +2,12 @@
 
 It owns what those models share: seeded, side-effect-free sampling, the training latents, the real
 batch with the optional classic augmentation (``config.augment``, see :mod:`medsyn_cli.nn.augment`),
-and FLOP counting.
+and each network's example inputs (for FLOP counting).
 """
 
 from __future__ import annotations
 
-import copy
-
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from medsyn_cli.errors import InputError
 from medsyn_cli.model import GANModel
@@ -59,18 +56,11 @@ class LatentGAN(GANModel):
         """Training noise from torch's global RNG (saved and restored by the trainer for exact resume)."""
         return torch.randn(n, self.networks["generator"].latent_dim, 1, 1, device=self.device)
 
-    def flops_per_image(self) -> dict[str, int]:
-        """Forward FLOPs (2 per multiply-add) of each network for one image, counted on the meta
-        device with ``torch.utils.flop_counter.FlopCounterMode`` (nothing is computed)."""
-        inputs = {
-            "generator": torch.empty(1, self.networks["generator"].latent_dim, 1, 1, device="meta"),
-        }
-        image = torch.empty(1, self.channels, self.res, self.res, device="meta")
-        out = {}
-        for name, net in self.networks.items():
-            meta_net = copy.deepcopy(net).to("meta")
-            counter = FlopCounterMode(display=False)
-            with counter, torch.no_grad():
-                meta_net(inputs.get(name, image))
-            out[name] = int(counter.get_total_flops())
-        return out
+    def example_inputs(self, network_name: str, batch: int = 1) -> tuple[torch.Tensor, ...]:
+        """The forward inputs of ``network_name`` for ``batch`` items: latents for the generator, an
+        image batch for the discriminator or critic."""
+        if network_name not in self.networks:
+            raise KeyError(f"{type(self).__name__} has no network {network_name!r}")
+        if network_name == "generator":
+            return (torch.zeros(batch, self.networks["generator"].latent_dim, 1, 1, device=self.device),)
+        return (torch.zeros(batch, self.channels, self.res, self.res, device=self.device),)

@@ -14,6 +14,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from medsyn_cli.gan.init import init_weights  # noqa: F401  (the networks' initialisation, re-exported)
+
 
 def instance_norm(channels: int) -> nn.Module:
     # The reference's "instance" norm: no affine parameters, no running statistics.
@@ -101,18 +103,3 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
-
-
-@torch.no_grad()
-def init_weights(net: nn.Module, gain: float = 0.02) -> None:
-    """The reference's ``init_type="normal"``: conv/linear weights N(0, gain), biases 0."""
-    for m in net.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            weight = (m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight")
-                      else m.weight)
-            nn.init.normal_(weight, 0.0, gain)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1.0, gain)
-            nn.init.zeros_(m.bias)

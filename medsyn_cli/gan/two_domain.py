@@ -1,5 +1,5 @@
 """The skeleton two-domain (normal <-> tumor) GANs share: optimizers, history pools, the linear-decay
-schedule and its resume state, and the discriminator step.
+schedule (driven by the trainer's epoch), and the discriminator step.
 
 A model built on :class:`TwoDomainGAN` builds its networks, calls :meth:`TwoDomainGAN.setup_training`
 with the generator-side and discriminator-side parameters, and in ``train_step`` updates the generator
@@ -13,6 +13,7 @@ from typing import Any, Iterable
 import torch
 import torch.nn.functional as F
 
+from medsyn_cli.gan.optim import adam
 from medsyn_cli.gan.schedule import LinearDecaySchedule
 from medsyn_cli.model import GANModel
 from medsyn_cli.nn.image_pool import ImagePool
@@ -81,11 +82,7 @@ class TwoDomainGAN(GANModel):
     def setup_training(self, generator_params: Iterable[torch.nn.Parameter],
                        discriminator_params: Iterable[torch.nn.Parameter]) -> None:
         cfg = self.config
-        betas = (cfg.beta1, cfg.beta2)
-        self.optimizers = {
-            "generators": torch.optim.Adam(generator_params, lr=cfg.lr, betas=betas),
-            "discriminators": torch.optim.Adam(discriminator_params, lr=cfg.lr, betas=betas),
-        }
+        self.optimizers = adam({"generators": generator_params, "discriminators": discriminator_params}, cfg)
         # Each pool holds fakes of the domain its discriminator judges.
         self.pools = {"tumor": ImagePool(cfg.pool_size), "normal": ImagePool(cfg.pool_size)}
         self.schedule = LinearDecaySchedule(self.optimizers, cfg.lr, cfg.n_epochs, cfg.n_epochs_decay)
@@ -94,18 +91,17 @@ class TwoDomainGAN(GANModel):
         return self.networks["disc_tumor"], self.networks["disc_normal"]
 
     def on_epoch_end(self, epoch: int) -> None:
-        # The count of finished epochs is kept in state (resume-safe), so ``epoch`` is not needed.
-        self.schedule.step()
+        # Epoch ``epoch`` is done: the next epoch's rate now, so the step's stats record shows it.
+        self.schedule.set_epoch(epoch + 1)
 
     def extra_state(self) -> dict[str, Any]:
+        # No schedule state: the rate is a function of the epoch (older checkpoints' "schedule" is ignored;
+        # the optimizers' state holds the rate in force when the checkpoint was written).
         return {"pool_tumor": self.pools["tumor"].state_dict(),
-                "pool_normal": self.pools["normal"].state_dict(),
-                "schedule": self.schedule.state_dict()}
+                "pool_normal": self.pools["normal"].state_dict()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         if "pool_tumor" in state:
             self.pools["tumor"].load_state_dict(state["pool_tumor"])
         if "pool_normal" in state:
             self.pools["normal"].load_state_dict(state["pool_normal"])
-        if "schedule" in state:
-            self.schedule.load_state_dict(state["schedule"])

@@ -195,7 +195,7 @@ def resolve_weights(explicit: str | Path | None = None, *, allow_download: bool 
 
 def download(url: str, dest: str | Path, *, sha256_prefix: str, timeout: float = 60.0) -> Path:
     """Fetch ``url`` to ``dest`` with a progress bar; keep it only if its sha256 starts right."""
-    from medsyn_cli.cli.common import log, progress
+    from medsyn_cli.console import log, progress
 
     dest = Path(dest)
     log(f"downloading {url} -> {dest}")

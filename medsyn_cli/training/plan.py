@@ -299,12 +299,7 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
                            stored_train.get("batch_size"), spec.default_batch_size, int)
     seed = _identity("seed", pick("seed", flags.seed, None, int), stored_train.get("seed"), 0, int)
 
-    if res not in spec.resolutions:
-        raise InputError(f"model {spec.name!r} does not support --res {res}",
-                         hint=f"supported: {', '.join(map(str, spec.resolutions))}")
-    if channels not in spec.channels:
-        raise InputError(f"model {spec.name!r} does not support --channels {channels}",
-                         hint=f"supported: {', '.join(map(str, spec.channels))}")
+    spec.check(res, channels)
     batch_size = _positive("batch_size", batch_size)
     if batch_size % world:
         raise InputError(f"--batch-size {batch_size} is not divisible by the {world} torchrun processes",

@@ -26,7 +26,7 @@ class RunLog:
         if not self.enabled:
             return
         if echo:
-            from medsyn_cli.cli.common import log
+            from medsyn_cli.console import log
 
             log(message)
         with open(self.log_path, "a") as fh:

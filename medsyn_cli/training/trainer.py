@@ -1,6 +1,7 @@
 """The training loop. The model owns its step (``train_step``); the trainer owns everything around it:
 data order, device and autocast, torchrun, EMA, checkpoints and exact resume, the NaN guard, stop
-signals, ``stats.jsonl``/``log.txt``, sample grids, the loss plot and the final weights export.
+signals, ``stats.jsonl``/``log.txt``; the data and its batches are in :mod:`.batches`, sample grids,
+plots, FID scoring and the weights export in :mod:`.sidework`.
 
 Exact resume rests on three things: the batch for step ``k`` is a pure function of (seed, k)
 (:mod:`medsyn_cli.training.sampler`); the checkpoint holds every RNG state (torch, CUDA, numpy,
@@ -12,9 +13,7 @@ and grids in eval mode, so side work changes neither an RNG nor the weights.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -25,27 +24,22 @@ import numpy as np
 import torch
 
 from medsyn_cli import runs_index
-from medsyn_cli.cli.common import progress, show_progress  # here, not in the loop: importing rich draws from ``random``
+from medsyn_cli.console import progress, show_progress  # here, not in the loop: importing rich draws from ``random``
 from medsyn_cli.data.types import ImageSet, TwoDomainSet
 from medsyn_cli.errors import InputError, TrainingError
 from medsyn_cli.fileio import atomic_path
-from medsyn_cli.model import GANModel
+from medsyn_cli.model import GANModel, step_function
 from medsyn_cli.outputs import remove_run
 from medsyn_cli.training import checkpoint as ckpt_io
+from medsyn_cli.training.batches import Batches, check_data, fingerprint, load_data, plain_data
 from medsyn_cli.training.device import amp_enabled, autocast_factory, configure_backends, resolve_device
 from medsyn_cli.training.distributed import DistContext
 from medsyn_cli.training.ema import EMA
-from medsyn_cli.training.export import export_weights
-from medsyn_cli.training.grids import save_grid, translation_rows
 from medsyn_cli.training.plan import TrainPlan
-from medsyn_cli.training.plots import plot_fid, plot_losses
-from medsyn_cli.training.sampler import EpochSampler
+from medsyn_cli.training.sidework import SideWork
 from medsyn_cli.training.signals import StopRequest
+from medsyn_cli.training.stats import LossMeter, RunLog, first_nonfinite, format_losses, truncate_stats
 from medsyn_cli.training.tensorboard import TensorBoardWriter
-from medsyn_cli.training.stats import LossMeter, RunLog, first_nonfinite, format_losses, read_stats, truncate_stats
-
-#: Examples in a translation grid (rows of input | output | attention).
-TRANSLATION_GRID_ROWS = 8
 
 
 @dataclass
@@ -78,107 +72,8 @@ def run_training(plan: TrainPlan, data: ImageSet | TwoDomainSet | None = None) -
         ctx.close()
 
 
-# -- data ------------------------------------------------------------------------------------------
-def _plain(obj: Any) -> Any:
-    """JSON-able plain data (numpy scalars/arrays become Python numbers/lists)."""
-    def default(o: Any) -> Any:
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-        if isinstance(o, np.generic):
-            return o.item()
-        if torch.is_tensor(o):
-            return o.tolist()
-        return str(o)
-
-    return json.loads(json.dumps(obj, default=default))
-
-
-def fingerprint(data: ImageSet | TwoDomainSet) -> str:
-    """sha256 over the preprocessed pixels (and masks): resuming on other data is detected."""
-    h = hashlib.sha256()
-    parts = [data.images] if isinstance(data, ImageSet) else [data.normal.images, data.tumor.images]
-    if isinstance(data, TwoDomainSet) and data.tumor.masks is not None:
-        parts.append(data.tumor.masks)
-    for t in parts:
-        t = t.detach().to("cpu", torch.float32).contiguous()
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.numpy().data)
-    return h.hexdigest()[:16]
-
-
-def load_data(plan: TrainPlan, ctx: DistContext) -> ImageSet | TwoDomainSet:
-    """Rank 0 loads (and fills the cache) first; the other ranks then read the cache."""
-    from medsyn_cli.data import load_dataset
-
-    if not ctx.is_main:
-        ctx.barrier()
-    data = load_dataset(plan.data, res=plan.res, channels=plan.channels, task=plan.spec.task, fit=plan.fit)
-    if ctx.is_main:
-        ctx.barrier()
-    return data
-
-
-class Batches:
-    """The batch dict for global step ``k`` (this rank's share), on the training device."""
-
-    def __init__(self, data: ImageSet | TwoDomainSet, task: str, batch_size: int, seed: int,
-                 ctx: DistContext, device: torch.device):
-        self.task = task
-        kw = {"rank": ctx.rank, "world": ctx.world_size}
-        if task == "unconditional":
-            if not isinstance(data, ImageSet):
-                raise InputError("an unconditional model needs one folder of images, not normal/ and tumor/")
-            self.images = self._place(data.images, device)
-            self.samplers = {"image": EpochSampler(len(data), batch_size, seed, stream=0, **kw)}
-        else:
-            if not isinstance(data, TwoDomainSet):
-                raise InputError("a translation model needs two domains (normal/ and tumor/ folders, "
-                                 "or BraTS-style cases)")
-            tumor = data.tumor
-            masks = tumor.masks if tumor.masks is not None else torch.zeros_like(tumor.images[:, :1])
-            if tumor.has_mask is not None:
-                has_mask = tumor.has_mask.bool()
-            else:
-                has_mask = torch.full((len(tumor),), tumor.masks is not None, dtype=torch.bool)
-            self.normal = self._place(data.normal.images, device)
-            self.tumor = self._place(tumor.images, device)
-            self.masks = self._place(masks.float(), device)
-            self.has_mask = self._place(has_mask, device)
-            self.samplers = {
-                "normal": EpochSampler(len(data.normal), batch_size, seed, stream=0, **kw),
-                "tumor": EpochSampler(len(tumor), batch_size, seed, stream=1, **kw),
-            }
-        self.device = device
-        small = min((s.n, name) for name, s in self.samplers.items())
-        if small[0] < batch_size:
-            raise InputError(f"the {small[1]} data has {small[0]} images, fewer than the batch size {batch_size}",
-                             hint="lower --batch-size or add images")
-
-    @staticmethod
-    def _place(t: torch.Tensor, device: torch.device) -> torch.Tensor:
-        # Small datasets live on the GPU so a batch is one gather; large ones are copied per batch.
-        if device.type == "cuda" and t.numel() * t.element_size() < 2 * 1024 ** 3:
-            return t.to(device)
-        return t
-
-    @property
-    def batches_per_epoch(self) -> int:
-        """Unconditional: len // B. Translation: max over the domains (the smaller one cycles)."""
-        return max(s.batches_per_epoch for s in self.samplers.values())
-
-    def _take(self, t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        return t[idx.to(t.device)].to(self.device, non_blocking=True)
-
-    def get(self, k: int) -> dict[str, torch.Tensor]:
-        if self.task == "unconditional":
-            return {"image": self._take(self.images, self.samplers["image"].indices(k))}
-        n_idx, t_idx = self.samplers["normal"].indices(k), self.samplers["tumor"].indices(k)
-        return {"normal": self._take(self.normal, n_idx), "tumor": self._take(self.tumor, t_idx),
-                "tumor_mask": self._take(self.masks, t_idx), "tumor_has_mask": self._take(self.has_mask, t_idx)}
-
-
 # -- the trainer -----------------------------------------------------------------------------------
-class Trainer:
+class Trainer(SideWork):
     def __init__(self, plan: TrainPlan, ctx: DistContext, device: torch.device,
                  data: ImageSet | TwoDomainSet | None = None):
         self.plan, self.ctx, self.device = plan, ctx, device
@@ -189,13 +84,11 @@ class Trainer:
         configure_backends(device)
 
         self.data = data if data is not None else load_data(plan, ctx)
-        if self.data.res != plan.res or self.data.channels != plan.channels:
-            raise InputError(f"data is {self.data.channels}x{self.data.res}x{self.data.res}, the run wants "
-                             f"{plan.channels}x{plan.res}x{plan.res}", path=plan.data)
-        self.batches = Batches(self.data, plan.spec.task, self.s.batch_size, self.s.seed, ctx, device)
+        check_data(self.data, plan)
+        self.batches = Batches(self.data, self.s.batch_size, self.s.seed, ctx, device)
         self.bpe = self.batches.batches_per_epoch
         self.total = self.s.epochs * self.bpe if self.s.epochs is not None else int(self.s.steps)
-        self.intensity = _plain(self._intensity())
+        self.intensity = plain_data(self.data.intensity_record())
         self.fingerprint = fingerprint(self.data)
         self.scorer = None  # before the run directory is made: missing FID weights refuse the run
         if self.s.eval_every and ctx.is_main:
@@ -236,11 +129,6 @@ class Trainer:
         self._write_config()
 
     # -- set-up --------------------------------------------------------------------------------
-    def _intensity(self) -> dict[str, Any]:
-        if isinstance(self.data, TwoDomainSet):
-            return {"normal": self.data.normal.intensity, "tumor": self.data.tumor.intensity}
-        return dict(self.data.intensity)
-
     def _prepare_dir(self) -> None:
         if self.ctx.is_main:
             if self.plan.force and self.out.exists() and any(self.out.iterdir()) and not self.plan.resume:
@@ -297,7 +185,7 @@ class Trainer:
         cfg["training"]["batches_per_epoch"] = self.bpe
         cfg["training"]["amp"] = self.amp
         cfg["training"]["device_used"] = str(self.device)
-        cfg["data"].update({"count": _counts(self.data), "intensity": self.intensity,
+        cfg["data"].update({"count": self.data.counts(), "intensity": self.intensity,
                             "fingerprint": self.fingerprint})
         path = self.out / "config.json"
         if self.plan.resume and path.exists():
@@ -319,11 +207,12 @@ class Trainer:
         what = f"{plan.spec.name} {plan.channels}x{plan.res}x{plan.res} on {self.device}"
         if self.ctx.active:
             what += f" x{self.ctx.world_size} processes ({self.plan.per_rank_batch} images each per step)"
-        self.log.line(f"training {what}{' with bf16 autocast' if self.amp else ''}: {_counts(self.data)} images, "
+        self.log.line(f"training {what}{' with bf16 autocast' if self.amp else ''}: {self.data.counts()} images, "
                       f"batch {s.batch_size}, {self.bpe} steps/epoch, step {self.step} -> {self.total}")
         if self.step >= self.total:
             self.log.line(f"already at step {self.step} of {self.total}; pass a larger --steps to train on")
         meter = LossMeter()
+        train_step = step_function(self.model)
 
         bar_on = show_progress() and self.ctx.is_main
         with StopRequest() as stop, progress() as bar:
@@ -332,7 +221,7 @@ class Trainer:
                 k = self.step
                 t0 = time.perf_counter()
                 batch = self.batches.get(k)
-                losses = self.model.train_step(batch, k)
+                losses = train_step(batch, k, k // self.bpe)
                 dt = time.perf_counter() - t0
                 bad = first_nonfinite(losses)
                 stop_now, any_bad = self.ctx.any_true([stop.requested, bad is not None])
@@ -422,7 +311,7 @@ class Trainer:
         self.log.line(f"finished at step {self.step} ({self.elapsed:.1f} s of training)", echo=False)
         return result
 
-    # -- side work -----------------------------------------------------------------------------
+    # -- checkpoints -----------------------------------------------------------------------------
     def _checkpoint(self) -> None:
         rngs = self.ctx.gather(ckpt_io.capture_rng(self.device))  # every rank's, for exact resume
         if self.ctx.is_main:
@@ -453,89 +342,9 @@ class Trainer:
         self.saved_step = self.step
         self.ctx.barrier()
 
-    def _grid(self) -> Path | None:
-        """A grid from fixed noise (or a fixed batch of normal images), off the training RNG."""
-        if not self.ctx.is_main:
-            return None
-        path = self.samples_dir / f"step-{self.step:06d}.png"
-        with ckpt_io.preserve_rng(self.device), torch.no_grad():
-            ema_ctx = self.ema.applied(self.model) if self.ema is not None else contextlib.nullcontext()
-            with ema_ctx:
-                self.model.eval()
-                try:
-                    if self.plan.spec.task == "unconditional":
-                        n = 64 if self.plan.res <= 128 else 16
-                        images = self.model.sample(n, generator=torch.Generator().manual_seed(self.s.seed))
-                        save_grid(images, path)
-                    else:
-                        x = self._fixed_normals()
-                        y, attention = self.model.translate(x, to="tumor")
-                        save_grid(translation_rows(x.cpu(), y.cpu(), None if attention is None else attention.cpu()),
-                                  path, nrow=3)
-                finally:
-                    self.model.train()
-        if self.tensorboard is not None:
-            self.tensorboard.on_grid(self.step, path)
-        return path
-
-    def _fixed_normals(self) -> torch.Tensor:
-        normal = self.data.normal.images
-        idx = torch.linspace(0, len(normal) - 1, min(TRANSLATION_GRID_ROWS, len(normal))).round().long()
-        return normal[idx].to(self.device)
-
-    def _plot(self) -> Path | None:
-        if not self.ctx.is_main:
-            return None
-        with ckpt_io.preserve_rng(self.device):
-            return plot_losses(read_stats(self.out / "stats.jsonl"), self.out / "loss.png",
-                               title=f"{self.plan.spec.name} {self.plan.res}x{self.plan.res}")
-
-    def _score(self) -> None:
-        """FID against the training set (off the training RNG, eval mode, EMA weights); best.safetensors."""
-        self.scored_step = self.step
-        if self.scorer is None:  # torchrun: rank 0 scores
-            return
-        with ckpt_io.preserve_rng(self.device), torch.no_grad():
-            ema_ctx = self.ema.applied(self.model) if self.ema is not None else contextlib.nullcontext()
-            with ema_ctx:
-                self.model.eval()
-                try:
-                    scored = self.scorer.score(self.model)
-                finally:
-                    self.model.train()
-            improved = self.best is None or scored["fid"] < self.best["fid"]
-            if improved:
-                self.best = {"fid": scored["fid"], "step": self.step}
-                self._export(self.out / "best.safetensors")
-            self.log.stats({"step": self.step, "epoch": round(self.step / self.bpe, 4), **scored, "best": improved})
-            self.log.line(f"step {self.step}: FID {scored['fid']:.2f} on {scored['fid_images']} images "
-                          f"({scored['fid_seconds']:.0f} s); best {self.best['fid']:.2f} at step {self.best['step']}",
-                          echo=not show_progress())
-            plot_fid(read_stats(self.out / "stats.jsonl"), self.out / "fid.png",
-                     title=f"{self.plan.spec.name} {self.plan.res}x{self.plan.res}")
-
-    def _export(self, path: Path | None = None) -> Path:
-        names = self.model.inference_networks
-        if self.ema is not None:
-            states = {n: self.ema.shadow[n] for n in names}
-        else:
-            states = {n: self.model.networks[n].state_dict() for n in names}
-        return export_weights(path or self.out / "weights.safetensors", states, model=self.plan.spec.name,
-                              task=self.plan.spec.task, res=self.plan.res, channels=self.plan.channels,
-                              step=self.step, config=dataclasses.asdict(self.plan.config),
-                              intensity=self.intensity, ema=self.ema is not None)
-
-
 def seed_everything(seed: int) -> None:
     import random
 
     random.seed(seed)
     np.random.seed(seed % 2 ** 32)
     torch.manual_seed(seed)
-
-
-def _counts(data: ImageSet | TwoDomainSet) -> int | dict[str, int]:
-    if isinstance(data, TwoDomainSet):
-        return {"normal": len(data.normal), "tumor": len(data.tumor)}
-    return len(data)
-

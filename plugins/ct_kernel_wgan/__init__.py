@@ -10,7 +10,8 @@ The package registers a second model, ``wgan-linconv``: the thesis's "WGAN with 
 convolutional layers" baseline (section 4.5.3), the same networks without the kernel and the skips.
 See docs/models/wgan-linconv.md.
 
-This entry-point module stays light (no torch import); the models are built lazily in the factories.
+This entry-point module stays light (no torch import); the model modules are imported only when
+a model is built (``factory="package.module:Class"``).
 """
 
 from __future__ import annotations
@@ -93,18 +94,6 @@ class WGANLinConvConfig:
     gp_weight: float = 10.0  # lambda of the gradient penalty
 
 
-def _build(config: CTKernelWGANConfig, res: int, channels: int):
-    from medsyn_plugins.ct_kernel_wgan.model import CTKernelWGAN  # torch is imported here, lazily
-
-    return CTKernelWGAN(config, res, channels)
-
-
-def _build_linconv(config: WGANLinConvConfig, res: int, channels: int):
-    from medsyn_plugins.ct_kernel_wgan.baseline import LinConvWGAN  # torch is imported here, lazily
-
-    return LinConvWGAN(config, res, channels)
-
-
 @hookimpl
 def register_models(register) -> None:
     register(
@@ -113,7 +102,7 @@ def register_models(register) -> None:
             aliases=("ct_kernel_wgan",),
             task="unconditional",
             config_cls=CTKernelWGANConfig,
-            factory=_build,
+            factory="medsyn_plugins.ct_kernel_wgan.model:CTKernelWGAN",
             summary="WGAN-GP for grey CT with a learnable first-map kernel and interpolation skips",
             citation="Sahakyan. Development of Components for Generative Adversarial Networks in "
             "Medical Image Synthesis. Thesis, 2024, chapter 3",
@@ -128,7 +117,7 @@ def register_models(register) -> None:
             aliases=("wgan_linconv",),
             task="unconditional",
             config_cls=WGANLinConvConfig,
-            factory=_build_linconv,
+            factory="medsyn_plugins.ct_kernel_wgan.baseline:LinConvWGAN",
             summary="The CT thesis's baseline: a WGAN-GP whose generator is one linear layer and "
             "transposed convs (ct-kernel-wgan without kernel and skips)",
             citation="Sahakyan. Development of Components for Generative Adversarial Networks in "

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from medsyn_cli.errors import InputError
+from medsyn_cli.gan.optim import adam
 from medsyn_cli.gan.wgan_gp import critic_step, generator_step
 from medsyn_cli.model import GANModel
 from medsyn_plugins.ct_kernel_wgan import (
@@ -85,17 +86,13 @@ class KernelSkipWGAN(GANModel):
 
     def _setup(self, generator: KernelSkipGenerator, critic: Critic) -> None:
         self.networks = {"generator": generator, "critic": critic}
-        betas = tuple(self.config.betas)
-        self.optimizers = {
-            "generator": torch.optim.Adam(generator.parameters(), lr=self.config.lr, betas=betas),
-            "critic": torch.optim.Adam(critic.parameters(), lr=self.config.lr, betas=betas),
-        }
+        self.optimizers = adam(self.networks, self.config)
 
     def latents(self, n: int) -> torch.Tensor:
         """Training noise from torch's global RNG (saved and restored by the trainer)."""
         return torch.randn(n, self.config.latent_dim, device=self.device)
 
-    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+    def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int = 0) -> dict[str, float]:
         real = batch["image"].to(self.device)
         n = real.shape[0]
         # (1) n_critic critic steps on the same real batch, fresh latents each; (2) one generator step.

@@ -1,8 +1,8 @@
 """The ``cyclegan`` model plugin: CycleGAN of Zhu et al. 2017 as in junyanz/pytorch-CycleGAN-and-pix2pix.
 
 Domains: A = normal, B = tumor. ``--set spectral_norm=true`` gives the baseline the SAG-GAN paper ran
-(CycleGAN with spectrally normalised discriminators). This entry-point module stays light (no torch import); the model
-is built lazily in ``_build``.
+(CycleGAN with spectrally normalised discriminators). This entry-point module stays light (no torch
+import); the model module is imported only when a model is built (``factory="package.module:Class"``).
 """
 
 from __future__ import annotations
@@ -35,12 +35,6 @@ class CycleGANConfig:
     init_gain: float = field(default=0.02, metadata={"gt": 0})  # std of the N(0, gain) weight initialisation
 
 
-def _build(config: CycleGANConfig, res: int, channels: int):
-    from medsyn_plugins.cyclegan.model import CycleGAN  # torch is imported here, only when built
-
-    return CycleGAN(config, res, channels)
-
-
 @hookimpl
 def register_models(register) -> None:
     register(
@@ -48,7 +42,7 @@ def register_models(register) -> None:
             name="cyclegan",
             task="translation",
             config_cls=CycleGANConfig,
-            factory=_build,
+            factory="medsyn_plugins.cyclegan.model:CycleGAN",
             summary="CycleGAN normal<->tumor baseline: ResNet generators, 70x70 PatchGAN, LSGAN, "
             "cycle + identity L1, image pools",
             citation="Zhu, Park, Isola, Efros. Unpaired Image-to-Image Translation using "

@@ -50,8 +50,9 @@ class CycleGAN(TwoDomainGAN):
         self.setup_training(gens, discs)
 
     # -- training -------------------------------------------------------------------------
-    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+    def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int | None = None) -> dict[str, float]:
         cfg = self.config
+        self.schedule.set_epoch(epoch)  # the trainer's epoch (None when called directly: the rate stays)
         real_n = batch["normal"].to(self.device)
         real_t = batch["tumor"].to(self.device)
         g_nt, g_tn = self.networks["gen_normal_to_tumor"], self.networks["gen_tumor_to_normal"]

@@ -1,6 +1,7 @@
 """The ``dcgan`` model plugin: DCGAN of Radford et al. 2016, as in the PyTorch example.
 
-This entry-point module stays light (no torch import); the model is built lazily in ``_build``.
+This entry-point module stays light (no torch import); the model module is imported only when
+a model is built (``factory="package.module:Class"``).
 """
 
 from __future__ import annotations
@@ -25,12 +26,6 @@ class DCGANConfig:
     augment: str = field(default="", metadata={"items": ("flip", "translate")})
 
 
-def _build(config: DCGANConfig, res: int, channels: int):
-    from medsyn_plugins.dcgan.model import DCGAN  # torch is imported here, only when a model is built
-
-    return DCGAN(config, res, channels)
-
-
 @hookimpl
 def register_models(register) -> None:
     register(
@@ -38,12 +33,10 @@ def register_models(register) -> None:
             name="dcgan",
             task="unconditional",
             config_cls=DCGANConfig,
-            factory=_build,
+            factory="medsyn_plugins.dcgan.model:DCGAN",
             summary="DCGAN baseline: transposed-conv generator, BatchNorm conv discriminator, BCE loss",
             citation="Radford, Metz, Chintala. Unsupervised Representation Learning with Deep "
             "Convolutional Generative Adversarial Networks. ICLR 2016, arXiv:1511.06434",
-            resolutions=(64, 128, 256),
-            channels=(1, 3),
             default_batch_size=64,
             default_fit="resize",  # the paper resized its images to the square (see the card)
         )

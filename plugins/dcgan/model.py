@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import torch
 
-from medsyn_cli.gan.dcgan_nets import Discriminator, Generator, dcgan_init
+from medsyn_cli.gan.dcgan_nets import Discriminator, Generator
+from medsyn_cli.gan.init import init_weights
 from medsyn_cli.gan.latent import LatentGAN
+from medsyn_cli.gan.optim import adam
 from medsyn_cli.nn.losses import bce_fake, bce_real
 from medsyn_plugins.dcgan import DCGANConfig
 
@@ -23,15 +25,11 @@ class DCGAN(LatentGAN):
         generator = Generator(config.latent_dim, channels, res, config.ngf)
         discriminator = Discriminator(channels, res, config.ndf, norm="batch")
         for net in (generator, discriminator):
-            dcgan_init(net)
+            init_weights(net)  # the paper's N(0, 0.02)
         self.networks = {"generator": generator, "discriminator": discriminator}
-        betas = (config.beta1, config.beta2)
-        self.optimizers = {
-            "generator": torch.optim.Adam(generator.parameters(), lr=config.lr, betas=betas),
-            "discriminator": torch.optim.Adam(discriminator.parameters(), lr=config.lr, betas=betas),
-        }
+        self.optimizers = adam(self.networks, config)
 
-    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+    def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int = 0) -> dict[str, float]:
         G, D = self.networks["generator"], self.networks["discriminator"]
         real = self.real_images(batch)  # flipped/panned when config.augment is set
         z = self.latents(real.shape[0])

@@ -96,12 +96,6 @@ class HAGANConfig:
         return row
 
 
-def _build(config: HAGANConfig, res: int, channels: int):
-    from medsyn_plugins.hagan.model import HAGAN  # torch is imported here, only when a model is built
-
-    return HAGAN(config, res, channels)
-
-
 @hookimpl
 def register_models(register) -> None:
     register(
@@ -109,12 +103,10 @@ def register_models(register) -> None:
             name="hagan",
             task="unconditional",
             config_cls=HAGANConfig,
-            factory=_build,
+            factory="medsyn_plugins.hagan.model:HAGAN",
             summary="HAGAN: SAGAN generator + AttnMix, hierarchical (image+pixel) D, reverse skip, DiffAugment",
             citation="Ju, Zhou, Kong, Chen, Li, Sun, Shan. HAGAN: Hybrid Augmented Generative Adversarial "
             "Network for Medical Image Synthesis. arXiv:2405.04902, 2024",
-            resolutions=(64, 128, 256),
-            channels=(1, 3),
             default_batch_size=32,
             default_fit="resize",  # the paper resized its images to the square (see the card)
             extra={"paper_params_64": {"generator": 3.6e6, "discriminator": 2.8e6},

@@ -21,12 +21,10 @@ as they are. Without the training strategy both run from the first step.
 
 from __future__ import annotations
 
-import copy
-
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from medsyn_cli.errors import InputError
+from medsyn_cli.gan.optim import adam
 from medsyn_cli.model import GANModel
 from medsyn_cli.nn.attention import attention_received
 from medsyn_cli.nn.diffaugment import diff_augment, parse_policy
@@ -67,39 +65,27 @@ class HAGAN(GANModel):
             reverse_skip=self.parts["reverse_skip"], skip_channels=discriminator.widths,
             spectral_norm=config.spectral_norm)
         self.networks = {"generator": generator, "discriminator": discriminator}
-        betas = (config.adam_beta1, config.adam_beta2)
-        self.optimizers = {
-            name: torch.optim.Adam(net.parameters(), lr=config.lr, betas=betas)
-            for name, net in self.networks.items()
-        }
-        self.epochs_done = 0  # counted by on_epoch_end, saved in extra_state
+        self.optimizers = adam(self.networks, config)
 
     # -- schedule ----------------------------------------------------------------------------
-    def in_warmup(self, step: int) -> bool:
+    # ``step`` and ``epoch`` (finished epochs) come from the trainer, so the warm-up needs no counter
+    # of its own; checkpoints of older runs still hold one ("epochs_done"), which is ignored.
+    def in_warmup(self, step: int, epoch: int = 0) -> bool:
         """True during the training strategy's first part (``warmup_steps`` steps if >= 0, else
         ``warmup_epochs`` finished epochs); never without the strategy."""
         if not self.parts["warmup"]:
             return False
         if self.config.warmup_steps >= 0:
             return step < self.config.warmup_steps
-        return self.epochs_done < self.config.warmup_epochs
+        return epoch < self.config.warmup_epochs
 
-    def attnmix_active(self, step: int) -> bool:
+    def attnmix_active(self, step: int, epoch: int = 0) -> bool:
         """AttnMix (mixed images, consistency loss) runs when switched on and past the warm-up."""
-        return self.parts["attnmix"] and not self.in_warmup(step)
+        return self.parts["attnmix"] and not self.in_warmup(step, epoch)
 
-    def diffaugment_active(self, step: int) -> bool:
+    def diffaugment_active(self, step: int, epoch: int = 0) -> bool:
         """DiffAugment runs when switched on and past the warm-up (the warm-up sees the data as it is)."""
-        return self.parts["diffaugment"] and not self.in_warmup(step)
-
-    def on_epoch_end(self, epoch: int) -> None:
-        self.epochs_done += 1
-
-    def extra_state(self) -> dict:
-        return {"epochs_done": self.epochs_done}
-
-    def load_extra_state(self, state: dict) -> None:
-        self.epochs_done = int(state.get("epochs_done", 0))
+        return self.parts["diffaugment"] and not self.in_warmup(step, epoch)
 
     # -- pieces ------------------------------------------------------------------------------
     def latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -111,13 +97,14 @@ class HAGAN(GANModel):
         """DiffAugment of ``images`` with the configured policy (own draws per call), if ``active``."""
         return diff_augment(images, self.config.policy, channels=self.channels) if active else images
 
-    def discriminator_inputs(self, real: torch.Tensor, fake: torch.Tensor, attention, step: int):
+    def discriminator_inputs(self, real: torch.Tensor, fake: torch.Tensor, attention, step: int, epoch: int = 0):
         """What D sees in the D step: (T(x), T(G(z)), i or None, M or None, lambda or None, stats).
         ``fake`` is detached by the caller; T is the identity during the warm-up."""
-        augmenting = self.diffaugment_active(step)
+        augmenting = self.diffaugment_active(step, epoch)
+        mixing = self.attnmix_active(step, epoch)
         x_a, f_a = self.augment(real, augmenting), self.augment(fake, augmenting)
-        stats: dict[str, float] = {"attnmix": float(self.attnmix_active(step)), "diffaugment": float(augmenting)}
-        if not self.attnmix_active(step):
+        stats: dict[str, float] = {"attnmix": float(mixing), "diffaugment": float(augmenting)}
+        if not mixing:
             return x_a, f_a, None, None, None, stats
         b = real.shape[0]
         mask = box_masks(b, self.res, self.res, device=self.device)
@@ -142,7 +129,7 @@ class HAGAN(GANModel):
         return skips
 
     # -- the step ----------------------------------------------------------------------------
-    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+    def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int = 0) -> dict[str, float]:
         G, D = self.networks["generator"], self.networks["discriminator"]
         cfg = self.config
         real = batch["image"].to(self.device)
@@ -153,7 +140,7 @@ class HAGAN(GANModel):
         # (1) D step on T(x), T(G(z)) and, in the AttnMix phase, the mixed image i.
         with self.autocast():
             fake, attention = G(z, skips, return_attention=True)
-        x_a, f_a, mixed, mask, label, stats = self.discriminator_inputs(real, fake.detach(), attention, step)
+        x_a, f_a, mixed, mask, label, stats = self.discriminator_inputs(real, fake.detach(), attention, step, epoch)
         mixing = mixed is not None
         contrast = mixing and cfg.feature_contrast
         with self.autocast():
@@ -182,7 +169,7 @@ class HAGAN(GANModel):
         # (2) G step on the same G(z), through the updated D (frozen: its gradients are not needed).
         self.requires_grad(D, False)
         try:
-            g_a = self.augment(fake, self.diffaugment_active(step))
+            g_a = self.augment(fake, self.diffaugment_active(step, epoch))
             with self.autocast():
                 g_score, g_pixel = D(g_a)
             g_img = lsgan(g_score, 1.0)
@@ -206,25 +193,11 @@ class HAGAN(GANModel):
         z = self.latents(n, generator).to(self.device)
         return self.run_eval(G, z, chunk=SAMPLE_CHUNK)
 
-    def example_inputs(self, network_name: str, batch: int = 1, device: torch.device | str | None = None
-                       ) -> tuple[torch.Tensor, ...]:
-        """The forward inputs of ``network_name`` (for FLOP counting): z for the generator (which then
-        uses its stored skip features), an image batch for the discriminator."""
-        device = self.device if device is None else device
+    def example_inputs(self, network_name: str, batch: int = 1) -> tuple[torch.Tensor, ...]:
+        """The forward inputs of ``network_name`` (for FLOP counting, ``flops_per_image``): z for the
+        generator (which then uses its stored skip features), an image batch for the discriminator."""
         if network_name == "generator":
-            return (torch.zeros(batch, self.latent_dim, device=device),)
+            return (torch.zeros(batch, self.latent_dim, device=self.device),)
         if network_name == "discriminator":
-            return (torch.zeros(batch, self.channels, self.res, self.res, device=device),)
+            return (torch.zeros(batch, self.channels, self.res, self.res, device=self.device),)
         raise KeyError(f"hagan has no network {network_name!r}; networks: {', '.join(self.networks)}")
-
-    def flops_per_image(self) -> dict[str, int]:
-        """Forward FLOPs (2 per multiply-add) of each network for one image, counted on the meta
-        device with ``torch.utils.flop_counter.FlopCounterMode`` (nothing is computed)."""
-        out = {}
-        for name, net in self.networks.items():
-            meta_net = copy.deepcopy(net).to("meta")
-            counter = FlopCounterMode(display=False)
-            with counter, torch.no_grad():
-                meta_net(*self.example_inputs(name, 1, device="meta"))
-            out[name] = int(counter.get_total_flops())
-        return out

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from medsyn_cli.gan.dcgan_nets import normal_init
+from medsyn_cli.gan.init import normal_init
 from medsyn_cli.nn.attention import SelfAttention
 
 

@@ -1,7 +1,8 @@
 """The ``sag-gan`` model plugin: SAG-GAN of Qi et al., a semi-supervised attention-guided CycleGAN.
 
 Every component has a switch, so ablations run from the same code (docs/models/sag-gan.md). This
-entry-point module stays light (no torch import); the model is built lazily in ``_build``.
+entry-point module stays light (no torch import); the model module is imported only when
+a model is built (``factory="package.module:Class"``).
 """
 
 from __future__ import annotations
@@ -59,12 +60,6 @@ class SAGGANConfig:
                 )
 
 
-def _build(config: SAGGANConfig, res: int, channels: int):
-    from medsyn_plugins.sag_gan.model import SAGGAN  # torch is imported here, only when built
-
-    return SAGGAN(config, res, channels)
-
-
 @hookimpl
 def register_models(register) -> None:
     register(
@@ -72,7 +67,7 @@ def register_models(register) -> None:
             name="sag-gan",
             task="translation",
             config_cls=SAGGANConfig,
-            factory=_build,
+            factory="medsyn_plugins.sag_gan.model:SAGGAN",
             summary="SAG-GAN normal<->tumor: AMSE ResNet generators, attention networks trained by "
             "the adversarial loss and a mask L1, attention-guided SN PatchGANs",
             citation="Qi, Chen, Xu, Xu, Lukasiewicz, Liu. SAG-GAN: Semi-Supervised Attention-Guided "

@@ -89,8 +89,9 @@ class SAGGAN(TwoDomainGAN):
         return image * attention if guided else image
 
     # -- training -------------------------------------------------------------------------
-    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+    def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int | None = None) -> dict[str, float]:
         cfg = self.config
+        self.schedule.set_epoch(epoch)  # the trainer's epoch (None when called directly: the rate stays)
         real_n = batch["normal"].to(self.device)
         real_t = batch["tumor"].to(self.device)
         d_t, d_n = self.discriminators()

@@ -1,6 +1,7 @@
 """The ``wgan`` model plugin: WGAN-GP of Gulrajani et al. 2017 on DCGAN-shaped networks.
 
-This entry-point module stays light (no torch import); the model is built lazily in ``_build``.
+This entry-point module stays light (no torch import); the model module is imported only when
+a model is built (``factory="package.module:Class"``).
 """
 
 from __future__ import annotations
@@ -31,12 +32,6 @@ class WGANConfig:
     augment: str = field(default="", metadata={"items": ("flip", "translate")})
 
 
-def _build(config: WGANConfig, res: int, channels: int):
-    from medsyn_plugins.wgan.model import WGANGP  # torch is imported here, only when a model is built
-
-    return WGANGP(config, res, channels)
-
-
 @hookimpl
 def register_models(register) -> None:
     register(
@@ -45,12 +40,10 @@ def register_models(register) -> None:
             aliases=("wgan-gp",),
             task="unconditional",
             config_cls=WGANConfig,
-            factory=_build,
+            factory="medsyn_plugins.wgan.model:WGANGP",
             summary="WGAN-GP baseline: DCGAN generator, critic without batch norm, gradient penalty, 5 critic steps",
             citation="Gulrajani, Ahmed, Arjovsky, Dumoulin, Courville. Improved Training of Wasserstein "
             "GANs. NeurIPS 2017, arXiv:1704.00028",
-            resolutions=(64, 128, 256),
-            channels=(1, 3),
             # Split into n_critic=5 critic minibatches of 64, the paper's batch size per critic update.
             default_batch_size=320,
             default_fit="resize",  # the paper resized its images to the square (see the card)
