@@ -26,7 +26,7 @@ def _copy(files: list[Path], folder: Path) -> Path:
 
 
 @pytest.mark.realdata
-@pytest.mark.parametrize("res", [32, 64])
+@pytest.mark.parametrize("res", [pytest.param(32, marks=pytest.mark.slow), 64])  # 32 in CI's slow run
 def test_prepared_reals_match_pytorch_fid_on_the_export(res, shared_data, fid_weights, tmp_path):
     from medsyn_cli.metrics.evaluate import EvalOptions, evaluate
 
