@@ -21,6 +21,17 @@ def smooth(values: np.ndarray, weight: float = 0.9) -> np.ndarray:
     return out
 
 
+def _save(fig, path: Path) -> Path:
+    """Lay out, write atomically as PNG, and free the figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot_losses(records: list[dict[str, Any]], path: Path, *, title: str = "") -> Path | None:
     """One panel per loss; nothing is written when there is nothing to plot."""
     records = [r for r in records if r.get("losses")]
@@ -48,11 +59,7 @@ def plot_losses(records: list[dict[str, Any]], path: Path, *, title: str = "") -
         ax.axis("off")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_fid(records: list[dict[str, Any]], path: Path, *, title: str = "") -> Path | None:
@@ -77,8 +84,4 @@ def plot_fid(records: list[dict[str, Any]], path: Path, *, title: str = "") -> P
     ax.legend(loc="upper right")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
