@@ -33,7 +33,7 @@ from medsyn_cli.data.geometry import FITS, fit_square, to_square
 from medsyn_cli.data.intensity import apply_mapping, combine_mappings
 from medsyn_cli.data.modality import prepared_modality
 from medsyn_cli.data.modality import record as record_modality
-from medsyn_cli.data.volumes import keep_slice, volume_mapping, volume_slices
+from medsyn_cli.data.volumes import volume_mapping, volume_slices
 from medsyn_cli.errors import InputError
 from medsyn_cli.formats import format_of
 
@@ -200,17 +200,11 @@ def decode_file(path: Path, rel: str, res: int, axis: str = "axial", fit: str = 
         letter = {"axial": "z", "coronal": "y", "sagittal": "x"}.get(axis, "k")
         return [Item(f"{rel}#{letter}={k}", to_square(plane[None], res)[0], mapping)
                 for k, plane in volume_slices(vol, img.affine, axis, mapping)]
-    if kind == "dicom":
-        frames, info = readers.read_dicom(path)
-        mapping = volume_mapping(frames, info["modality"] if info["modality"] == "CT" else "MR")
-        items = []
-        for k, frame in enumerate(frames):
-            mapped = apply_mapping(frame, mapping)
-            if len(frames) > 1 and not keep_slice(mapped):  # a multi-frame file is a volume
-                continue
-            items.append(Item(f"{rel}#frame={k}" if len(frames) > 1 else rel, to_square(mapped[None], res)[0],
-                              mapping))
-        return items
+    if kind == "dicom":  # the format registry's reader: one rule for which frames a file gives
+        from medsyn_cli.data.builtin_formats import read_dicom
+
+        return [Item(rel + name[len(path.name):], to_square(plane, res)[0], mapping)
+                for name, plane, mapping in read_dicom(path)]
     if kind == "array":
         arr = readers.read_array(path)
         mapping = readers.array_mapping(arr)
