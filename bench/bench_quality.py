@@ -10,8 +10,10 @@ so the time spent scoring is not charged to the model. Prints one JSON object: p
 steps, images seen, FID and KID; the real-vs-real split-half FID (the floor at this size); the load
 average before and after; the commit. Writes OUT/fid_vs_minutes.png and OUT/final_grid.png.
 
-Recipes: `paper` is the model's defaults (its paper's hyper-parameters); `--set KEY=VALUE` adds
-settings for a variant (e.g. `--set augment=flip,translate`), recorded in the JSON.
+Recipes: `paper` is the model's defaults (its paper's hyper-parameters), `--recipe fast` (or another
+the model offers, `medsyn models MODEL`) its bundle of later practice; `--set KEY=VALUE` adds settings
+for a variant (e.g. `--set augment=flip,translate`), recorded in the JSON. To compare two recipes at
+equal minutes on a 2-core machine, run them side by side with `OMP_NUM_THREADS=1` each (recorded).
 """
 
 from __future__ import annotations
@@ -101,7 +103,8 @@ def main() -> None:
     ap.add_argument("--res", type=int, default=64)
     ap.add_argument("--minutes", type=float, required=True, help="training minutes (the run's own clock)")
     ap.add_argument("--points", type=int, default=5, help="scoring points, evenly spaced, the last at the end")
-    ap.add_argument("--recipe", default="paper", choices=["paper"], help="paper: the model's defaults")
+    ap.add_argument("--recipe", default="paper",
+                    help="paper (the model's defaults) or a recipe the model offers (medsyn train --recipe)")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="extra model setting KEY=VALUE")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
@@ -112,14 +115,15 @@ def main() -> None:
     if args.points < 1 or args.minutes <= 0:
         raise SystemExit("--points must be >= 1 and --minutes > 0")
 
-    out = Path(args.out or f"bench-out/{args.model}-{args.res}-seed{args.seed}")
+    out = Path(args.out or f"bench-out/{args.model}-{args.res}-{args.recipe}-seed{args.seed}")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     run = out / "run"
     load_start = os.getloadavg()
     started = time.time()
     train = ["train", args.model, "--data", args.data, "--res", args.res, "--seed", args.seed, "--device", args.device,
-             "--out", run, "--checkpoint-every", 100000, "--sample-every", 100000, "--log-every", 10]
+             "--out", run, "--checkpoint-every", 100000, "--sample-every", 100000, "--log-every", 10,
+             "--recipe", args.recipe]
     if args.batch_size:
         train += ["--batch-size", args.batch_size]
     for s in args.sets:
@@ -166,6 +170,7 @@ def main() -> None:
         "seed": args.seed, "device": args.device, "budget_minutes": args.minutes, "batch_size": batch,
         "fit": cfg["data"]["fit"], "training_images": cfg["data"]["count"], "points": points,
         "real_split_half_fid": None if floor is None else round(floor, 3), "real_prepared": prepared,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "load_average_start": [round(x, 2) for x in load_start],
         "load_average_end": [round(x, 2) for x in os.getloadavg()],
         "wall_minutes": round((time.time() - started) / 60, 1), "commit": commit(),

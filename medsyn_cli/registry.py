@@ -57,6 +57,8 @@ class ModelSpec:
     default_fit: str = "pad"
     plugin: str = ""
     extra: dict = field(default_factory=dict)
+    #: Named bundles of model settings (``medsyn train --recipe NAME``); the paper recipe is the defaults.
+    recipes: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if isinstance(self.factory, str):
@@ -65,6 +67,21 @@ class ModelSpec:
             raise ValueError(f"model {self.name!r}: task must be one of {TASKS}, not {self.task!r}")
         if not dataclasses.is_dataclass(self.config_cls):
             raise TypeError(f"model {self.name!r}: config_cls must be a dataclass")
+        fields = {f.name for f in dataclasses.fields(self.config_cls)}
+        for recipe, settings in self.recipes.items():
+            unknown = sorted(set(settings) - fields)
+            if recipe == "paper" or unknown:
+                raise ValueError(f"model {self.name!r}: recipe {recipe!r} " + (
+                    "is the defaults and cannot be redefined" if recipe == "paper" else f"sets unknown {unknown}"))
+
+    def recipe(self, name: str) -> dict[str, Any]:
+        """The model settings of recipe ``name`` ("paper": none, the defaults); InputError if unknown."""
+        if name == "paper":
+            return {}
+        if name not in self.recipes:
+            raise InputError(f"model {self.name!r} has no recipe {name!r}",
+                             hint=f"known: {', '.join(['paper', *self.recipes])}")
+        return dict(self.recipes[name])
 
     def check(self, res: int, channels: int) -> None:
         """Refuse (InputError) a resolution or channel count this model does not support."""
@@ -92,6 +109,7 @@ class ModelSpec:
             "citation": self.citation,
             "plugin": self.plugin,
             "config": self.default_config(),
+            "recipes": {"paper": {}, **self.recipes},
         }
 
 

@@ -65,8 +65,9 @@ def show(
     name: str = typer.Argument(..., help="Model name or alias."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """One model: task, resolutions, channels, summary, citation and every setting with its default
-    and its allowed values (what `--set KEY=VALUE` accepts). `medsyn models NAME` is the same.
+    """One model: task, resolutions, channels, summary, citation, every setting with its default
+    and its allowed values (what `--set KEY=VALUE` accepts), and its recipes (what `--recipe NAME` sets).
+    `medsyn models NAME` is the same.
 
     Examples:
 
@@ -97,6 +98,9 @@ def show(
     for x in settings:
         default = x["default"] if not isinstance(x["default"], (list, tuple)) else ",".join(map(str, x["default"])) or "()"
         typer.echo(f"  {x['name'].ljust(width)}  {x['type']:<14} {str(default):<20} {x['allowed']}")
+    typer.echo("recipes (--recipe NAME): paper (the defaults)")
+    for recipe, values in spec.recipes.items():
+        typer.echo(f"  {recipe}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
 
 
 def _type_name(tp) -> str:

@@ -30,6 +30,10 @@ def train(
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N. [default: auto]"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from checkpoints/latest.pt."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved configuration as JSON and exit."),
+    recipe: Optional[str] = typer.Option(
+        None, "--recipe", help="A named bundle of model settings: paper (the defaults, as the paper trains) or one "
+                               "the model offers, e.g. fast (see `medsyn models info MODEL`); --set wins over it. "
+                               "[default: paper]"),
     sets: Optional[List[str]] = typer.Option(None, "--set", help="Model setting KEY=VALUE (repeatable)."),
     config_file: Optional[str] = typer.Option(None, "--config",
                                               help="TOML file with [train] (these options) and [model] tables."),
@@ -69,6 +73,7 @@ def train(
         medsyn train dcgan --out runs/dcgan64 --resume --steps 40000
         medsyn train wgan --data ./covid-ct --res 64 --set n_critic=5 --dry-run
         medsyn train hagan --data ./covid-ct --res 64 --eval-every 2000 --out runs/hagan64
+        medsyn train dcgan --data ./covid-ct --res 64 --recipe fast --out runs/dcgan-fast
         medsyn train dcgan --steps 50 --out runs/try --json | jq .losses
         torchrun --nproc_per_node=2 -m medsyn_cli train dcgan --res 64 --out runs/ddp
     """
@@ -80,7 +85,7 @@ def train(
         seed=seed, device=device, resume=resume, sets=list(sets or []), config_file=config_file,
         checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every,
         channels=channels, amp=amp, ema_decay=ema_decay, force=force, eval_every=eval_every,
-        fid_weights=fid_weights, tensorboard=tensorboard,
+        fid_weights=fid_weights, tensorboard=tensorboard, recipe=recipe,
     )
     plan = resolve_plan(flags)
     if dry_run:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 #: The widest layer is 8 x the base width, as in the PyTorch example.
 MAX_WIDTH_MULT = 8
@@ -77,9 +78,11 @@ class Discriminator(nn.Module):
 
     ``norm`` is ``"batch"`` for DCGAN (never on the first layer, as the paper says), ``"layer"`` or
     ``"none"`` for the WGAN-GP critic, whose per-sample gradient penalty batch norm would break.
+    ``spectral_norm=True`` wraps every convolution in spectral normalisation (Miyato et al. 2018).
     """
 
-    def __init__(self, channels: int = 1, res: int = 64, ndf: int = 64, norm: str = "batch"):
+    def __init__(self, channels: int = 1, res: int = 64, ndf: int = 64, norm: str = "batch",
+                 spectral_norm: bool = False):
         super().__init__()
         w = widths(ndf, res)[::-1]  # fine to coarse
         # Without batch norm the conv biases are not redundant any more, so keep them.
@@ -89,6 +92,8 @@ class Discriminator(nn.Module):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=bias), _norm(norm, c_out), nn.LeakyReLU(0.2, inplace=True)]
         # 4x4 -> 1x1: one raw score (a logit for DCGAN, an unbounded critic value for WGAN-GP).
         layers.append(nn.Conv2d(w[-1], 1, 4, 1, 0, bias=bias))
+        if spectral_norm:
+            layers = [_spectral_norm(m) if isinstance(m, nn.Conv2d) else m for m in layers]
         self.main = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:

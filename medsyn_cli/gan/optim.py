@@ -19,8 +19,15 @@ def config_betas(config: Any) -> tuple[float, float]:
     raise AttributeError(f"{type(config).__name__} has no Adam betas (betas, beta1/beta2 or adam_beta1/adam_beta2)")
 
 
-def adam(params: dict[str, nn.Module | Iterable[nn.Parameter]], config: Any) -> dict[str, torch.optim.Optimizer]:
-    """One Adam per name (a network's parameters, or any iterable of parameters), at ``config.lr``."""
+def adam(params: dict[str, nn.Module | Iterable[nn.Parameter]], config: Any,
+         lrs: dict[str, float | None] | None = None) -> dict[str, torch.optim.Optimizer]:
+    """One Adam per name (a network's parameters, or any iterable of parameters), at ``config.lr`` or,
+    where ``lrs`` names a rate that is not None, at that rate (two time-scale update rules)."""
     betas = config_betas(config)
-    return {name: torch.optim.Adam(p.parameters() if isinstance(p, nn.Module) else p, lr=config.lr, betas=betas)
+    lrs = lrs or {}
+
+    def rate(name: str) -> float:
+        return config.lr if lrs.get(name) is None else lrs[name]
+
+    return {name: torch.optim.Adam(p.parameters() if isinstance(p, nn.Module) else p, lr=rate(name), betas=betas)
             for name, p in params.items()}

@@ -30,3 +30,13 @@ def wasserstein_critic(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> 
 
 def wasserstein_generator(fake_scores: torch.Tensor) -> torch.Tensor:
     return -fake_scores.float().mean()
+
+
+def hinge_discriminator(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Hinge loss of the discriminator (Lim & Ye 2017; SNGAN, SAGAN, BigGAN): E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]."""
+    return F.relu(1.0 - real_logits.float()).mean() + F.relu(1.0 + fake_logits.float()).mean()
+
+
+def hinge_generator(fake_logits: torch.Tensor) -> torch.Tensor:
+    """The generator's side of the hinge loss: -E[D(G(z))]."""
+    return -fake_logits.float().mean()

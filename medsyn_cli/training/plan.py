@@ -78,6 +78,7 @@ class TrainFlags:
     eval_every: int | None = None
     fid_weights: str | None = None
     tensorboard: bool | None = None
+    recipe: str | None = None
 
 
 @dataclass
@@ -110,6 +111,7 @@ class TrainPlan:
     out: Path
     settings: TrainSettings
     fit: str = "pad"  # how images were brought to res x res (data setting, part of the run's identity)
+    recipe: str = "paper"  # the bundle of model settings the run started from (--recipe)
     resume: bool = False
     force: bool = False
     world_size: int = 1
@@ -131,6 +133,7 @@ class TrainPlan:
             "task": self.spec.task,
             "plugin": self.spec.plugin,
             "model_config": dataclasses.asdict(self.config),
+            "recipe": self.recipe,
             "res": self.res,
             "channels": self.channels,
             "data": {"path": self.data, "fit": self.fit},
@@ -211,9 +214,11 @@ def _int(value: Any, name: str) -> Any:
     return value
 
 
-def _model_overrides(flags: TrainFlags, file_model: dict, spec: ModelSpec, *, with_env: bool) -> dict[str, Any]:
+def _model_overrides(flags: TrainFlags, file_model: dict, spec: ModelSpec, *, with_env: bool,
+                     recipe: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Model settings over the defaults, later winning: the recipe, MEDSYN_LR, [model], --set, --lr."""
     fields = {f.name for f in dataclasses.fields(spec.config_cls)}
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = dict(recipe or {})
     if with_env and "lr" in fields:
         env_lr = setting("lr", None, None, cast=float, section="train")
         if env_lr is not None:
@@ -298,6 +303,10 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
     batch_size = _identity("batch_size", pick("batch_size", flags.batch_size, None, int),
                            stored_train.get("batch_size"), spec.default_batch_size, int)
     seed = _identity("seed", pick("seed", flags.seed, None, int), stored_train.get("seed"), 0, int)
+    # Runs made before --recipe existed used the paper recipe (the defaults).
+    recipe = _identity("recipe", pick("recipe", flags.recipe, None), stored.get("recipe", "paper") if flags.resume
+                       else None, "paper", str)
+    recipe_settings = spec.recipe(recipe)
 
     spec.check(res, channels)
     batch_size = _positive("batch_size", batch_size)
@@ -313,8 +322,8 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
         new = dataclasses.asdict(config)
         changes = {k: [base.get(k), v] for k, v in new.items() if base.get(k) != v}
     else:
-        config = build_config(spec.config_cls, _model_overrides(flags, file_model, spec, with_env=True),
-                              model=spec.name)
+        config = build_config(spec.config_cls, _model_overrides(flags, file_model, spec, with_env=True,
+                                                                recipe=recipe_settings), model=spec.name)
         changes = {}
 
     # Length: explicit flags win; on --resume the run's recorded total is the default.
@@ -355,7 +364,7 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
         raise InputError(f"--ema-decay must be in [0, 1), not {settings.ema_decay}")
     _check_device_name(settings.device)
     return TrainPlan(spec=spec, config=config, res=res, channels=channels, data=data, out=out, fit=fit,
-                     settings=settings, resume=flags.resume, force=flags.force, world_size=world,
+                     recipe=recipe, settings=settings, resume=flags.resume, force=flags.force, world_size=world,
                      config_changes=changes)
 
 

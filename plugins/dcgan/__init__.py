@@ -7,6 +7,7 @@ a model is built (``factory="package.module:Class"``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 from medsyn_cli.hookspecs import hookimpl
 from medsyn_cli.registry import ModelSpec
@@ -24,6 +25,21 @@ class DCGANConfig:
     beta2: float = 0.999
     # flips/pans of real batches: "", "flip", "translate" or "flip,translate" (HAGAN's baselines)
     augment: str = field(default="", metadata={"items": ("flip", "translate")})
+    # Later practice, off in the paper recipe (`--recipe fast` turns them on; see the card):
+    loss: str = field(default="bce", metadata={"choices": ("bce", "hinge")})  # hinge: Lim & Ye 2017, SNGAN
+    spectral_norm: bool = False  # spectral norm on every D convolution (Miyato et al. 2018)
+    d_norm: str = field(default="batch", metadata={"choices": ("batch", "none")})  # D's normalisation layers
+    lr_g: Optional[float] = None  # two time-scale learning rates (Heusel et al. 2017); None: lr
+    lr_d: Optional[float] = None
+    # DiffAugment policy on every image D sees, real and fake (Zhao et al. 2020); "" is off
+    diffaugment: str = field(default="", metadata={"items": ("color", "translation", "cutout")})
+    ema: bool = False  # sample and export an exponential moving average of G (--ema-decay)
+
+
+#: The paper recipe is the defaults; "fast" gathers what the quality bench measured as better per CPU-minute
+#: (docs/results.md has the comparison, docs/models/dcgan.md the reasons).
+FAST_RECIPE = {"loss": "hinge", "spectral_norm": True, "d_norm": "none", "lr_g": 1e-4, "lr_d": 4e-4,
+               "beta1": 0.0, "beta2": 0.9, "diffaugment": "translation,cutout", "ema": True}
 
 
 @hookimpl
@@ -39,5 +55,6 @@ def register_models(register) -> None:
             "Convolutional Generative Adversarial Networks. ICLR 2016, arXiv:1511.06434",
             default_batch_size=64,
             default_fit="resize",  # the paper resized its images to the square (see the card)
+            recipes={"fast": FAST_RECIPE},
         )
     )
