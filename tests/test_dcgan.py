@@ -205,7 +205,10 @@ def test_registered_through_the_entry_point():
     assert r.returncode == 0, r.stderr
     models = {m["name"]: m for m in json.loads(r.stdout)["models"]}
     assert models["dcgan"]["config"] == {"latent_dim": 100, "ngf": 64, "ndf": 64, "lr": 2e-4,
-                                         "beta1": 0.5, "beta2": 0.999, "augment": ""}
+                                         "beta1": 0.5, "beta2": 0.999, "augment": "",
+                                         # later practice, off by default (the paper recipe)
+                                         "loss": "bce", "spectral_norm": False, "d_norm": "batch",
+                                         "lr_g": None, "lr_d": None, "diffaugment": "", "ema": False}
     assert "wgan" in models and models["wgan"]["config"]["n_critic"] == 5
 
 
