@@ -9,6 +9,10 @@ Python) next to the networks, optimizers and the model's ``extra_state``; and si
 grids, plots, log lines, the export) runs under ``checkpoint.preserve_rng`` (torch, CUDA, numpy and
 Python states restored afterwards; lazy imports such as rich's or matplotlib's draw from ``random``)
 and grids in eval mode, so side work changes neither an RNG nor the weights.
+
+No step waits for the device: ``train_step`` returns loss tensors, the :class:`LossMeter` sums them
+and watches for non-finite ones where they are, and the host reads them once per check point (a log
+step, a step with side work, a stop, the last step), before anything of the step is saved.
 """
 
 from __future__ import annotations
