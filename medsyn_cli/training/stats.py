@@ -135,7 +135,8 @@ class LossMeter:
             if torch.is_tensor(v):
                 if v.numel() != 1:
                     raise TrainingError(f"train_step returned loss {k!r} of shape {tuple(v.shape)}, not a scalar")
-                parts.append(v.detach().reshape(()).to(device))
+                v = v.detach()
+                parts.append(v if v.dim() == 0 and v.device == device else v.reshape(()).to(device))
             else:  # a fill on the device, not a host-to-device copy (which would wait for the device)
                 parts.append(torch.full((), float(v), device=device))
         return torch.stack(parts)  # a copy: a loss tensor the model later changes in place is not followed
