@@ -81,7 +81,7 @@ def bench_variant(variant: str, args: argparse.Namespace, device: torch.device) 
         "parameters": model.parameter_counts(),
         "use_kernel": model.use_kernel,
         "n_critic": config.n_critic,
-        "last_losses": losses,
+        "last_losses": {k: float(v) for k, v in losses.items()},  # train_step returns tensors
     }
 
 

@@ -80,7 +80,7 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> di
         "forward_flops_per_image": model.flops_per_image(),
         "parameters": model.parameter_counts(),
         "config": spec.default_config(),
-        "last_losses": losses,
+        "last_losses": {k: float(v) for k, v in losses.items()},  # train_step returns tensors
     }
 
 

@@ -15,6 +15,10 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+#: What ``train_step`` returns: each loss (or other per-step figure) by name, as a detached 0-d tensor
+#: (preferred: read on the host only at log steps) or a plain float (the older contract, still accepted).
+Losses = dict[str, "torch.Tensor | float"]
+
 
 class GANModel:
     #: "unconditional" or "translation"; must match the ModelSpec.
@@ -37,8 +41,17 @@ class GANModel:
         self.autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
 
     # -- what a model implements -------------------------------------------------------------
-    def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int = 0) -> dict[str, float]:
-        """One optimisation step on ``batch``; returns its losses as plain floats.
+    def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int = 0) -> Losses:
+        """One optimisation step on ``batch``; returns its losses by name, each a detached 0-d tensor or
+        a plain float.
+
+        Return tensors and do not call ``.item()``: reading a value on the host waits for the device to
+        finish the step, so a GPU would idle between steps. The trainer keeps running sums where the
+        tensors are and reads them (one transfer) only at log steps, before side work (grids, plots,
+        FID, checkpoints, the export), at a stop and at the end; a non-finite loss is then reported
+        with the exact step that first had one, and nothing of that step is saved. Floats (the older
+        contract) still work. Return the same names in the same order from step to step where you can
+        (a new set of names is fine, e.g. for a new training phase).
 
         ``step`` counts the steps done before this one, ``epoch`` the epochs finished before it (the
         trainer's ``step // batches_per_epoch``), so a schedule needs no counter of its own. A model whose
@@ -146,7 +159,7 @@ class GANModel:
         return {k: sum(p.numel() for p in v.parameters()) for k, v in self.networks.items()}
 
 
-def step_function(model: GANModel) -> Callable[[dict[str, torch.Tensor], int, int], dict[str, float]]:
+def step_function(model: GANModel) -> Callable[[dict[str, torch.Tensor], int, int], Losses]:
     """``model.train_step`` as ``f(batch, step, epoch)``, also for a model written against the older
     ``train_step(batch, step)`` contract (the signature is inspected once)."""
     fn = model.train_step

@@ -294,7 +294,7 @@ def test_each_ablation_row_trains_and_translates(row):
     before = {k: [p.detach().clone() for p in v.parameters()] for k, v in model.networks.items()}
     for s in range(2):
         losses = model.train_step(batch(), s)
-        assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+        assert all(torch.isfinite(torch.as_tensor(v)) for v in losses.values())
     for k, net in model.networks.items():
         assert any(not torch.equal(a, b) for a, b in zip(before[k], net.parameters())), k
     y, attention = model.translate(torch.rand(1, 1, 32, 32) * 2 - 1, to="tumor")
@@ -339,7 +339,7 @@ def test_train_step_and_translate_run_under_bf16_autocast(name):
     model.autocast = functools.partial(torch.autocast, "cpu", dtype=torch.bfloat16)  # what the trainer sets on GPU
     for s in range(2):  # the second step reads bf16 fakes back from the pools
         losses = model.train_step(batch(), s)
-        assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+        assert all(torch.isfinite(torch.as_tensor(v)) for v in losses.values())
     y, _ = model.translate(torch.rand(1, 1, 32, 32) * 2 - 1, to="tumor")
     assert y.dtype == torch.float32
     assert model.extra_state()["pool_tumor"]["images"].dtype == torch.float32

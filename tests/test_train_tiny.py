@@ -66,7 +66,13 @@ class TinyGAN(GANModel):
             import signal
 
             signal.raise_signal(signal.SIGINT)
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
+        # Detached tensors (the trainer reads them at log steps); TinyTranslator returns floats.
+        return {"loss_d": self.wrap(loss_d.detach()), "loss_g": self.wrap(loss_g.detach())}
+
+    @staticmethod
+    def wrap(loss):
+        """A test may replace this to follow what the trainer does with the returned tensors."""
+        return loss
 
     @torch.no_grad()
     def sample(self, n, generator=None):
@@ -102,7 +108,7 @@ class TinyTranslator(GANModel):
         self.optimize("critic", loss_c)
         loss_t = bce_real(critic(y)) + (y - batch["normal"]).abs().mean()
         self.optimize("to_tumor", loss_t)
-        return {"loss_c": loss_c.item(), "loss_t": loss_t.item()}
+        return {"loss_c": loss_c.item(), "loss_t": loss_t.item()}  # the older contract: floats
 
 
 class TinyPlugin:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from medsyn_cli.gan.optim import adam
 from medsyn_cli.gan.schedule import LinearDecaySchedule
-from medsyn_cli.model import GANModel
+from medsyn_cli.model import GANModel, Losses
 from medsyn_cli.nn.image_pool import ImagePool
 from medsyn_cli.nn.losses import bce_fake, bce_real, lsgan
 
@@ -49,9 +49,9 @@ def adversarial(scores: torch.Tensor, real: bool, kind: str) -> torch.Tensor:
 
 def discriminator_step(model: "TwoDomainGAN", d_t, d_n, real_t: torch.Tensor, real_n: torch.Tensor,
                        fake_t: torch.Tensor, fake_n: torch.Tensor, losses: dict[str, torch.Tensor],
-                       loss_g: torch.Tensor, gan_loss: str = "lsgan") -> dict[str, float]:
+                       loss_g: torch.Tensor, gan_loss: str = "lsgan") -> Losses:
     """Both discriminators on real images against fakes drawn from the history pools, halved as in
-    CycleGAN's reference code, one optimizer step; returns every loss of the train step as floats.
+    CycleGAN's reference code, one optimizer step; returns every loss of the train step, detached.
 
     ``fake_t`` / ``fake_n`` may hold more than one kind of fake (SAG-GAN passes the translations and
     the cycle outputs concatenated); the fake term is then their mean. CycleGAN and SAG-GAN differ
@@ -68,8 +68,8 @@ def discriminator_step(model: "TwoDomainGAN", d_t, d_n, real_t: torch.Tensor, re
     loss_d_n = 0.5 * (adversarial(s_real_n, True, gan_loss) + adversarial(s_fake_n, False, gan_loss))
     model.optimize("discriminators", loss_d_t + loss_d_n)
 
-    out = {k: float(v.detach()) for k, v in losses.items()}
-    out.update(g=float(loss_g.detach()), d_tumor=float(loss_d_t.detach()), d_normal=float(loss_d_n.detach()))
+    out = {k: v.detach() for k, v in losses.items()}  # tensors: read on the host only at log steps
+    out.update(g=loss_g.detach(), d_tumor=loss_d_t.detach(), d_normal=loss_d_n.detach())
     return out
 
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class CriticStep:
-    """One critic update's figures, detached (call ``.item()`` only when logging, to avoid syncs)."""
+    """One critic update's figures, detached tensors (the trainer reads them on the host at log steps only)."""
 
     loss: torch.Tensor  # E[C(fake)] - E[C(real)] + lambda * GP, what the critic minimised
     wasserstein: torch.Tensor  # E[C(real)] - E[C(fake)], the critic's estimate of W(real, fake)

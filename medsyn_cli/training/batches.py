@@ -116,7 +116,14 @@ class Batches:
         return max(s.batches_per_epoch for s in self.samplers.values())
 
     def _take(self, t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        return t[idx.to(t.device)].to(self.device, non_blocking=True)
+        # A copy from pageable host memory to a GPU waits for the GPU to finish its queue; from pinned
+        # memory it does not, so the host can prepare the next step while the device runs this one.
+        if t.device.type == "cuda":
+            return t[idx.pin_memory().to(t.device, non_blocking=True)]
+        batch = t[idx]
+        if self.device.type == "cuda":
+            batch = batch.pin_memory()
+        return batch.to(self.device, non_blocking=True)
 
     def get(self, k: int) -> dict[str, torch.Tensor]:
         if self.task == "unconditional":

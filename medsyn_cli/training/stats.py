@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
+from medsyn_cli.errors import TrainingError
 from medsyn_cli.fileio import atomic_path
 
 
@@ -63,38 +65,137 @@ def truncate_stats(path: Path, step: int) -> None:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
 
 
+#: Steps of losses held as separate small vectors before they are folded into the running sums.
+FOLD_EVERY = 64
+#: Name positions are packed with their key set's number into one code (see ``LossMeter._fold``).
+_MAX_NAMES = 1024
+
+
 class LossMeter:
-    """Sums of each loss over the steps since the last log line, and the time spent in them."""
+    """Running sums of each loss since the last log line, the first step whose losses were not all
+    finite, and the time spent in the steps (and waiting for their batches).
+
+    ``add`` takes a step's losses as ``train_step`` returned them (0-d tensors or floats) and reads
+    nothing on the host: the sums and the NaN watch stay where the losses are (the GPU on a GPU run).
+    ``check`` folds what is pending and reads it all in one host transfer; the trainer calls it at its
+    check points (log steps, before side work, at a stop, at the end). Steps are folded in blocks of
+    consecutive steps with the same loss names, so a block is one (steps, names) matrix."""
 
     def __init__(self) -> None:
+        self.groups: list[tuple[str, ...]] = []  # each distinct key set, numbered by position
+        self._group_of: dict[tuple[str, ...], int] = {}
+        self.device: torch.device | None = None  # where the sums live: the first tensor loss's device
+        self.dtype = torch.float64
+        self._bad: torch.Tensor | None = None  # [step, code, value] of the first non-finite loss; step -1: none
         self.reset()
 
     def reset(self) -> None:
-        self.sums: dict[str, float] = {}
+        self.names: dict[str, None] = {}  # names seen since the reset, in order of appearance
+        self._sums: dict[int, torch.Tensor] = {}  # per key set, on the device
+        self._pending: list[tuple[int, int, torch.Tensor]] = []  # (step, key set, values) not yet folded
+        self._host: dict[str, float] | None = None  # the sums as last read by ``check``
         self.count = 0
         self.images = 0
         self.seconds = 0.0
+        self.wait = 0.0
 
-    def add(self, losses: dict[str, float], images: int, seconds: float) -> None:
-        """``seconds``: the step's own time (batch + train_step), so checkpoints and grids don't count."""
-        for k, v in losses.items():
-            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+    # -- per step: no host read ----------------------------------------------------------------
+    def add(self, losses: dict[str, Any], step: int) -> None:
+        """Record step ``step``'s (0-based) losses; tensors are detached and copied, never read."""
+        keys = tuple(losses)
+        if keys not in self._group_of:
+            self._group_of[keys] = len(self.groups)
+            self.groups.append(keys)
+        for k in keys:
+            self.names.setdefault(k, None)
         self.count += 1
+        self._host = None
+        if keys:
+            self._pending.append((step, self._group_of[keys], self._vector(losses)))
+        if len(self._pending) >= FOLD_EVERY:
+            self._fold()
+
+    def time(self, images: int, seconds: float, wait: float) -> None:
+        """``seconds``: the step's own time (batch + train_step + any host read at a check point), so
+        checkpoints and grids don't count; ``wait``: the part of it spent getting the batch."""
         self.images += images
         self.seconds += seconds
+        self.wait += wait
+
+    def _vector(self, losses: dict[str, Any]) -> torch.Tensor:
+        tensors = [v for v in losses.values() if torch.is_tensor(v)]
+        if self.device is None:
+            self.device = tensors[0].device if tensors else torch.device("cpu")
+            self.dtype = torch.float32 if self.device.type == "mps" else torch.float64
+        if not tensors:  # the older contract: plain floats (already on the host)
+            return torch.tensor([float(v) for v in losses.values()], dtype=self.dtype)
+        device = tensors[0].device
+        parts = []
+        for k, v in losses.items():
+            if torch.is_tensor(v):
+                if v.numel() != 1:
+                    raise TrainingError(f"train_step returned loss {k!r} of shape {tuple(v.shape)}, not a scalar")
+                v = v.detach()
+                parts.append(v if v.dim() == 0 and v.device == device else v.reshape(()).to(device))
+            else:  # a fill on the device, not a host-to-device copy (which would wait for the device)
+                parts.append(torch.full((), float(v), device=device))
+        return torch.stack(parts)  # a copy: a loss tensor the model later changes in place is not followed
+
+    def _fold(self) -> None:
+        """Pending steps into the sums and the first-non-finite record, on the device (no host read)."""
+        pending, self._pending = self._pending, []
+        i = 0
+        while i < len(pending):
+            start, g, _ = pending[i]
+            j = i
+            while j < len(pending) and pending[j][1] == g:
+                j += 1
+            block = torch.stack([v.to(self.device) for _, _, v in pending[i:j]]).to(self.dtype)  # (steps, names)
+            i = j
+            self._sums[g] = self._sums[g] + block.sum(0) if g in self._sums else block.sum(0)
+            flat = block.flatten()
+            nonfinite = ~torch.isfinite(flat)
+            first = nonfinite.to(torch.uint8).argmax()  # row-major: the first step, then the model's order
+            n = block.shape[1]
+            found = torch.stack([start + first // n, g * _MAX_NAMES + first % n]).to(self.dtype)
+            found = torch.cat([found, flat.index_select(0, first.reshape(1))])  # not flat[first]: that reads it
+            if self._bad is None:
+                self._bad = torch.tensor([-1.0, 0.0, 0.0], dtype=self.dtype, device=self.device)
+            self._bad = torch.where(nonfinite.any() & (self._bad[0] < 0), found, self._bad)
+
+    # -- at check points: one host read ----------------------------------------------------------
+    def check(self) -> tuple[int, str, float] | None:
+        """Fold, read the sums and the NaN watch in one transfer; the first non-finite loss since the
+        meter was made as (0-based step, name, value), or None."""
+        self._fold()
+        if self._bad is None:
+            self._host = {}
+            return None
+        order = sorted(self._sums)
+        values = torch.cat([self._bad] + [self._sums[g] for g in order]).tolist()
+        self._host = {}
+        at = 3
+        for g in order:
+            for name in self.groups[g]:
+                self._host[name] = self._host.get(name, 0.0) + values[at]
+                at += 1
+        step, code, value = values[:3]
+        if step < 0:
+            return None
+        g, pos = divmod(int(code), _MAX_NAMES)
+        return int(step), self.groups[g][pos], value
 
     def means(self) -> dict[str, float]:
-        return {k: v / max(self.count, 1) for k, v in self.sums.items()}
+        """Each loss's mean over the steps since the reset (reads the device if not read since)."""
+        if self._host is None:
+            self.check()
+        return {k: self._host.get(k, 0.0) / max(self.count, 1) for k in self.names}
 
     def images_per_s(self) -> float:
         return self.images / self.seconds if self.seconds > 0 else 0.0
 
-
-def first_nonfinite(losses: dict[str, float]) -> tuple[str, float] | None:
-    for k, v in losses.items():
-        if not math.isfinite(float(v)):
-            return k, float(v)
-    return None
+    def wait_fraction(self) -> float:
+        return self.wait / self.seconds if self.seconds > 0 else 0.0
 
 
 def format_losses(losses: dict[str, float]) -> str:

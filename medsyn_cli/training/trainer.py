@@ -9,6 +9,10 @@ Python) next to the networks, optimizers and the model's ``extra_state``; and si
 grids, plots, log lines, the export) runs under ``checkpoint.preserve_rng`` (torch, CUDA, numpy and
 Python states restored afterwards; lazy imports such as rich's or matplotlib's draw from ``random``)
 and grids in eval mode, so side work changes neither an RNG nor the weights.
+
+No step waits for the device: ``train_step`` returns loss tensors, the :class:`LossMeter` sums them
+and watches for non-finite ones where they are, and the host reads them once per check point (a log
+step, a step with side work, a stop, the last step), before anything of the step is saved.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from medsyn_cli.training.ema import EMA
 from medsyn_cli.training.plan import TrainPlan
 from medsyn_cli.training.sidework import SideWork
 from medsyn_cli.training.signals import StopRequest
-from medsyn_cli.training.stats import LossMeter, RunLog, first_nonfinite, format_losses, truncate_stats
+from medsyn_cli.training.stats import LossMeter, RunLog, format_losses, truncate_stats
 from medsyn_cli.training.tensorboard import TensorBoardWriter
 
 
@@ -221,15 +225,19 @@ class Trainer(SideWork):
                 k = self.step
                 t0 = time.perf_counter()
                 batch = self.batches.get(k)
-                losses = train_step(batch, k, k // self.bpe)
-                dt = time.perf_counter() - t0
-                bad = first_nonfinite(losses)
-                stop_now, any_bad = self.ctx.any_true([stop.requested, bad is not None])
-                if any_bad:
-                    self._nan_stop(k, bad)
+                waited = time.perf_counter() - t0
+                meter.add(train_step(batch, k, k // self.bpe), k)  # no host read: the device runs ahead
+                # A stop request in torchrun waits for the next check point, the same step on every rank.
+                check = self._check_point(k + 1) or (stop.requested and not self.ctx.active)
+                bad = meter.check() if check else None  # the one host read, before any side work
+                dt = time.perf_counter() - t0  # at a check point this includes the device catching up
+                if check:
+                    stop_now, any_bad = self.ctx.any_true([stop.requested, bad is not None])
+                    if any_bad:
+                        self._nan_stop(bad)
                 self.step = k + 1
                 self.elapsed += dt
-                meter.add(losses, s.batch_size, dt)
+                meter.time(s.batch_size, dt, waited)
                 if self.ema is not None:
                     self.ema.update(self.model)
                 if self.ctx.active:
@@ -237,10 +245,10 @@ class Trainer(SideWork):
                 if self.step % self.bpe == 0:
                     self.model.on_epoch_end(self.step // self.bpe - 1)
                 if self.step % s.log_every == 0 or self.step == self.total:
-                    self._log_step(meter, echo=not bar_on)
+                    means = self._log_step(meter, echo=not bar_on)
+                    bar.update(task, info=f"{format_losses(means)} | {meter.images_per_s():.1f} img/s")
                     meter.reset()
-                bar.update(task, completed=self.step,
-                           info=f"{format_losses(losses)} | {meter.images_per_s():.1f} img/s")
+                bar.update(task, completed=self.step)
                 if self.step % s.sample_every == 0:
                     self._grid()
                     self._plot()
@@ -248,30 +256,42 @@ class Trainer(SideWork):
                     self._score()
                 if self.step % s.checkpoint_every == 0:
                     self._checkpoint()
-                if stop_now:
+                if check and stop_now:
                     return self._stopped(stop, result)
         return self._finish(result)
 
-    def _log_step(self, meter: LossMeter, *, echo: bool) -> None:
-        names = list(meter.sums)  # the model's order; the same on every rank
-        means = dict(zip(names, self.ctx.mean([meter.means()[n] for n in names])))
+    def _check_point(self, step: int) -> bool:
+        """Whether the losses are read on the host after ``step`` steps: a log step or one with side
+        work (grid, plot, score, checkpoint; the last step's export): nothing of a NaN step is saved."""
+        s = self.s
+        return (step == self.total or step % s.log_every == 0 or step % s.sample_every == 0
+                or step % s.checkpoint_every == 0 or bool(s.eval_every and step % s.eval_every == 0))
+
+    def _log_step(self, meter: LossMeter, *, echo: bool) -> dict[str, float]:
+        names = list(meter.names)  # the model's order; the same on every rank
+        local = meter.means()
+        means = dict(zip(names, self.ctx.mean([local[n] for n in names])))
         ips = meter.images_per_s()
         record = {
             "step": self.step,
             "epoch": round(self.step / self.bpe, 4),
             "losses": means,
             "images_per_s": round(ips, 2),
+            "data_wait_s": round(meter.wait, 4),
+            "data_wait_fraction": round(meter.wait_fraction(), 4),
             "seconds": round(self.elapsed, 3),
             "lr": {k: opt.param_groups[0]["lr"] for k, opt in self.model.optimizers.items()},
         }
         self.log.stats(record)
         self.log.line(f"step {self.step}/{self.total} epoch {record['epoch']:.2f} {format_losses(means)} "
                       f"| {ips:.1f} img/s", echo=echo)
+        return means
 
-    def _nan_stop(self, k: int, bad: tuple[str, float] | None) -> None:
-        """Stop before anything of this step is saved; the last good checkpoint stays as it is."""
-        reported = self.ctx.gather(bad)
-        name, value = next((b for b in reported if b is not None), ("?", float("nan")))
+    def _nan_stop(self, bad: tuple[int, str, float] | None) -> None:
+        """Stop before anything of the bad step is saved; the last good checkpoint stays as it is. The
+        step named is the first whose loss was not finite (the earliest over ranks)."""
+        reported = [b for b in self.ctx.gather(bad) if b is not None]
+        k, name, value = min(reported, key=lambda b: b[0]) if reported else (self.step, "?", float("nan"))
         latest = self.ckpt_dir / ckpt_io.LATEST
         where = (f"last good checkpoint at {latest} (step {self.saved_step})" if self.saved_step >= 0
                  else "no checkpoint was written yet")

@@ -17,7 +17,7 @@ import torch
 from medsyn_cli.errors import InputError
 from medsyn_cli.gan.optim import adam
 from medsyn_cli.gan.wgan_gp import critic_step, generator_step
-from medsyn_cli.model import GANModel
+from medsyn_cli.model import GANModel, Losses
 from medsyn_plugins.ct_kernel_wgan import (
     INTERPOLATIONS,
     KERNEL_POSITIONS,
@@ -92,7 +92,7 @@ class KernelSkipWGAN(GANModel):
         """Training noise from torch's global RNG (saved and restored by the trainer)."""
         return torch.randn(n, self.config.latent_dim, device=self.device)
 
-    def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int = 0) -> dict[str, float]:
+    def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int = 0) -> Losses:
         real = batch["image"].to(self.device)
         n = real.shape[0]
         # (1) n_critic critic steps on the same real batch, fresh latents each; (2) one generator step.
@@ -100,11 +100,11 @@ class KernelSkipWGAN(GANModel):
             critic = critic_step(self, real, self.latents(n), gp_weight=self.config.gp_weight)
         loss_g = generator_step(self, self.latents(n))
         return {
-            "loss_critic": critic.loss.item(),
-            "loss_g": loss_g.item(),
-            "gp": critic.gp.item(),
+            "loss_critic": critic.loss,  # detached tensors (critic_step, generator_step)
+            "loss_g": loss_g,
+            "gp": critic.gp,
             # The critic's estimate of the Wasserstein distance on the last critic step.
-            "wasserstein": critic.wasserstein.item(),
+            "wasserstein": critic.wasserstein,
         }
 
     @torch.no_grad()

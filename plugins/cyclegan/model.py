@@ -20,6 +20,7 @@ import torch
 
 from medsyn_cli.gan.networks import PatchDiscriminator, ResnetGenerator, default_n_blocks, init_weights
 from medsyn_cli.gan.two_domain import TwoDomainGAN, check_direction, discriminator_step, l1
+from medsyn_cli.model import Losses
 from medsyn_cli.nn.losses import lsgan
 from medsyn_plugins.cyclegan import CycleGANConfig
 
@@ -50,7 +51,7 @@ class CycleGAN(TwoDomainGAN):
         self.setup_training(gens, discs)
 
     # -- training -------------------------------------------------------------------------
-    def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int | None = None) -> dict[str, float]:
+    def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int | None = None) -> Losses:
         cfg = self.config
         self.schedule.set_epoch(epoch)  # the trainer's epoch (None when called directly: the rate stays)
         real_n = batch["normal"].to(self.device)

@@ -20,6 +20,7 @@ from medsyn_cli.gan.dcgan_nets import Discriminator, Generator
 from medsyn_cli.gan.init import init_weights
 from medsyn_cli.gan.latent import LatentGAN
 from medsyn_cli.gan.optim import adam
+from medsyn_cli.model import Losses
 from medsyn_cli.nn.diffaugment import diff_augment
 from medsyn_cli.nn.losses import bce_fake, bce_real, hinge_discriminator, hinge_generator
 from medsyn_plugins.dcgan import DCGANConfig
@@ -46,7 +47,7 @@ class DCGAN(LatentGAN):
             x = diff_augment(x, self.config.diffaugment)
         return self.networks["discriminator"](x)
 
-    def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int = 0) -> dict[str, float]:
+    def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int = 0) -> Losses:
         G, D = self.networks["generator"], self.networks["discriminator"]
         hinge = self.config.loss == "hinge"
         real = self.real_images(batch)  # flipped/panned when config.augment is set
@@ -73,9 +74,9 @@ class DCGAN(LatentGAN):
         finally:
             self.requires_grad(D, True)
 
-        return {
-            "loss_d": loss_d.item(),
-            "loss_g": loss_g.item(),
-            "d_real": torch.sigmoid(logits_real.float()).mean().item(),
-            "d_fake": torch.sigmoid(logits_fake.float()).mean().item(),
+        return {  # detached tensors: the trainer reads them on the host only at log steps
+            "loss_d": loss_d.detach(),
+            "loss_g": loss_g.detach(),
+            "d_real": torch.sigmoid(logits_real.detach().float()).mean(),
+            "d_fake": torch.sigmoid(logits_fake.detach().float()).mean(),
         }

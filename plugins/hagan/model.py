@@ -25,7 +25,7 @@ import torch
 
 from medsyn_cli.errors import InputError
 from medsyn_cli.gan.optim import adam
-from medsyn_cli.model import GANModel
+from medsyn_cli.model import GANModel, Losses
 from medsyn_cli.nn.attention import attention_received
 from medsyn_cli.nn.diffaugment import diff_augment, parse_policy
 from medsyn_cli.nn.losses import lsgan
@@ -103,7 +103,7 @@ class HAGAN(GANModel):
         augmenting = self.diffaugment_active(step, epoch)
         mixing = self.attnmix_active(step, epoch)
         x_a, f_a = self.augment(real, augmenting), self.augment(fake, augmenting)
-        stats: dict[str, float] = {"attnmix": float(mixing), "diffaugment": float(augmenting)}
+        stats: dict[str, torch.Tensor | float] = {"attnmix": float(mixing), "diffaugment": float(augmenting)}
         if not mixing:
             return x_a, f_a, None, None, None, stats
         b = real.shape[0]
@@ -114,7 +114,7 @@ class HAGAN(GANModel):
             amap = attention_received(attn.detach(), h, w, size=self.res)
         lam0, lam1 = area_share(mask), attention_share(mask, amap)
         label = mixed_label(lam0, lam1, self.config.alpha)
-        stats.update(lambda0=lam0.mean().item(), lambda1=lam1.mean().item(), label=label.mean().item())
+        stats.update(lambda0=lam0.detach().mean(), lambda1=lam1.detach().mean(), label=label.detach().mean())
         return x_a, f_a, mix(x_a, f_a, mask), mask, label, stats
 
     def real_skips(self, real: torch.Tensor) -> dict[int, torch.Tensor] | None:
@@ -129,7 +129,7 @@ class HAGAN(GANModel):
         return skips
 
     # -- the step ----------------------------------------------------------------------------
-    def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int = 0) -> dict[str, float]:
+    def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int = 0) -> Losses:
         G, D = self.networks["generator"], self.networks["discriminator"]
         cfg = self.config
         real = batch["image"].to(self.device)
@@ -179,8 +179,9 @@ class HAGAN(GANModel):
         finally:
             self.requires_grad(D, True)
 
-        stats.update(loss_d=loss_d.item(), loss_g=loss_g.item(), d_img=l_img.item(), d_pixel=l_pix.item(),
-                     d_cons=l_cons.item(), d_feat=l_feat.item(), g_img=g_img.item(), g_pixel=g_pix.item())
+        detached = dict(loss_d=loss_d, loss_g=loss_g, d_img=l_img, d_pixel=l_pix, d_cons=l_cons, d_feat=l_feat,
+                        g_img=g_img, g_pixel=g_pix)
+        stats.update({k: v.detach() for k, v in detached.items()})  # read on the host only at log steps
         return stats
 
     # -- sampling and introspection ------------------------------------------------------------

@@ -28,6 +28,7 @@ import torch
 
 from medsyn_cli.gan.networks import default_n_blocks, init_weights
 from medsyn_cli.gan.two_domain import TwoDomainGAN, adversarial, check_direction, discriminator_step, l1
+from medsyn_cli.model import Losses
 from medsyn_plugins.sag_gan import SAGGANConfig
 from medsyn_plugins.sag_gan.networks import (
     AttentionGuidedDiscriminator,
@@ -89,7 +90,7 @@ class SAGGAN(TwoDomainGAN):
         return image * attention if guided else image
 
     # -- training -------------------------------------------------------------------------
-    def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int | None = None) -> dict[str, float]:
+    def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int | None = None) -> Losses:
         cfg = self.config
         self.schedule.set_epoch(epoch)  # the trainer's epoch (None when called directly: the rate stays)
         real_n = batch["normal"].to(self.device)

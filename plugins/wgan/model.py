@@ -19,6 +19,7 @@ from medsyn_cli.gan.init import init_weights
 from medsyn_cli.gan.latent import LatentGAN
 from medsyn_cli.gan.optim import adam
 from medsyn_cli.gan.wgan_gp import critic_step, generator_step
+from medsyn_cli.model import Losses
 from medsyn_plugins.wgan import WGANConfig
 
 
@@ -42,20 +43,20 @@ class WGANGP(LatentGAN):
         n = self.config.n_critic
         return list(real.tensor_split(n)) if real.shape[0] >= n else [real] * n
 
-    def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int = 0) -> dict[str, float]:
+    def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int = 0) -> Losses:
         real_batches = self.critic_batches(self.real_images(batch))  # flipped/panned if config.augment
 
         # (1) n_critic critic updates: minimise E[C(fake)] - E[C(real)] + lambda * GP, averaged for the log.
-        totals = {"loss_critic": 0.0, "wasserstein": 0.0, "gp": 0.0}
+        totals: dict[str, torch.Tensor | float] = {"loss_critic": 0.0, "wasserstein": 0.0, "gp": 0.0}
         for real in real_batches:
             critic = critic_step(self, real, self.latents(real.shape[0]), gp_weight=self.config.gp_weight)
-            totals["loss_critic"] += critic.loss.item()
-            totals["wasserstein"] += critic.wasserstein.item()
-            totals["gp"] += critic.gp.item()
+            totals["loss_critic"] = totals["loss_critic"] + critic.loss  # detached: summed on the device
+            totals["wasserstein"] = totals["wasserstein"] + critic.wasserstein
+            totals["gp"] = totals["gp"] + critic.gp
 
         # (2) One generator update: minimise -E[C(G(z))].
         loss_g = generator_step(self, self.latents(real_batches[0].shape[0]))
 
         out = {k: v / len(real_batches) for k, v in totals.items()}
-        out["loss_g"] = loss_g.item()
+        out["loss_g"] = loss_g
         return out
