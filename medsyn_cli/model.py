@@ -15,6 +15,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from medsyn_cli.gan.optim import use_fast_kernels
+
 
 class GANModel:
     #: "unconditional" or "translation"; must match the ModelSpec.
@@ -67,6 +69,7 @@ class GANModel:
 
     # -- provided ----------------------------------------------------------------------------
     def to(self, device: torch.device | str) -> "GANModel":
+        """Networks and optimizer state onto ``device``; Adam takes that device's fastest kernel."""
         self.device = torch.device(device)
         for net in self.networks.values():
             net.to(self.device)
@@ -75,6 +78,7 @@ class GANModel:
                 for k, v in state.items():
                     if torch.is_tensor(v) and k != "step":
                         state[k] = v.to(self.device)
+            use_fast_kernels(opt, self.device)
         return self
 
     def train(self, mode: bool = True) -> "GANModel":

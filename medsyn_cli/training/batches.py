@@ -76,8 +76,9 @@ class Batches:
     """The batch dict for global step ``k`` (this rank's share), on the training device."""
 
     def __init__(self, data: ImageSet | TwoDomainSet, batch_size: int, seed: int, ctx: DistContext,
-                 device: torch.device):
+                 device: torch.device, *, channels_last: bool = False):
         self.task = data.task
+        self.channels_last = channels_last  # --channels-last: image batches in NHWC layout
         kw = {"rank": ctx.rank, "world": ctx.world_size}
         if self.task == "unconditional":
             self.images = self._place(data.images, device)
@@ -116,7 +117,10 @@ class Batches:
         return max(s.batches_per_epoch for s in self.samplers.values())
 
     def _take(self, t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        return t[idx.to(t.device)].to(self.device, non_blocking=True)
+        out = t[idx.to(t.device)].to(self.device, non_blocking=True)
+        if self.channels_last and out.dim() == 4:
+            out = out.contiguous(memory_format=torch.channels_last)
+        return out
 
     def get(self, k: int) -> dict[str, torch.Tensor]:
         if self.task == "unconditional":
