@@ -56,5 +56,3 @@ def use_fast_kernels(opt: torch.optim.Optimizer, device: torch.device) -> None:
             step = opt.state.get(p, {}).get("step")
             if torch.is_tensor(step):
                 opt.state[p]["step"] = step.to(device=device if fused else "cpu", dtype=torch.float32)
-    if fused:
-        opt._step_supports_amp_scaling = True  # what Adam's constructor sets for fused=True
