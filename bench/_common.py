@@ -1,5 +1,6 @@
 """What the benchmarks share: the device's dense matmul rate, FLOP counting of a training step,
-device synchronisation and the CPU's name.
+device synchronisation, the CPU's name, peak memory, and the speed flags (``--compile``,
+``--channels-last``) applied as the trainer applies them.
 
 Import this before torch where the OpenMP wait policy matters: idle OpenMP threads then sleep instead
 of spinning. With spinning (libgomp's default), one busy neighbour on a shared machine stalls every
@@ -9,8 +10,10 @@ erratic. The variable must be set before torch starts its thread pool.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
+import sys
 import time
 from typing import Any, Callable
 
@@ -42,11 +45,50 @@ class GlobalFlopCounter(FlopCounterMode):
 
 
 def step_flops(step: Callable[[], Any]) -> int:
-    """Every FLOP ``step()`` computes (forward, backward, double backward), counted by PyTorch."""
+    """Every FLOP ``step()`` computes (forward, backward, double backward), counted by PyTorch. Compiled
+    networks run eagerly here: the counter sees aten operators, which compiled kernels hide."""
+    from medsyn_cli.nn.compiled import eager
+
     counter = GlobalFlopCounter()
-    with counter:
+    with eager(), counter:
         step()
     return int(counter.get_total_flops())
+
+
+def add_speed_flags(parser: argparse.ArgumentParser) -> None:
+    """``--compile`` and ``--channels-last``, as ``medsyn train`` has them."""
+    parser.add_argument("--compile", action="store_true", help="torch.compile each network (as medsyn train --compile)")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="networks and image batches in channels-last layout (as medsyn train --channels-last)")
+
+
+def apply_speed_flags(model: Any, batch: dict, args: argparse.Namespace, device: torch.device) -> dict:
+    """Prepare ``model``'s networks as the trainer does for these flags; returns the batch in the layout
+    the trainer would hand over."""
+    from medsyn_cli.training.speedups import prepare_networks
+
+    prepare_networks(model, device, compile=args.compile, channels_last=args.channels_last)
+    if args.channels_last:
+        batch = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in batch.items()}
+    return batch
+
+
+def speed_flags(args: argparse.Namespace) -> dict:
+    """The flags for the JSON report."""
+    return {"compile": bool(args.compile), "channels_last": bool(args.channels_last)}
+
+
+def peak_memory(device: torch.device | str = "cpu") -> dict:
+    """The process's peak resident memory so far (MiB; ``ru_maxrss`` is KiB on Linux, bytes on macOS)
+    and, on CUDA, the most memory torch's allocator held for tensors (MiB)."""
+    import resource  # Unix only, as these benchmarks
+
+    device = torch.device(device)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_mb = rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+    cuda = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return {"peak_rss_mb": round(rss_mb, 1),
+            "cuda_max_memory_allocated_mb": None if cuda is None else round(cuda, 1)}
 
 
 def synchronize(device: torch.device) -> None:

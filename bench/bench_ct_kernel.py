@@ -10,6 +10,10 @@ steps with the gradient penalty, then one generator step) on a synthetic batch, 
 * achieved FLOP/s and its fraction of a large float32 matmul timed in the same process (before and
   after the models; the faster is kept).
 
+``--compile`` and ``--channels-last`` prepare the networks and the batch as ``medsyn train`` does; the JSON
+records them, each variant's warm-up seconds (the compilation, with ``--compile``) and the process's peak
+memory (``peak_rss_mb``; on CUDA also ``cuda_max_memory_allocated_mb``).
+
 Prints one JSON object on stdout. Run: ``.venv/bin/python bench/bench_ct_kernel.py [--batch-size 16]``.
 """
 
@@ -25,7 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import cpu_name, matmul_flops_per_s, step_flops, synchronize  # noqa: E402  (first: OpenMP policy)
+from _common import (add_speed_flags, apply_speed_flags, cpu_name, matmul_flops_per_s,  # noqa: E402  (first)
+                     peak_memory, speed_flags, step_flops, synchronize)
 
 import torch  # noqa: E402
 
@@ -45,6 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--seed", type=int, default=0)
+    add_speed_flags(p)
     return p.parse_args(argv)
 
 
@@ -58,9 +64,13 @@ def bench_variant(variant: str, args: argparse.Namespace, device: torch.device) 
     if device.type == "cuda":  # what the trainer does on a GPU
         model.autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
     batch = {"image": torch.rand(args.batch_size, 1, res, res, device=device) * 2 - 1}
+    batch = apply_speed_flags(model, batch, args, device)
 
+    start = time.perf_counter()
     for step in range(args.warmup):
         model.train_step(batch, step)
+    synchronize(device)
+    warmup_seconds = time.perf_counter() - start
     train_flops = step_flops(lambda: model.train_step(batch, args.warmup))
 
     seconds = []
@@ -76,6 +86,7 @@ def bench_variant(variant: str, args: argparse.Namespace, device: torch.device) 
         "images_per_s": round(args.batch_size / median, 3),
         "seconds_per_step_median": round(median, 3),
         "step_seconds": [round(t, 3) for t in seconds],
+        "warmup_seconds": round(warmup_seconds, 2),
         "train_flops_per_image": int(train_flops / args.batch_size),
         "achieved_flops_per_s": train_flops / median,
         "parameters": model.parameter_counts(),
@@ -115,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": args.batch_size,
         "warmup_steps": args.warmup,
         "timed_steps": args.steps,
+        **speed_flags(args),
+        **peak_memory(device),
         "matmul": {"n": args.matmul_size, "dtype": "float32", "flops_per_s": peak,
                    "flops_per_s_before_after": matmul},
         "variants": variants,

@@ -8,6 +8,10 @@ large fp32 matmul measured in the same run, and the fraction of that rate the tr
 
     .venv/bin/python bench/bench_hagan.py               # paper widths, 64x64, batch 32
     .venv/bin/python bench/bench_hagan.py --steps 5 --ablation base
+    .venv/bin/python bench/bench_hagan.py --channels-last      # or --compile, as medsyn train has them
+
+The JSON also records the flags, each phase's warm-up seconds (the compilation, with ``--compile``) and
+the process's peak resident memory (``peak_rss_mb``).
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import os
 import platform
 import time
 
-from _common import matmul_flops_per_s, step_flops  # first: sets the OpenMP policy
+from _common import (add_speed_flags, apply_speed_flags, matmul_flops_per_s, peak_memory,  # first: OpenMP
+                     speed_flags, step_flops)
 
 import torch
 
@@ -34,15 +39,17 @@ def flops_per_training_image(model: HAGAN, batch: dict, step: int) -> int:
 
 
 def time_phase(model: HAGAN, batch: dict, step: int, warmup: int, steps: int) -> dict:
+    start = time.perf_counter()
     for _ in range(warmup):
         model.train_step(batch, step)
+    warmup_seconds = time.perf_counter() - start
     times = []
     for _ in range(steps):
         t = time.perf_counter()
         log = model.train_step(batch, step)
         times.append(time.perf_counter() - t)
     n = batch["image"].shape[0]
-    return {"attnmix_active": bool(log["attnmix"]), "step_seconds": times,
+    return {"attnmix_active": bool(log["attnmix"]), "step_seconds": times, "warmup_seconds": warmup_seconds,
             "images_per_s": n * steps / sum(times), "images_per_s_best_step": n / min(times)}
 
 
@@ -54,19 +61,21 @@ def main() -> None:
     parser.add_argument("--ablation", default="full")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per phase")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per phase")
+    add_speed_flags(parser)
     args = parser.parse_args()
 
     torch.manual_seed(0)
     config = HAGANConfig(ablation=args.ablation, warmup_steps=PHASE_SWITCH)
     model = HAGAN(config, args.res, args.channels)
     batch = {"image": torch.rand(args.batch, args.channels, args.res, args.res) * 2 - 1}
+    batch = apply_speed_flags(model, batch, args, torch.device("cpu"))
     phases = {"warmup_phase": 0, "attnmix_phase": PHASE_SWITCH}
 
     result = {
         "model": "hagan", "ablation": args.ablation, "res": args.res, "batch": args.batch,
         "channels": args.channels, "device": "cpu", "torch": torch.__version__,
         "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
-        "load_average_1min": os.getloadavg()[0],
+        "load_average_1min": os.getloadavg()[0], **speed_flags(args),
         "parameters": model.parameter_counts(), "paper_parameters_64": {"generator": 3.6e6, "discriminator": 2.8e6},
         "forward_flops_per_image": model.flops_per_image(),
     }
@@ -83,6 +92,7 @@ def main() -> None:
         achieved = phase["images_per_s"] * phase["flops_per_training_image"]
         phase["achieved_flops_per_s"] = achieved
         phase["fraction_of_matmul_rate"] = achieved / result["matmul_fp32_flops_per_s"]
+    result.update(peak_memory("cpu"))
     print(json.dumps(result, indent=2))
 
 

@@ -10,7 +10,11 @@ For each model (dcgan, wgan by default) this builds the model with its default s
   and divided by the real images the step consumed;
 * achieved FLOP/s and its fraction of a large float32 matrix product timed in the same process, the
   best the same device reaches on dense work. The matmul is timed before and after the models and the
-  faster figure is kept, so a busy shared machine lowers the fraction rather than inflating it.
+  faster figure is kept, so a busy shared machine lowers the fraction rather than inflating it;
+* the seconds of the warm-up steps (with ``--compile`` they hold the compilation) and the process's
+  peak memory (``peak_rss_mb``; on CUDA also ``cuda_max_memory_allocated_mb``).
+
+``--compile`` and ``--channels-last`` prepare the networks and the batch as ``medsyn train`` does.
 
 Prints one JSON object on stdout. Run: ``.venv/bin/python bench/bench_train.py [--batch-size 32 ...]``.
 """
@@ -24,7 +28,8 @@ import statistics
 import sys
 import time
 
-from _common import cpu_name, matmul_flops_per_s, step_flops, synchronize  # first: sets the OpenMP policy
+from _common import (add_speed_flags, apply_speed_flags, cpu_name, matmul_flops_per_s,  # first: OpenMP policy
+                     peak_memory, speed_flags, step_flops, synchronize)
 
 import torch  # noqa: E402
 
@@ -44,6 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--seed", type=int, default=0)
+    add_speed_flags(p)
     return p.parse_args(argv)
 
 
@@ -55,9 +61,13 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> di
     if device.type == "cuda":  # what the trainer does on a GPU
         model.autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
     batch = {"image": torch.rand(args.batch_size, args.channels, args.res, args.res, device=device) * 2 - 1}
+    batch = apply_speed_flags(model, batch, args, device)
 
+    start = time.perf_counter()
     for step in range(args.warmup):
         model.train_step(batch, step)
+    synchronize(device)
+    warmup_seconds = time.perf_counter() - start
     train_flops = step_flops(lambda: model.train_step(batch, args.warmup))
 
     step_seconds = []
@@ -75,6 +85,7 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> di
         "images_per_s_mean": round(args.batch_size * args.steps / sum(step_seconds), 2),
         "seconds_per_step_median": round(median, 4),
         "step_seconds": [round(t, 3) for t in step_seconds],
+        "warmup_seconds": round(warmup_seconds, 2),
         "train_flops_per_image": int(train_flops / args.batch_size),
         "achieved_flops_per_s": train_flops / median,
         "forward_flops_per_image": model.flops_per_image(),
@@ -116,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": args.batch_size,
         "warmup_steps": args.warmup,
         "timed_steps": args.steps,
+        **speed_flags(args),
+        **peak_memory(device),
         "matmul": {"n": args.matmul_size, "dtype": "float32", "flops_per_s": peak,
                    "flops_per_s_before_after": matmul},
         "models": models,

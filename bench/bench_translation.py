@@ -14,6 +14,11 @@ Prints one JSON object:
 
     .venv/bin/python bench/bench_translation.py
     .venv/bin/python bench/bench_translation.py --steps 5 --threads 1 --translate-res 64
+    .venv/bin/python bench/bench_translation.py --channels-last   # or --compile: the training part
+
+The JSON also records the flags (applied to training as ``medsyn train`` applies them; the volume is
+translated with plain networks), each model's warm-up seconds (the compilation, with ``--compile``) and
+the process's peak resident memory (``peak_rss_mb``).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import step_flops  # first: sets the OpenMP policy
+from _common import add_speed_flags, apply_speed_flags, peak_memory, speed_flags, step_flops  # first: OpenMP
 
 import numpy as np
 import torch
@@ -52,11 +57,13 @@ def random_batch(res: int, batch: int) -> dict[str, torch.Tensor]:
             "tumor_mask": mask, "tumor_has_mask": torch.arange(batch) % 2 == 0}
 
 
-def bench_training(name: str, res: int, batch: int, warmup: int, steps: int) -> dict:
+def bench_training(name: str, res: int, batch: int, warmup: int, steps: int, args: argparse.Namespace) -> dict:
     model = build(name, res)
-    data = random_batch(res, batch)
+    data = apply_speed_flags(model, random_batch(res, batch), args, torch.device("cpu"))
+    start = time.perf_counter()
     for k in range(warmup):
         model.train_step(data, k)
+    warmup_seconds = time.perf_counter() - start
     flops = step_flops(lambda: model.train_step(data, warmup))
     times = []
     for k in range(steps):
@@ -65,7 +72,7 @@ def bench_training(name: str, res: int, batch: int, warmup: int, steps: int) -> 
         times.append(time.perf_counter() - t)
     median = statistics.median(times)
     return {"res": res, "batch_size": batch, "warmup_steps": warmup, "timed_steps": steps,
-            "step_seconds": [round(t, 3) for t in times],
+            "step_seconds": [round(t, 3) for t in times], "warmup_seconds": round(warmup_seconds, 2),
             # a step consumes batch normal + batch tumor images
             "pairs_per_s": round(batch / median, 4), "images_per_s": round(2 * batch / median, 4),
             "train_flops_per_step": flops, "achieved_flops_per_s": round(flops / median)}
@@ -111,6 +118,7 @@ def main() -> None:
     ap.add_argument("--translate-res", type=int, default=128)
     ap.add_argument("--translate-batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    add_speed_flags(ap)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -118,10 +126,12 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "threads": torch.get_num_threads(), "device": "cpu",
                     "load_average": [round(v, 2) for v in os.getloadavg()]},
-        "train": {m: bench_training(m, args.res, args.batch_size, args.warmup, args.steps)
+        **speed_flags(args),
+        "train": {m: bench_training(m, args.res, args.batch_size, args.warmup, args.steps, args)
                   for m in args.models.split(",") if m},
         "translate": bench_translate(args.translate_res, args.translate_batch),
     }
+    result.update(peak_memory("cpu"))
     print(json.dumps(result, indent=2))
 
 

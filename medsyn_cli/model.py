@@ -15,6 +15,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from medsyn_cli.gan.optim import use_fast_kernels
+
 #: What ``train_step`` returns: each loss (or other per-step figure) by name, as a detached 0-d tensor
 #: (preferred: read on the host only at log steps) or a plain float (the older contract, still accepted).
 Losses = dict[str, "torch.Tensor | float"]
@@ -80,6 +82,7 @@ class GANModel:
 
     # -- provided ----------------------------------------------------------------------------
     def to(self, device: torch.device | str) -> "GANModel":
+        """Networks and optimizer state onto ``device``; Adam takes that device's fastest kernel."""
         self.device = torch.device(device)
         for net in self.networks.values():
             net.to(self.device)
@@ -88,6 +91,7 @@ class GANModel:
                 for k, v in state.items():
                     if torch.is_tensor(v) and k != "step":
                         state[k] = v.to(self.device)
+            use_fast_kernels(opt, self.device)
         return self
 
     def train(self, mode: bool = True) -> "GANModel":

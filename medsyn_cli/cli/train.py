@@ -55,6 +55,13 @@ def train(
         None, "--tensorboard/--no-tensorboard",
         help="Also write TensorBoard event files (losses, FID, sample grids) to RUN/tensorboard; "
              "needs `pip install 'medsyn[tensorboard]'`. [default: off]"),
+    compile_nets: Optional[bool] = typer.Option(
+        None, "--compile/--no-compile",
+        help="torch.compile each network (the first steps wait for the compiler; on the CPU it needs a C++ "
+             "compiler, else the run stops with exit 1). [default: off]"),
+    channels_last: Optional[bool] = typer.Option(
+        None, "--channels-last/--no-channels-last",
+        help="Networks and image batches in channels-last memory layout. [default: off]"),
     as_json: bool = typer.Option(False, "--json",
                                  help="Print one JSON object (run directory, steps, final losses, seconds, "
                                       "weights) instead of the run directory."),
@@ -85,7 +92,8 @@ def train(
         seed=seed, device=device, resume=resume, sets=list(sets or []), config_file=config_file,
         checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every,
         channels=channels, amp=amp, ema_decay=ema_decay, force=force, eval_every=eval_every,
-        fid_weights=fid_weights, tensorboard=tensorboard, recipe=recipe,
+        fid_weights=fid_weights, tensorboard=tensorboard, recipe=recipe, compile=compile_nets,
+        channels_last=channels_last,
     )
     plan = resolve_plan(flags)
     if dry_run:

@@ -281,11 +281,14 @@ def train_and_test(train_x: np.ndarray, train_y: np.ndarray, val: tuple[np.ndarr
     import torch
     import torch.nn.functional as F
 
+    from medsyn_cli.gan.optim import use_fast_kernels
+
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     dev = settings.device
     net = build_resnet18().to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
+    use_fast_kernels(opt, torch.device(dev))  # fused Adam where the device has it
     x_all = torch.from_numpy(train_x)
     y_all = torch.from_numpy(train_y)
     best = (-1.0, 0, None)  # (val accuracy, epoch, state)

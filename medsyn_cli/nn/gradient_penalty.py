@@ -6,6 +6,8 @@ from typing import Callable
 
 import torch
 
+from medsyn_cli.nn.compiled import eager
+
 
 def gradient_penalty(
     critic: Callable[[torch.Tensor], torch.Tensor],
@@ -16,7 +18,8 @@ def gradient_penalty(
 ) -> torch.Tensor:
     """E[(||grad_x D(x_hat)||_2 - target)^2] at random interpolates x_hat of real and fake.
 
-    Autocast is switched off: the second-order gradient is where bf16 loses too much.
+    Autocast is switched off: the second-order gradient is where bf16 loses too much. A compiled critic
+    runs eagerly here: compiled autograd graphs have no double backward.
     """
     device_type = real.device.type
     with torch.autocast(device_type=device_type, enabled=False):
@@ -24,7 +27,8 @@ def gradient_penalty(
         fake = fake.detach().float()
         alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device)
         x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-        scores = critic(x_hat).float()
+        with eager():
+            scores = critic(x_hat).float()
         (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
         norms = grad.flatten(1).norm(2, dim=1)
         return ((norms - target) ** 2).mean()

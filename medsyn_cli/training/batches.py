@@ -76,8 +76,9 @@ class Batches:
     """The batch dict for global step ``k`` (this rank's share), on the training device."""
 
     def __init__(self, data: ImageSet | TwoDomainSet, batch_size: int, seed: int, ctx: DistContext,
-                 device: torch.device):
+                 device: torch.device, *, channels_last: bool = False):
         self.task = data.task
+        self.channels_last = channels_last  # --channels-last: image batches in NHWC layout
         kw = {"rank": ctx.rank, "world": ctx.world_size}
         if self.task == "unconditional":
             self.images = self._place(data.images, device)
@@ -119,11 +120,15 @@ class Batches:
         # A copy from pageable host memory to a GPU waits for the GPU to finish its queue; from pinned
         # memory it does not, so the host can prepare the next step while the device runs this one.
         if t.device.type == "cuda":
-            return t[idx.pin_memory().to(t.device, non_blocking=True)]
-        batch = t[idx]
-        if self.device.type == "cuda":
-            batch = batch.pin_memory()
-        return batch.to(self.device, non_blocking=True)
+            out = t[idx.pin_memory().to(t.device, non_blocking=True)]
+        else:
+            out = t[idx]
+            if self.device.type == "cuda":
+                out = out.pin_memory()
+            out = out.to(self.device, non_blocking=True)
+        if self.channels_last and out.dim() == 4:
+            out = out.contiguous(memory_format=torch.channels_last)
+        return out
 
     def get(self, k: int) -> dict[str, torch.Tensor]:
         if self.task == "unconditional":

@@ -37,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
     "keep_checkpoints": 3,
     "eval_every": 0,
     "tensorboard": False,
+    "compile": False,
+    "channels_last": False,
 }
 
 
@@ -79,6 +81,8 @@ class TrainFlags:
     fid_weights: str | None = None
     tensorboard: bool | None = None
     recipe: str | None = None
+    compile: bool | None = None
+    channels_last: bool | None = None
 
 
 @dataclass
@@ -99,6 +103,8 @@ class TrainSettings:
     eval_every: int = 0  # steps between FID scores against the training set (0: never)
     fid_weights: str | None = None  # FID Inception weights file (default: the cache, see medsyn weights)
     tensorboard: bool = False  # TensorBoard event files in RUN/tensorboard
+    compile: bool = False  # torch.compile each network (in place: state_dict keys unchanged)
+    channels_last: bool = False  # networks and image batches in channels-last memory layout
 
 
 @dataclass
@@ -355,6 +361,8 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
         eval_every=_positive("eval_every", knob("eval_every", flags.eval_every), allow_zero=True),
         fid_weights=knob("fid_weights", flags.fid_weights, str),
         tensorboard=_flag("tensorboard", knob("tensorboard", flags.tensorboard, boolean)),
+        compile=_flag("compile", knob("compile", flags.compile, boolean)),
+        channels_last=_flag("channels_last", knob("channels_last", flags.channels_last, boolean)),
     )
     if settings.tensorboard:
         from medsyn_cli.training.tensorboard import require_tensorboard

@@ -2,7 +2,8 @@
 
 Each runs on rank 0 under ``checkpoint.preserve_rng`` (torch, CUDA, numpy and Python states restored
 afterwards) and, where the model runs, in eval mode with the EMA weights applied, so side work changes
-neither an RNG nor the weights: exact resume holds with or without it.
+neither an RNG nor the weights: exact resume holds with or without it. Compiled networks (``--compile``)
+run eagerly here: side work would otherwise compile extra graphs for eval mode and its batch sizes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import torch
 
 from medsyn_cli.console import show_progress
+from medsyn_cli.nn.compiled import eager
 from medsyn_cli.training import checkpoint as ckpt_io
 from medsyn_cli.training.export import export_weights
 from medsyn_cli.training.grids import save_grid, translation_rows
@@ -34,7 +36,7 @@ class SideWork:
         if not self.ctx.is_main:
             return None
         path = self.samples_dir / f"step-{self.step:06d}.png"
-        with ckpt_io.preserve_rng(self.device), torch.no_grad():
+        with ckpt_io.preserve_rng(self.device), torch.no_grad(), eager():
             ema_ctx = self.ema.applied(self.model) if self.ema is not None else contextlib.nullcontext()
             with ema_ctx:
                 self.model.eval()
@@ -71,7 +73,7 @@ class SideWork:
         self.scored_step = self.step
         if self.scorer is None:  # torchrun: rank 0 scores
             return
-        with ckpt_io.preserve_rng(self.device), torch.no_grad():
+        with ckpt_io.preserve_rng(self.device), torch.no_grad(), eager():
             ema_ctx = self.ema.applied(self.model) if self.ema is not None else contextlib.nullcontext()
             with ema_ctx:
                 self.model.eval()

@@ -41,6 +41,7 @@ from medsyn_cli.training.distributed import DistContext
 from medsyn_cli.training.ema import EMA
 from medsyn_cli.training.plan import TrainPlan
 from medsyn_cli.training.sidework import SideWork
+from medsyn_cli.training.speedups import prepare_networks
 from medsyn_cli.training.signals import StopRequest
 from medsyn_cli.training.stats import LossMeter, RunLog, format_losses, truncate_stats
 from medsyn_cli.training.tensorboard import TensorBoardWriter
@@ -89,7 +90,8 @@ class Trainer(SideWork):
 
         self.data = data if data is not None else load_data(plan, ctx)
         check_data(self.data, plan)
-        self.batches = Batches(self.data, self.s.batch_size, self.s.seed, ctx, device)
+        self.batches = Batches(self.data, self.s.batch_size, self.s.seed, ctx, device,
+                               channels_last=self.s.channels_last)
         self.bpe = self.batches.batches_per_epoch
         self.total = self.s.epochs * self.bpe if self.s.epochs is not None else int(self.s.steps)
         self.intensity = plain_data(self.data.intensity_record())
@@ -111,6 +113,7 @@ class Trainer(SideWork):
         if ctx.active and ctx.rank > 0:
             torch.manual_seed(self.s.seed + 7919 * ctx.rank)
         self.model.to(device)
+        prepare_networks(self.model, device, compile=self.s.compile, channels_last=self.s.channels_last)
         self.amp = amp_enabled(device, self.s.amp)
         self.model.autocast = autocast_factory(device, self.amp)
         self.model.grad_sync = ctx.grad_sync()
