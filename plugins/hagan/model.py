@@ -65,6 +65,10 @@ class HAGAN(GANModel):
             reverse_skip=self.parts["reverse_skip"], skip_channels=discriminator.widths,
             spectral_norm=config.spectral_norm)
         self.networks = {"generator": generator, "discriminator": discriminator}
+        for net in self.networks.values():
+            # oneDNN's convolutions run 1.3-2x faster on channels-last weights (the activations follow);
+            # the same function, and 1-channel images are the same in either layout.
+            net.to(memory_format=torch.channels_last)
         self.optimizers = adam(self.networks, config)
 
     # -- schedule ----------------------------------------------------------------------------
