@@ -6,7 +6,8 @@ Prints one JSON object:
   real ``train_step`` calls on random images (and, for sag-gan, a mask on every other row):
   pairs/s (one normal + one tumor image each) and images/s (both counted) from the median timed
   step after warm-up steps, the FLOPs one training step costs (counted with
-  ``torch.utils.flop_counter.FlopCounterMode``: convolutions and matmuls), and the FLOP/s reached;
+  ``torch.utils.flop_counter.FlopCounterMode``: convolutions and matmuls), the FLOP/s reached and its
+  ``fraction_of_matmul`` (of a 2048² float32 matmul timed in the same process before and after);
 * ``translate``: ``medsyn_cli.translation.translate_volume`` of one 240x240x155 volume (the real
   BraTS 2018 t1ce from ../shared/data when present, else a synthetic head of that size) with an
   untrained sag-gan at 128 (default widths; weights do not change the cost): seconds end to end
@@ -32,7 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import add_speed_flags, apply_speed_flags, peak_memory, speed_flags, step_flops  # first: OpenMP
+from _common import (add_speed_flags, apply_speed_flags, matmul_flops_per_s, peak_memory,  # first: OpenMP
+                     speed_flags, step_flops)
 
 import numpy as np
 import torch
@@ -122,13 +124,19 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    matmul_before = matmul_flops_per_s()
+    train = {m: bench_training(m, args.res, args.batch_size, args.warmup, args.steps, args)
+             for m in args.models.split(",") if m}
+    matmul = max(matmul_before, matmul_flops_per_s())  # the faster of before and after, as bench_train does
+    for figures in train.values():
+        figures["fraction_of_matmul"] = round(figures["achieved_flops_per_s"] / matmul, 3)
     result = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "threads": torch.get_num_threads(), "device": "cpu",
                     "load_average": [round(v, 2) for v in os.getloadavg()]},
         **speed_flags(args),
-        "train": {m: bench_training(m, args.res, args.batch_size, args.warmup, args.steps, args)
-                  for m in args.models.split(",") if m},
+        "matmul": {"size": 2048, "flops_per_s": round(matmul)},
+        "train": train,
         "translate": bench_translate(args.translate_res, args.translate_batch),
     }
     result.update(peak_memory("cpu"))
