@@ -54,3 +54,29 @@ def test_prepared_reals_match_pytorch_fid_on_the_export(res, shared_data, fid_we
     as_is = evaluate(str(native), str(fake), EvalOptions(weights=str(fid_weights), cache=False, real_as_is=True))
     assert as_is["real"]["prepared"] is None
     assert abs(as_is["metrics"]["fid"] - theirs) > 1.0
+
+
+@pytest.mark.realdata
+def test_a_real_folder_of_class_folders_is_read_as_training_reads_it(shared_data, fid_weights, tmp_path):
+    """CT KIDNEY's layout (Normal/, Cyst/, ...): training reads it recursively, so the prepared REAL side does
+    too and counts every image; without preparation (--real-as-is) the folder's top has none: exit 2."""
+    from medsyn_cli.metrics.evaluate import EvalOptions, evaluate
+
+    kidney = shared_data / "ct-kidney"
+    if not kidney.is_dir():
+        pytest.skip("ct-kidney data not present")
+    real = tmp_path / "real"
+    real.mkdir()
+    for cls in ("Normal", "Cyst"):
+        _copy(sorted((kidney / cls).iterdir())[:4], real / cls)
+    fake = tmp_path / "fake"
+    proc = run_cli("data", "export", real, "--res", 64, "--fit", "resize", "--out", fake)
+    assert proc.returncode == 0, proc.stderr
+    (fake / "export.json").unlink()
+
+    ours = evaluate(str(real), str(fake), EvalOptions(weights=str(fid_weights), cache=False))
+    assert ours["real"]["count"] == 8 and ours["real"]["prepared"]["res"] == 64
+    assert abs(ours["metrics"]["fid"]) < 1e-3  # the same images, prepared the same way
+
+    proc = run_cli("eval", "fid", real, fake, "--real-as-is", "--weights", fid_weights)
+    assert proc.returncode == 2 and "REAL side is empty" in proc.stderr

@@ -149,11 +149,17 @@ def evaluate(real_spec: str, fake_spec: str, options: EvalOptions, *,
         raise InputError("only one side can be read from stdin ('-')")
     metrics = selected_metrics(options)
     t0 = time.perf_counter()
-    real_in = resolve_input(real_spec, value_range=options.value_range, stdin_lines=stdin_lines, name="REAL")
+    # A REAL folder with its images in subfolders (class folders) is read recursively when it is prepared.
+    real_in = resolve_input(real_spec, value_range=options.value_range, stdin_lines=stdin_lines, name="REAL",
+                            allow_empty=not options.real_as_is)
     fake_in = resolve_input(fake_spec, value_range=options.value_range, stdin_lines=stdin_lines, name="FAKE")
     prepared = None
     if not options.real_as_is:
         real_in, prepared = _like_fake(real_spec, real_in, fake_in, options, stdin_lines)
+    if len(real_in) == 0:  # nothing at the top, and no preparation read the folder
+        raise InputError("REAL side is empty: no images found", path=real_spec if real_spec != "-" else "stdin",
+                         hint="folders are read recursively only when REAL is prepared like FAKE (not with "
+                              "--real-as-is, or FAKE of mixed sizes)")
     inputs = MetricInputs(real_in, fake_in)
     seconds: dict[str, Any] = {}
     settings: dict[str, Any] = {}

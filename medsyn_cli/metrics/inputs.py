@@ -229,8 +229,9 @@ def _add_path(inp: ImageInput, p: Path, value_range: str, files: list[Path]) -> 
 
 
 def resolve_input(spec: str, *, value_range: str = "auto", stdin_lines: list[str] | None = None,
-                  name: str = "input") -> ImageInput:
-    """Turn a command-line side (path or ``-``) into its images; errors name the side."""
+                  name: str = "input", allow_empty: bool = False) -> ImageInput:
+    """Turn a command-line side (path or ``-``) into its images; errors name the side. ``allow_empty``:
+    a folder without images at its top is returned empty (REAL, which preparation reads recursively)."""
     if spec == "-":
         lines = stdin_lines if stdin_lines is not None else sys.stdin.read().splitlines()
         paths = [Path(ln.strip()) for ln in lines if ln.strip()]
@@ -242,7 +243,7 @@ def resolve_input(spec: str, *, value_range: str = "auto", stdin_lines: list[str
         _add_path(inp, p, value_range, files)
     if files:
         inp.parts.append(FilePart(files))
-    if len(inp) == 0:
+    if len(inp) == 0 and not allow_empty:
         where = "stdin" if spec == "-" else spec
         raise InputError(f"{name} side is empty: no images found", path=where,
                          hint="folders are not searched recursively; images: " + _image_suffixes())

@@ -84,7 +84,19 @@ def fake_target(fake: ImageInput, fit: str | None) -> Target | None:
 
 
 def needs_preparation(real: ImageInput, target: Target) -> bool:
-    return _sizes(real) != {(target.res, target.res)}
+    """REAL's sizes differ from the target's, or REAL is a folder with images in subfolders (training reads
+    folders recursively, the plain reader only their top): then REAL is read as training reads it."""
+    return _sizes(real) != {(target.res, target.res)} or nested_images(real.spec)
+
+
+def nested_images(spec: str) -> bool:
+    """Whether folder ``spec`` has files below its top level that training would read."""
+    from medsyn_cli.data import readers
+
+    root = Path(spec).expanduser()
+    if spec == "-" or not root.is_dir():
+        return False
+    return any(p.parent != root for p in readers.list_inputs(root))
 
 
 def prepare_real(spec: str, target: Target, stdin_lines: list[str] | None = None) -> ImageInput:
