@@ -69,7 +69,9 @@ def run_medsyn(real: Path, fake: Path) -> tuple[float, float, dict]:
     from medsyn_cli.metrics.evaluate import EvalOptions, evaluate
 
     start = time.perf_counter()
-    result = evaluate(str(real), str(fake), EvalOptions(metrics=("fid",), weights=str(WEIGHTS)))
+    # real_as_is: pytorch-fid reads the folders as they are, so medsyn must too for the same number (by
+    # default medsyn brings the 256x256 reals to the 64x64 fakes' size first: another protocol, another FID).
+    result = evaluate(str(real), str(fake), EvalOptions(metrics=("fid",), weights=str(WEIGHTS), real_as_is=True))
     return result["metrics"]["fid"], time.perf_counter() - start, result
 
 
