@@ -29,8 +29,9 @@ class DCGANConfig:
     loss: str = field(default="bce", metadata={"choices": ("bce", "hinge")})  # hinge: Lim & Ye 2017, SNGAN
     spectral_norm: bool = False  # spectral norm on every D convolution (Miyato et al. 2018)
     d_norm: str = field(default="batch", metadata={"choices": ("batch", "none")})  # D's normalisation layers
-    lr_g: Optional[float] = None  # two time-scale learning rates (Heusel et al. 2017); None: lr
-    lr_d: Optional[float] = None
+    # two time-scale learning rates (Heusel et al. 2017); None: lr
+    lr_g: Optional[float] = field(default=None, metadata={"gt": 0})
+    lr_d: Optional[float] = field(default=None, metadata={"gt": 0})
     # DiffAugment policy on every image D sees, real and fake (Zhao et al. 2020); "" is off
     diffaugment: str = field(default="", metadata={"items": ("color", "translation", "cutout")})
     ema: bool = False  # sample and export an exponential moving average of G (--ema-decay)
