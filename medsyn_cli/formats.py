@@ -10,7 +10,7 @@ their own way (eval reads images as pytorch-fid does) keep doing so and use ``re
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -53,17 +53,12 @@ def all_formats() -> dict[str, FileFormat]:
     """Every registered format by name, the built-ins first. Cached until the set of plugins changes,
     because file listings ask once per file."""
     global _cache
-    from medsyn_cli.plugins import collect, load_plugins, report_failure
+    from medsyn_cli.plugins import collect_named, load_plugins
 
     key = tuple(name for name, _ in load_plugins().list_name_plugin())
     if _cache is not None and _cache[0] == key:
         return _cache[1]
-    found: dict[str, FileFormat] = {}
-    for plugin_name, fmt in collect("register_formats", _accept):
-        if fmt.name in found:
-            report_failure(plugin_name, "register_formats", ValueError(f"format {fmt.name!r} registered twice"))
-            continue
-        found[fmt.name] = replace(fmt, plugin=fmt.plugin or plugin_name)
+    found = collect_named("register_formats", _accept, "format")
     _cache = (key, found)
     return found
 

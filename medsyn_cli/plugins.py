@@ -123,3 +123,18 @@ def collect(hook_name: str, accept: Callable[..., Any] | None = None, **kwargs) 
             continue
         found.extend(mine)
     return found
+
+
+def collect_named(hook_name: str, accept: Callable[..., Any], what: str) -> dict[str, Any]:
+    """:func:`collect` for registrations with a ``name`` and a ``plugin`` field (models, metrics, formats):
+    by name, in registration order, each stamped with its plugin's name unless it gives one. A second
+    registration of a name loses, and its plugin is told why (:func:`report_failure`)."""
+    import dataclasses
+
+    found: dict[str, Any] = {}
+    for plugin_name, item in collect(hook_name, accept):
+        if item.name in found:
+            report_failure(plugin_name, hook_name, ValueError(f"{what} {item.name!r} registered twice"))
+            continue
+        found[item.name] = dataclasses.replace(item, plugin=item.plugin or plugin_name)
+    return found

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from medsyn_cli.errors import InputError
-from medsyn_cli.plugins import collect, report_failure
+from medsyn_cli.plugins import collect_named
 
 TASKS = ("unconditional", "translation")
 
@@ -122,13 +122,7 @@ def _accept_spec(spec: ModelSpec) -> ModelSpec:
 def all_models() -> dict[str, ModelSpec]:
     """Every registered model by name. Registration happens afresh each call, so a plugin
     registered or unregistered at run time (as tests do) is seen at once."""
-    specs: dict[str, ModelSpec] = {}
-    for plugin_name, spec in collect("register_models", _accept_spec):
-        if spec.name in specs:  # the second registration loses, and its plugin is told why
-            report_failure(plugin_name, "register_models", ValueError(f"model {spec.name!r} registered twice"))
-            continue
-        specs[spec.name] = dataclasses.replace(spec, plugin=spec.plugin or plugin_name)
-    return dict(sorted(specs.items()))
+    return dict(sorted(collect_named("register_models", _accept_spec, "model").items()))
 
 
 def get_model(name: str) -> ModelSpec:

@@ -133,12 +133,6 @@ def _accept(metric_or_name, fn: Callable | None = None) -> Metric:
 
 def all_metrics() -> dict[str, Metric]:
     """Every registered metric by lower-case name, in registration order (the built-ins first)."""
-    from medsyn_cli.plugins import collect, report_failure
+    from medsyn_cli.plugins import collect_named
 
-    found: dict[str, Metric] = {}
-    for plugin_name, metric in collect("register_metrics", _accept):
-        if metric.name in found:
-            report_failure(plugin_name, "register_metrics", ValueError(f"metric {metric.name!r} registered twice"))
-            continue
-        found[metric.name] = replace(metric, plugin=metric.plugin or plugin_name)
-    return found
+    return collect_named("register_metrics", _accept, "metric")
