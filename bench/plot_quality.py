@@ -1,0 +1,81 @@
+"""FID against training minutes of several quality-bench runs in one figure (for docs/results.md).
+
+    python bench/plot_quality.py paper-s0.json fast-s0.json paper-s1.json fast-s1.json --out cmp.png
+
+Each input is the JSON object `bench/bench_quality.py` printed. A curve is labelled with its model,
+recipe (and `--set` settings) and seed; runs of the same model and recipe share a colour, and each
+seed has its line style. The real-vs-real floor is drawn once per distinct value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+STYLES = ("-", "--", ":", "-.")
+
+
+def load(path: Path) -> dict:
+    try:
+        run = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SystemExit(f"plot_quality: {path}: not a bench_quality JSON ({exc})") from None
+    if not isinstance(run, dict) or not run.get("points"):
+        raise SystemExit(f"plot_quality: {path}: no scoring points (not a finished bench_quality run)")
+    return run
+
+
+def label(run: dict) -> str:
+    what = f"{run['model']} {run.get('recipe') or 'paper'}"
+    if run.get("sets"):
+        what += " " + ",".join(run["sets"])
+    return what
+
+
+def plot(runs: list[dict], out: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours: dict[str, str] = {}
+    seeds = sorted({run.get("seed") or 0 for run in runs})
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for run in runs:
+        name = label(run)
+        colour = colours.setdefault(name, f"C{len(colours)}")
+        style = STYLES[seeds.index(run.get("seed") or 0) % len(STYLES)]
+        pts = run["points"]
+        ax.plot([p["minutes"] for p in pts], [p["fid"] for p in pts], marker="o", color=colour, linestyle=style,
+                label=f"{name}, seed {run.get('seed')}")
+    for floor in sorted({r["real_split_half_fid"] for r in runs if r.get("real_split_half_fid") is not None}):
+        ax.axhline(floor, color="grey", linestyle="--", linewidth=1)
+        ax.text(0.01, floor, f" real vs real {floor:.1f}", transform=ax.get_yaxis_transform(), fontsize=8,
+                color="grey", va="bottom")
+    ax.set_xlabel("training minutes")
+    ax.set_ylabel("FID (equal counts, prepared reals)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", type=Path, help="bench_quality JSON files")
+    ap.add_argument("--out", type=Path, required=True, help="PNG to write")
+    ap.add_argument("--title", default="", help="figure title (default: the data set and resolution)")
+    args = ap.parse_args(argv)
+    runs = [load(p) for p in args.runs]
+    first = runs[0]
+    title = args.title or f"{Path(first.get('data', '')).name} {first.get('res', '')}²"
+    plot(runs, args.out, title)
+    print(args.out, file=sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""bench/plot_quality.py: several quality-bench runs in one FID-vs-minutes figure."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from PIL import Image
+
+from conftest import ROOT
+
+SCRIPT = ROOT / "bench" / "plot_quality.py"
+
+
+def bench_json(path, recipe, seed, fids):
+    points = [{"minutes": 6.0 * (i + 1), "steps": 250 * (i + 1), "fid": f, "kid_mean": f / 1000}
+              for i, f in enumerate(fids)]
+    path.write_text(json.dumps({"model": "dcgan", "recipe": recipe, "sets": [], "seed": seed, "res": 64,
+                                "data": "/data/covid-ct-noncovid", "real_split_half_fid": 51.85,
+                                "points": points}))
+    return path
+
+
+def test_runs_of_two_recipes_and_seeds_are_drawn_in_one_figure(tmp_path):
+    runs = [bench_json(tmp_path / f"{r}-s{s}.json", r, s, [440 - 30 * i - 20 * (r == "fast") for i in range(5)])
+            for r in ("paper", "fast") for s in (0, 1)]
+    out = tmp_path / "cmp.png"
+    proc = subprocess.run([sys.executable, SCRIPT, *runs, "--out", out], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(out)
+    with Image.open(out) as im:
+        assert im.size == (640, 380)
+
+
+def test_a_file_that_is_not_a_finished_run_is_named(tmp_path):
+    unfinished = tmp_path / "running.json"
+    unfinished.write_text(json.dumps({"model": "dcgan", "points": []}))
+    for bad, why in ((unfinished, "no scoring points"), (tmp_path / "missing.json", "not a bench_quality JSON")):
+        proc = subprocess.run([sys.executable, SCRIPT, bad, "--out", tmp_path / "x.png"], capture_output=True,
+                              text=True)
+        assert proc.returncode != 0
+        assert proc.stderr.strip() == proc.stderr.strip().splitlines()[-1]  # one line
+        assert str(bad) in proc.stderr and why in proc.stderr
+    assert not (tmp_path / "x.png").exists()
