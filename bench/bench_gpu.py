@@ -8,7 +8,8 @@ fp32 (CPU) matmul timed in the same process. Sampling images/s for unconditional
 images/s of the FID Inception network (its architecture, random weights unless ``--fid-weights``: speed
 does not depend on the values); and the seconds to translate a 240x240x155 volume slice by slice with
 sag-gan. Peak memory: ``torch.cuda.max_memory_allocated`` on a GPU, the process's max RSS on a CPU.
-On a GPU the steps run under bf16 autocast, channels-last, as the trainer does.
+On a GPU the steps run under bf16 autocast, channels-last, as the trainer does; ``--compile`` compiles
+each network as ``medsyn train --compile`` does (FLOPs are counted on the eager step).
 
 ``--smoke``: tiny steps, batches and volume, for a CPU check that everything runs (not a measurement).
 """
@@ -30,7 +31,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from medsyn_cli.config import build_config  # noqa: E402
+from medsyn_cli.errors import TrainingError  # noqa: E402
 from medsyn_cli.registry import all_models  # noqa: E402
+from medsyn_cli.training.speedups import check_compile, prepare_networks  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -45,6 +48,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fid-weights", default=None)
     p.add_argument("--volume", default="240,240,155", help="X,Y,Z of the volume to translate")
     p.add_argument("--smoke", action="store_true", help="tiny sizes: check that it runs (CPU)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile each network as `medsyn train --compile` does (the warm-up steps wait for "
+                        "the compiler: their seconds are reported as compile_seconds)")
     return p.parse_args(argv)
 
 
@@ -76,20 +82,26 @@ def bench_model(name, spec, args, device, peak) -> dict:
             net.to(memory_format=torch.channels_last)
     model.train()
     data = batch_for(spec, batch, res, device)
+    flops = step_flops(lambda: model.train_step(data, 0))  # counted eagerly: the same arithmetic compiled
+    if args.compile:
+        prepare_networks(model, device, compile=True)
+    t = time.perf_counter()
     for k in range(args.warmup):
-        model.train_step(data, k)
-    flops = step_flops(lambda: model.train_step(data, args.warmup))
+        model.train_step(data, 1 + k)
+    synchronize(device)
+    warmup_seconds = time.perf_counter() - t
     times = []
     for k in range(args.steps):
         synchronize(device)
         t = time.perf_counter()
-        model.train_step(data, args.warmup + 1 + k)
+        model.train_step(data, args.warmup + 1 + k)  # the step numbers go on as in a run
         synchronize(device)
         times.append(time.perf_counter() - t)
     median = statistics.median(times)
     out = {"res": res, "batch": batch, "train_images_per_s": round(batch / median, 2),
            "train_flops_per_image": int(flops / batch), "mfu": round(flops / median / peak, 4),
-           "step_seconds_median": round(median, 5)}
+           "step_seconds_median": round(median, 5), "compiled": args.compile,
+           ("compile_seconds" if args.compile else "warmup_seconds"): round(warmup_seconds, 2)}
     if spec.task == "unconditional":
         model.eval()
         n = 8 if args.smoke else 256
@@ -158,6 +170,11 @@ def main(argv=None) -> None:
     if args.smoke:
         args.warmup, args.steps, args.res, args.translation_res = 1, 2, 64, 64
     device = torch.device(args.device)
+    if args.compile:
+        try:
+            check_compile(device)  # before any model is built, where the compiler cannot work
+        except TrainingError as exc:
+            sys.exit(f"bench_gpu: {exc}")
     started = time.time()
     if args.peak_tflops:
         peak, peak_from = args.peak_tflops * 1e12, "--peak-tflops"
@@ -173,7 +190,7 @@ def main(argv=None) -> None:
         models[name] = bench_model(name, specs[name], args, device, peak)
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
-        "torch": torch.__version__, "smoke": args.smoke, "peak_flops_per_s": peak, "peak_from": peak_from,
+        "torch": torch.__version__, "smoke": args.smoke, "compile": args.compile, "peak_flops_per_s": peak, "peak_from": peak_from,
         "models": models, "fid_features": bench_fid(args, device), "translate_volume": bench_translate(args, device),
         "peak_memory_mib": round(peak_memory(device), 1), "seconds": round(time.time() - started, 1),
     }

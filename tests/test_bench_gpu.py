@@ -26,3 +26,15 @@ def test_gpu_bench_smoke_prints_every_figure():
     assert result["models"]["dcgan"]["sample_images_per_s"] > 0
     assert result["fid_features"]["images_per_s"] > 0
     assert result["translate_volume"]["seconds"] > 0 and result["peak_memory_mib"] > 0
+
+
+@pytest.mark.slow
+def test_gpu_bench_compiles_the_networks_when_asked():
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh"), "--smoke", "--compile", "--models", "dcgan"],
+                          capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    m = result["models"]["dcgan"]
+    assert result["compile"] is True and m["compiled"] is True and m["compile_seconds"] > 0
+    assert m["train_images_per_s"] > 0 and m["train_flops_per_image"] > 0

@@ -130,7 +130,9 @@ def test_sigkill_leaves_a_loadable_checkpoint_that_resume_continues(ct_folder, t
     assert proc.returncode == -signal.SIGKILL
     raw = torch.load(out / "checkpoints" / "latest.pt", map_location="cpu", weights_only=True)
     step = raw["step"]
-    assert step >= 6 and step % 2 == 0
+    newest = int(_checkpoints(out)[-1].stem.split("-")[1])
+    # The step file is written before latest.pt: a kill between the two leaves latest one checkpoint behind.
+    assert step in (newest, newest - 2) and step >= 4 and step % 2 == 0
     k = step + 2
     proc = run_cli("train", "dcgan", "--out", out, "--resume", "--steps", k, env=ENV)
     assert proc.returncode == 0, proc.stderr
