@@ -30,9 +30,10 @@ from medsyn_cli.errors import InputError, from_os_error
 MANIFEST = ".medsyn-output.json"
 #: What a training run directory holds (top level); `--force` refuses a run with anything else.
 RUN_ENTRIES = ("config.json", "stats.jsonl", "log.txt", "loss.png", "*.safetensors", "fid*.json*", "fid*.png",
-               "checkpoints", "samples", MANIFEST, ".*.tmp-*", ".*.tmp")
+               "checkpoints", "samples", "report.html", "tensorboard", MANIFEST, ".*.tmp-*", ".*.tmp")
 #: ... and inside its sub-folders.
-RUN_SUBDIR_ENTRIES = {"checkpoints": ("*.pt", ".*.tmp", ".*.tmp-*"), "samples": ("*.png", ".*.tmp", ".*.tmp-*")}
+RUN_SUBDIR_ENTRIES = {"checkpoints": ("*.pt", ".*.tmp", ".*.tmp-*"), "samples": ("*.png", ".*.tmp", ".*.tmp-*"),
+                      "tensorboard": ("events.out.tfevents.*",)}
 _TMP = re.compile(r"^\..+\.tmp-(\d+)$")
 
 

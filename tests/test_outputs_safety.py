@@ -116,8 +116,13 @@ def test_train_force_deletes_only_a_run_holding_nothing_else(tiny_models, tmp_pa
     with pytest.raises(InputError, match="current folder"):
         train(out, random_images(8), steps=1, batch_size=4, force=True)
     monkeypatch.chdir(tmp_path)
+    # What medsyn itself adds to a run (`medsyn report`, `--tensorboard`) is part of it: `make demo` twice works.
+    (out / "report.html").write_text("<html></html>")
+    (out / "tensorboard").mkdir()
+    (out / "tensorboard" / "events.out.tfevents.1.host").write_bytes(b"")
     result, _ = train(out, random_images(8), steps=1, batch_size=4, force=True)
     assert result.step == 1
+    assert not (out / "report.html").exists() and not (out / "tensorboard").exists()
 
 
 def test_edges_and_translate_force_overwrite_only_recorded_outputs(cli, tmp_path):
