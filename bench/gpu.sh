@@ -4,7 +4,7 @@
 #   bash bench/gpu.sh                       # on the GPU
 #   bash bench/gpu.sh --smoke               # a quick CPU check that everything runs
 #   bash bench/gpu.sh --peak-tflops 989     # MFU against the data-sheet peak instead of a measured one
-#   bash bench/gpu.sh --compile             # each network torch.compiled (compile_seconds per model)
+#   bash bench/gpu.sh --compile             # each network torch.compiled (the compiler's time is in warmup_seconds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 STYLES = ("-", "--", ":", "-.")
@@ -74,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     first = runs[0]
     title = args.title or f"{Path(first.get('data', '')).name} {first.get('res', '')}²"
     plot(runs, args.out, title)
-    print(args.out, file=sys.stdout)
+    print(args.out)
 
 
 if __name__ == "__main__":

@@ -50,8 +50,9 @@ class Outcome:
 
 # -- paths ---------------------------------------------------------------------------------
 def files_in(paths: list[Path]) -> list[Path]:
-    """Each folder among ``paths`` replaced by the images and volumes directly in it, sorted by name
-    (not its subfolders: their outputs would collide in one --out folder)."""
+    """Each folder among ``paths`` replaced by the images and volumes directly in it, sorted by name,
+    hidden files skipped as every folder listing of medsyn skips them (not its subfolders, unlike
+    ``edges``: translate names an output after its input's file name, so they would collide in --out)."""
     from medsyn_cli.formats import kind_of as format_kind, suffixes
 
     out: list[Path] = []
@@ -59,7 +60,8 @@ def files_in(paths: list[Path]) -> list[Path]:
         if not path.is_dir():
             out.append(path)
             continue
-        found = sorted(f for f in path.iterdir() if f.is_file() and format_kind(f) in ("image", "nifti"))
+        found = sorted(f for f in path.iterdir()
+                       if f.is_file() and not f.name.startswith(".") and format_kind(f) in ("image", "nifti"))
         if not found:
             raise InputError("folder holds no image or NIfTI volume", path=path,
                              hint=f"translate reads {' '.join(suffixes('image', 'nifti'))}")

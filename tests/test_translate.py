@@ -299,6 +299,7 @@ def test_a_folder_is_its_images_and_volumes_in_name_order(tmp_path):
     for name in ("case_z002.png", "case_z001.png"):
         Image.fromarray(np.full((32, 32), 90, np.uint8)).save(slices / name)
     (slices / "notes.txt").write_text("not an image")
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(slices / ".case_z000.png")  # hidden: skipped
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(slices / "sub" / "deeper.png")  # not read: outputs would collide
     assert files_in([slices]) == [slices / "case_z001.png", slices / "case_z002.png"]
     (tmp_path / "empty").mkdir()
