@@ -1,6 +1,7 @@
-"""What the benchmarks share: the device's dense matmul rate, FLOP counting of a training step,
-device synchronisation, the CPU's name, peak memory, and the speed flags (``--compile``,
-``--channels-last``) applied as the trainer applies them.
+"""What the benchmarks share: the device's dense matmul rate, FLOP counting of a training step, the
+timing of training steps (warm-up, then the median of the timed steps), device synchronisation, the
+CPU's name, peak memory, and the speed flags (``--compile``, ``--channels-last``) applied as the trainer
+applies them.
 
 Import this before torch where the OpenMP wait policy matters: idle OpenMP threads then sleep instead
 of spinning. With spinning (libgomp's default), one busy neighbour on a shared machine stalls every
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import sys
 import time
 from typing import Any, Callable
@@ -53,6 +55,39 @@ def step_flops(step: Callable[[], Any]) -> int:
     with eager(), counter:
         step()
     return int(counter.get_total_flops())
+
+
+def time_train_steps(model: Any, batch: dict, *, warmup: int, steps: int, device: torch.device | str = "cpu",
+                     first_step: int = 0) -> dict:
+    """Run ``warmup`` untimed ``train_step`` calls (with ``--compile`` they hold the compiler), count one
+    step's FLOPs, then time ``steps`` steps; the step numbers go on from ``first_step`` as in a run.
+
+    Returns ``warmup_seconds``, ``step_seconds`` (each timed step), ``median_seconds`` (the figure the
+    benches report: robust to a neighbour grabbing the cores for a moment), ``flops_per_step`` and the
+    last step's losses as floats."""
+    if steps < 1:
+        raise ValueError("time_train_steps needs at least one timed step")
+    device = torch.device(device)
+    step = first_step
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(warmup):
+        model.train_step(batch, step)
+        step += 1
+    synchronize(device)
+    warmup_seconds = time.perf_counter() - start
+    flops = step_flops(lambda: model.train_step(batch, step))
+    step += 1
+    seconds, losses = [], {}
+    for _ in range(steps):
+        synchronize(device)
+        start = time.perf_counter()
+        losses = model.train_step(batch, step)
+        synchronize(device)
+        seconds.append(time.perf_counter() - start)
+        step += 1
+    return {"warmup_seconds": warmup_seconds, "step_seconds": seconds, "median_seconds": statistics.median(seconds),
+            "flops_per_step": flops, "last_losses": {k: float(v) for k, v in losses.items()}}
 
 
 def add_speed_flags(parser: argparse.ArgumentParser) -> None:
@@ -96,12 +131,13 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_flops_per_s(n: int = 2048, device: torch.device | str = "cpu", min_seconds: float = 1.0) -> float:
-    """Sustained FLOP/s of an n x n float32 matrix product (2 n^3 FLOPs each), the best the device
-    reaches on dense work; timed for at least ``min_seconds`` and 3 products."""
+def matmul_flops_per_s(n: int = 2048, device: torch.device | str = "cpu", min_seconds: float = 1.0,
+                       dtype: torch.dtype = torch.float32) -> float:
+    """Sustained FLOP/s of an n x n matrix product (2 n^3 FLOPs each; float32 unless ``dtype``), the best
+    the device reaches on dense work; timed for at least ``min_seconds`` and 3 products."""
     device = torch.device(device)
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(2):  # warm-up: thread pool, caches, cuBLAS handles
         a @ b
     synchronize(device)

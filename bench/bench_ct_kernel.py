@@ -22,15 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (add_speed_flags, apply_speed_flags, cpu_name, matmul_flops_per_s,  # noqa: E402  (first)
-                     peak_memory, speed_flags, step_flops, synchronize)
+                     peak_memory, speed_flags, time_train_steps)
 
 import torch  # noqa: E402
 
@@ -66,33 +64,20 @@ def bench_variant(variant: str, args: argparse.Namespace, device: torch.device) 
     batch = {"image": torch.rand(args.batch_size, 1, res, res, device=device) * 2 - 1}
     batch = apply_speed_flags(model, batch, args, device)
 
-    start = time.perf_counter()
-    for step in range(args.warmup):
-        model.train_step(batch, step)
-    synchronize(device)
-    warmup_seconds = time.perf_counter() - start
-    train_flops = step_flops(lambda: model.train_step(batch, args.warmup))
-
-    seconds = []
-    for step in range(args.steps):
-        synchronize(device)
-        start = time.perf_counter()
-        losses = model.train_step(batch, args.warmup + 1 + step)
-        synchronize(device)
-        seconds.append(time.perf_counter() - start)
-    median = statistics.median(seconds)  # robust to a neighbour grabbing the cores for a moment
+    timing = time_train_steps(model, batch, warmup=args.warmup, steps=args.steps, device=device)
+    median = timing["median_seconds"]
     return {
         "res": res,
         "images_per_s": round(args.batch_size / median, 3),
         "seconds_per_step_median": round(median, 3),
-        "step_seconds": [round(t, 3) for t in seconds],
-        "warmup_seconds": round(warmup_seconds, 2),
-        "train_flops_per_image": int(train_flops / args.batch_size),
-        "achieved_flops_per_s": train_flops / median,
+        "step_seconds": [round(t, 3) for t in timing["step_seconds"]],
+        "warmup_seconds": round(timing["warmup_seconds"], 2),
+        "train_flops_per_image": int(timing["flops_per_step"] / args.batch_size),
+        "achieved_flops_per_s": timing["flops_per_step"] / median,
         "parameters": model.parameter_counts(),
         "use_kernel": model.use_kernel,
         "n_critic": config.n_critic,
-        "last_losses": {k: float(v) for k, v in losses.items()},  # train_step returns tensors
+        "last_losses": timing["last_losses"],
     }
 
 

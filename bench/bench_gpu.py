@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import cpu_name, matmul_flops_per_s, step_flops, synchronize  # first: sets the OpenMP policy
+from _common import (cpu_name, matmul_flops_per_s, peak_memory, synchronize,  # first: sets the OpenMP policy
+                     time_train_steps)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -54,10 +53,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def peak_memory(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+def peak_memory_mib(device: torch.device) -> float:
+    """The allocator's peak on a GPU, the process's max RSS on a CPU (MiB)."""
+    memory = peak_memory(device)
+    return memory["cuda_max_memory_allocated_mb"] if device.type == "cuda" else memory["peak_rss_mb"]
 
 
 def batch_for(spec, batch: int, res: int, device: torch.device) -> dict:
@@ -82,26 +81,15 @@ def bench_model(name, spec, args, device, peak) -> dict:
             net.to(memory_format=torch.channels_last)
     model.train()
     data = batch_for(spec, batch, res, device)
-    flops = step_flops(lambda: model.train_step(data, 0))  # counted eagerly: the same arithmetic compiled
     if args.compile:
         prepare_networks(model, device, compile=True)
-    t = time.perf_counter()
-    for k in range(args.warmup):
-        model.train_step(data, 1 + k)
-    synchronize(device)
-    warmup_seconds = time.perf_counter() - t
-    times = []
-    for k in range(args.steps):
-        synchronize(device)
-        t = time.perf_counter()
-        model.train_step(data, args.warmup + 1 + k)  # the step numbers go on as in a run
-        synchronize(device)
-        times.append(time.perf_counter() - t)
-    median = statistics.median(times)
+    # FLOPs are counted eagerly (the same arithmetic as compiled); the warm-up holds the compiler
+    timing = time_train_steps(model, data, warmup=args.warmup, steps=args.steps, device=device)
+    median, flops = timing["median_seconds"], timing["flops_per_step"]
     out = {"res": res, "batch": batch, "train_images_per_s": round(batch / median, 2),
            "train_flops_per_image": int(flops / batch), "mfu": round(flops / median / peak, 4),
            "step_seconds_median": round(median, 5), "compiled": args.compile,
-           "warmup_seconds": round(warmup_seconds, 2)}  # with --compile: mostly the compiler's
+           "warmup_seconds": round(timing["warmup_seconds"], 2)}  # with --compile: mostly the compiler's
     if spec.task == "unconditional":
         model.eval()
         n = 8 if args.smoke else 256
@@ -179,7 +167,7 @@ def main(argv=None) -> None:
     if args.peak_tflops:
         peak, peak_from = args.peak_tflops * 1e12, "--peak-tflops"
     elif device.type == "cuda":
-        peak, peak_from = _bf16_matmul(device), "bf16 matmul 8192^2, measured"
+        peak, peak_from = matmul_flops_per_s(8192, device, dtype=torch.bfloat16), "bf16 matmul 8192^2, measured"
     else:
         peak, peak_from = matmul_flops_per_s(512 if args.smoke else 2048, device), "fp32 matmul, measured"
     specs = all_models()
@@ -192,22 +180,9 @@ def main(argv=None) -> None:
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "torch": torch.__version__, "smoke": args.smoke, "compile": args.compile, "peak_flops_per_s": peak, "peak_from": peak_from,
         "models": models, "fid_features": bench_fid(args, device), "translate_volume": bench_translate(args, device),
-        "peak_memory_mib": round(peak_memory(device), 1), "seconds": round(time.time() - started, 1),
+        "peak_memory_mib": peak_memory_mib(device), "seconds": round(time.time() - started, 1),
     }
     print(json.dumps(result, indent=1))
-
-
-def _bf16_matmul(device: torch.device, n: int = 8192) -> float:
-    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    for _ in range(3):
-        a @ b
-    synchronize(device)
-    t, reps = time.perf_counter(), 20
-    for _ in range(reps):
-        a @ b
-    synchronize(device)
-    return 2 * n ** 3 * reps / (time.perf_counter() - t)
 
 
 if __name__ == "__main__":

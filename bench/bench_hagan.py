@@ -1,7 +1,7 @@
 """Benchmark: HAGAN training throughput on this machine, and as a fraction of its matmul rate.
 
-Prints one JSON object: images/s of real ``train_step`` calls (default 64x64, batch 32) in the
-warm-up phase (conventional training) and in the AttnMix phase, the FLOPs one training image costs
+Prints one JSON object: images/s of real ``train_step`` calls (default 64x64, batch 32; batch / the
+median timed step, ``images_per_s_mean`` from the mean) in the warm-up phase (conventional training) and in the AttnMix phase, the FLOPs one training image costs
 (forward + backward of every network, counted by ``torch.utils.flop_counter.FlopCounterMode``:
 convolutions, matmuls and the attention bmm; element-wise work is not counted), the FLOP/s of a
 large fp32 matmul measured in the same run, and the fraction of that rate the training reaches.
@@ -20,10 +20,9 @@ import argparse
 import json
 import os
 import platform
-import time
 
 from _common import (add_speed_flags, apply_speed_flags, matmul_flops_per_s, peak_memory,  # first: OpenMP
-                     speed_flags, step_flops)
+                     speed_flags, time_train_steps)
 
 import torch
 
@@ -34,23 +33,14 @@ from medsyn_plugins.hagan.model import HAGAN
 PHASE_SWITCH = 10**6
 
 
-def flops_per_training_image(model: HAGAN, batch: dict, step: int) -> int:
-    return step_flops(lambda: model.train_step(batch, step)) // batch["image"].shape[0]
-
-
-def time_phase(model: HAGAN, batch: dict, step: int, warmup: int, steps: int) -> dict:
-    start = time.perf_counter()
-    for _ in range(warmup):
-        model.train_step(batch, step)
-    warmup_seconds = time.perf_counter() - start
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        log = model.train_step(batch, step)
-        times.append(time.perf_counter() - t)
+def time_phase(model: HAGAN, batch: dict, first_step: int, warmup: int, steps: int) -> dict:
+    """One phase's figures: the step numbers start at ``first_step``, which pins the phase."""
+    timing = time_train_steps(model, batch, warmup=warmup, steps=steps, first_step=first_step)
     n = batch["image"].shape[0]
-    return {"attnmix_active": bool(log["attnmix"]), "step_seconds": times, "warmup_seconds": warmup_seconds,
-            "images_per_s": n * steps / sum(times), "images_per_s_best_step": n / min(times)}
+    return {"attnmix_active": bool(timing["last_losses"]["attnmix"]), "step_seconds": timing["step_seconds"],
+            "warmup_seconds": timing["warmup_seconds"], "images_per_s": n / timing["median_seconds"],
+            "images_per_s_mean": n * steps / sum(timing["step_seconds"]),
+            "flops_per_training_image": timing["flops_per_step"] // n}
 
 
 def main() -> None:
@@ -81,9 +71,7 @@ def main() -> None:
     }
     matmul_before = matmul_flops_per_s()
     for name, step in phases.items():
-        phase = time_phase(model, batch, step, args.warmup, args.steps)
-        phase["flops_per_training_image"] = flops_per_training_image(model, batch, step)
-        result[name] = phase
+        result[name] = time_phase(model, batch, step, args.warmup, args.steps)
     matmul_after = matmul_flops_per_s()
     result["matmul_fp32_flops_per_s"] = max(matmul_before, matmul_after)
     result["matmul_fp32_flops_per_s_before_after"] = [matmul_before, matmul_after]

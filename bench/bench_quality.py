@@ -62,6 +62,23 @@ def commit() -> str:
         return "unknown"
 
 
+#: written into every bench folder: only a folder holding it is emptied for a new run
+MARKER = ".medsyn-bench-quality"
+
+
+def fresh_bench_folder(out: Path) -> None:
+    """Empty ``out`` for a new run if an earlier bench made it; never delete a folder the bench did not
+    make (``--out`` pointing at a user's data): that is a one-line error, exit code 2."""
+    if out.exists():
+        if not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file()):
+            print(f"bench_quality: {out} exists and is not a quality-bench folder (no {MARKER}); "
+                  "choose another --out", file=sys.stderr)
+            raise SystemExit(2)
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / MARKER).write_text("made by bench/bench_quality.py; the next run into this folder empties it\n")
+
+
 def score(run: Path, out: Path, data: str, weights: str | None, tag: str, baseline: bool) -> dict:
     fake = out / f"samples-{tag}"
     shutil.rmtree(fake, ignore_errors=True)
@@ -116,8 +133,7 @@ def main() -> None:
         raise SystemExit("--points must be >= 1 and --minutes > 0")
 
     out = Path(args.out or f"bench-out/{args.model}-{args.res}-{args.recipe}-seed{args.seed}")
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+    fresh_bench_folder(out)
     run = out / "run"
     load_start = os.getloadavg()
     started = time.time()

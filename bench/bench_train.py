@@ -24,12 +24,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 
 from _common import (add_speed_flags, apply_speed_flags, cpu_name, matmul_flops_per_s,  # first: OpenMP policy
-                     peak_memory, speed_flags, step_flops, synchronize)
+                     peak_memory, speed_flags, time_train_steps)
 
 import torch  # noqa: E402
 
@@ -63,35 +61,20 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> di
     batch = {"image": torch.rand(args.batch_size, args.channels, args.res, args.res, device=device) * 2 - 1}
     batch = apply_speed_flags(model, batch, args, device)
 
-    start = time.perf_counter()
-    for step in range(args.warmup):
-        model.train_step(batch, step)
-    synchronize(device)
-    warmup_seconds = time.perf_counter() - start
-    train_flops = step_flops(lambda: model.train_step(batch, args.warmup))
-
-    step_seconds = []
-    for step in range(args.steps):
-        synchronize(device)
-        start = time.perf_counter()
-        losses = model.train_step(batch, args.warmup + 1 + step)
-        synchronize(device)
-        step_seconds.append(time.perf_counter() - start)
-    # The median step: robust to other processes grabbing the cores for a moment.
-    median = statistics.median(step_seconds)
-
+    timing = time_train_steps(model, batch, warmup=args.warmup, steps=args.steps, device=device)
+    median = timing["median_seconds"]
     return {
         "images_per_s": round(args.batch_size / median, 2),
-        "images_per_s_mean": round(args.batch_size * args.steps / sum(step_seconds), 2),
+        "images_per_s_mean": round(args.batch_size * args.steps / sum(timing["step_seconds"]), 2),
         "seconds_per_step_median": round(median, 4),
-        "step_seconds": [round(t, 3) for t in step_seconds],
-        "warmup_seconds": round(warmup_seconds, 2),
-        "train_flops_per_image": int(train_flops / args.batch_size),
-        "achieved_flops_per_s": train_flops / median,
+        "step_seconds": [round(t, 3) for t in timing["step_seconds"]],
+        "warmup_seconds": round(timing["warmup_seconds"], 2),
+        "train_flops_per_image": int(timing["flops_per_step"] / args.batch_size),
+        "achieved_flops_per_s": timing["flops_per_step"] / median,
         "forward_flops_per_image": model.flops_per_image(),
         "parameters": model.parameter_counts(),
         "config": spec.default_config(),
-        "last_losses": {k: float(v) for k, v in losses.items()},  # train_step returns tensors
+        "last_losses": timing["last_losses"],
     }
 
 

@@ -28,13 +28,12 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from _common import (add_speed_flags, apply_speed_flags, matmul_flops_per_s, peak_memory,  # first: OpenMP
-                     speed_flags, step_flops)
+                     speed_flags, time_train_steps)
 
 import numpy as np
 import torch
@@ -62,19 +61,11 @@ def random_batch(res: int, batch: int) -> dict[str, torch.Tensor]:
 def bench_training(name: str, res: int, batch: int, warmup: int, steps: int, args: argparse.Namespace) -> dict:
     model = build(name, res)
     data = apply_speed_flags(model, random_batch(res, batch), args, torch.device("cpu"))
-    start = time.perf_counter()
-    for k in range(warmup):
-        model.train_step(data, k)
-    warmup_seconds = time.perf_counter() - start
-    flops = step_flops(lambda: model.train_step(data, warmup))
-    times = []
-    for k in range(steps):
-        t = time.perf_counter()
-        model.train_step(data, warmup + 1 + k)
-        times.append(time.perf_counter() - t)
-    median = statistics.median(times)
+    timing = time_train_steps(model, data, warmup=warmup, steps=steps)
+    median, flops = timing["median_seconds"], timing["flops_per_step"]
     return {"res": res, "batch_size": batch, "warmup_steps": warmup, "timed_steps": steps,
-            "step_seconds": [round(t, 3) for t in times], "warmup_seconds": round(warmup_seconds, 2),
+            "step_seconds": [round(t, 3) for t in timing["step_seconds"]],
+            "warmup_seconds": round(timing["warmup_seconds"], 2),
             # a step consumes batch normal + batch tumor images
             "pairs_per_s": round(batch / median, 4), "images_per_s": round(2 * batch / median, 4),
             "train_flops_per_step": flops, "achieved_flops_per_s": round(flops / median)}

@@ -1,0 +1,116 @@
+"""The benchmarks under bench/ run end to end at tiny sizes and print the figures they promise; the
+shared step timer counts steps as a run does; the quality bench never deletes a folder it did not make."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "bench"))
+
+import _common  # noqa: E402  (after the path)
+
+
+def bench(script: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MEDSYN_PROGRESS": "0"}
+    return subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, cwd=ROOT)
+
+
+def figures(proc: subprocess.CompletedProcess) -> dict:
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+
+
+class CountingModel:
+    """Records the step numbers it is called with; its loss is the step number."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+
+    def train_step(self, batch, step):
+        self.steps.append(step)
+        return {"loss": _common.torch.tensor(float(step))}
+
+
+def test_time_train_steps_goes_on_from_the_first_step_and_reports_the_median():
+    model = CountingModel()
+    timing = _common.time_train_steps(model, {}, warmup=2, steps=3, first_step=10)
+    # two warm-up steps, one counted for FLOPs, three timed: the step numbers go on as in a run
+    assert model.steps == [10, 11, 12, 13, 14, 15]
+    assert len(timing["step_seconds"]) == 3 and timing["median_seconds"] == sorted(timing["step_seconds"])[1]
+    assert timing["flops_per_step"] == 0 and timing["warmup_seconds"] >= 0
+    assert timing["last_losses"] == {"loss": 15.0}
+    with pytest.raises(ValueError):
+        _common.time_train_steps(model, {}, warmup=0, steps=0)
+
+
+@pytest.mark.slow
+def test_train_bench_measures_dcgan():
+    result = figures(bench("bench_train.py", "--models", "dcgan", "--batch-size", "2", "--warmup", "1",
+                           "--steps", "2", "--matmul-size", "256"))
+    m = result["models"]["dcgan"]
+    assert m["images_per_s"] > 0 and m["train_flops_per_image"] > 0 and len(m["step_seconds"]) == 2
+    assert 0 < m["fraction_of_matmul"] and result["peak_rss_mb"] > 0
+
+
+@pytest.mark.slow
+def test_ct_kernel_bench_measures_the_small_variant():
+    result = figures(bench("bench_ct_kernel.py", "--variants", "small", "--batch-size", "2", "--warmup", "0",
+                           "--steps", "1", "--matmul-size", "256"))
+    v = result["variants"]["small"]
+    assert v["res"] == 64 and v["images_per_s"] > 0 and v["train_flops_per_image"] > 0 and v["n_critic"] == 5
+
+
+@pytest.mark.slow
+def test_hagan_bench_measures_both_phases():
+    result = figures(bench("bench_hagan.py", "--batch", "2", "--warmup", "0", "--steps", "1"))
+    assert result["warmup_phase"]["attnmix_active"] is False
+    assert result["attnmix_phase"]["attnmix_active"] is True
+    for phase in ("warmup_phase", "attnmix_phase"):
+        assert result[phase]["images_per_s"] > 0 and result[phase]["flops_per_training_image"] > 0
+        assert 0 < result[phase]["fraction_of_matmul_rate"]
+
+
+@pytest.mark.slow
+def test_translation_bench_trains_and_translates_a_volume():
+    result = figures(bench("bench_translation.py", "--models", "cyclegan", "--res", "64", "--warmup", "0",
+                           "--steps", "1", "--translate-res", "64", "--translate-batch", "32"))
+    assert result["train"]["cyclegan"]["pairs_per_s"] > 0
+    assert result["translate"]["seconds"] > 0 and result["translate"]["slices_translated"] > 0
+
+
+def test_quality_bench_refuses_a_folder_it_did_not_make(tmp_path):
+    out = tmp_path / "my-scans"
+    out.mkdir()
+    (out / "scan.png").write_bytes(b"keep me")
+    proc = bench("bench_quality.py", "--model", "dcgan", "--data", str(tmp_path), "--minutes", "1",
+                 "--out", str(out))
+    assert proc.returncode == 2
+    assert "not a quality-bench folder" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert (out / "scan.png").read_bytes() == b"keep me"
+
+
+@pytest.mark.slow
+def test_quality_bench_scores_a_short_run_and_reruns_into_its_own_folder(tmp_path, shared_data, fid_weights):
+    data = tmp_path / "covid"
+    data.mkdir()
+    for image in sorted((shared_data / "covid-ct-noncovid").iterdir())[:16]:
+        shutil.copy(image, data / image.name)
+    out = tmp_path / "bench"
+    args = ("--model", "dcgan", "--data", str(data), "--res", "64", "--minutes", "0.03", "--points", "2",
+            "--batch-size", "8", "--fid-weights", str(fid_weights), "--out", str(out))
+    for _ in range(2):  # the second run empties the first's folder: it is a bench folder
+        result = figures(bench("bench_quality.py", *args))
+    assert [p["images"] for p in result["points"]] == [16] * len(result["points"])
+    assert result["points"][-1]["steps"] >= 1 and result["points"][-1]["fid"] > 0
+    assert result["real_split_half_fid"] > 0 and result["training_images"] == 16
+    assert (out / "fid_vs_minutes.png").is_file() and (out / "final_grid.png").is_file()
+    assert not list(out.glob("samples-*"))  # the scored samples are removed after scoring
