@@ -62,21 +62,26 @@ def commit() -> str:
         return "unknown"
 
 
-#: written into every bench folder: only a folder holding it is emptied for a new run
-MARKER = ".medsyn-bench-quality"
+#: the command recorded in the folder's medsyn manifest (``outputs.MANIFEST``), which marks it as this bench's
+COMMAND = "bench quality"
 
 
 def fresh_bench_folder(out: Path) -> None:
-    """Empty ``out`` for a new run if an earlier bench made it; never delete a folder the bench did not
-    make (``--out`` pointing at a user's data): that is a one-line error, exit code 2."""
+    """Empty ``out`` for a new run if an earlier bench made it (its medsyn manifest says so); never
+    delete a folder the bench did not make (``--out`` pointing at a user's data): that is a one-line
+    error, exit code 2."""
+    from medsyn_cli.outputs import MANIFEST, read_manifest, write_manifest
+
     if out.exists():
-        if not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file()):
-            print(f"bench_quality: {out} exists and is not a quality-bench folder (no {MARKER}); "
-                  "choose another --out", file=sys.stderr)
+        manifest = read_manifest(out) if out.is_dir() else None
+        ours = manifest is not None and manifest.get("command") == COMMAND
+        if not out.is_dir() or (any(out.iterdir()) and not ours):
+            print(f"bench_quality: {out} exists and is not a quality-bench folder (no {MANIFEST} of an earlier "
+                  "bench run); choose another --out", file=sys.stderr)
             raise SystemExit(2)
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    (out / MARKER).write_text("made by bench/bench_quality.py; the next run into this folder empties it\n")
+    write_manifest(out, COMMAND, [])
 
 
 def score(run: Path, out: Path, data: str, weights: str | None, tag: str, baseline: bool) -> dict:

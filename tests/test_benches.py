@@ -14,8 +14,11 @@ import pytest
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
-
+_policy = os.environ.get("OMP_WAIT_POLICY")
 import _common  # noqa: E402  (after the path)
+
+if _policy is None:  # _common sets the benches' OpenMP policy; the other tests' subprocesses keep the default
+    os.environ.pop("OMP_WAIT_POLICY", None)
 
 
 def bench(script: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
