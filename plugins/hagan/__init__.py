@@ -82,6 +82,9 @@ class HAGANConfig:
     warmup_steps: int = field(default=-1, metadata={"min": -1})
     # EMA of D's mean real features, which G uses when sampling
     skip_momentum: float = field(default=0.99, metadata={"min": 0, "max": 1})
+    # Later practice, off in the paper recipe: sample and export an exponential moving average of G
+    # (--ema-decay); G's buffers (the reverse skip's feature mean, spectral-norm vectors) are copied
+    ema: bool = False
 
     def components(self) -> dict[str, bool]:
         """The resolved switches: the ablation row, overridden by any explicit boolean."""
