@@ -160,3 +160,75 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def add_step_flags(parser: argparse.ArgumentParser, *, batch_size: int, warmup: int, steps: int) -> None:
+    """The flags of a training-throughput bench: batch, warm-up and timed steps, the matmul size, device,
+    threads, seed, and the speed flags."""
+    parser.add_argument("--batch-size", type=int, default=batch_size, help="real images per train_step")
+    parser.add_argument("--warmup", type=int, default=warmup, help="untimed steps first")
+    parser.add_argument("--steps", type=int, default=steps, help="timed steps")
+    parser.add_argument("--matmul-size", type=int, default=2048, help="n of the n x n float32 matmul")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--seed", type=int, default=0)
+    add_speed_flags(parser)
+
+
+def bench_steps(model: Any, image: torch.Tensor, args: argparse.Namespace, device: torch.device) -> dict:
+    """Time ``model``'s ``train_step`` on the batch ``{"image": image}`` as the trainer would run it (train
+    mode, bf16 autocast on CUDA, the speed flags); the figures every training bench reports."""
+    model.train()
+    if device.type == "cuda":  # what the trainer does on a GPU
+        model.autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    batch = apply_speed_flags(model, {"image": image}, args, device)
+    timing = time_train_steps(model, batch, warmup=args.warmup, steps=args.steps, device=device)
+    median, n = timing["median_seconds"], image.shape[0]
+    return {
+        "images_per_s": round(n / median, 3),
+        "images_per_s_mean": round(n * args.steps / sum(timing["step_seconds"]), 3),
+        "seconds_per_step_median": round(median, 4),
+        "step_seconds": [round(t, 3) for t in timing["step_seconds"]],
+        "warmup_seconds": round(timing["warmup_seconds"], 2),
+        "train_flops_per_image": int(timing["flops_per_step"] / n),
+        "achieved_flops_per_s": timing["flops_per_step"] / median,
+        "last_losses": timing["last_losses"],
+    }
+
+
+def against_matmul(args: argparse.Namespace, device: torch.device, names: list[str],
+                   bench_one: Callable[[str], dict], label: str) -> tuple[dict, dict]:
+    """Run ``bench_one`` for each name between two timings of the matmul, add each result's
+    ``fraction_of_matmul`` (of the faster timing, so a busy neighbour lowers the fraction rather than
+    inflating it); returns the results and the report's ``matmul`` entry."""
+    matmul = [matmul_flops_per_s(args.matmul_size, device)]
+    results = {}
+    for name in names:
+        print(f"{label}: {name} ...", file=sys.stderr)
+        results[name] = bench_one(name)
+    matmul.append(matmul_flops_per_s(args.matmul_size, device))
+    peak = max(matmul)
+    for result in results.values():
+        result["fraction_of_matmul"] = round(result["achieved_flops_per_s"] / peak, 4)
+    return results, {"n": args.matmul_size, "dtype": "float32", "flops_per_s": peak, "flops_per_s_before_after": matmul}
+
+
+def machine_report(device: torch.device, load_before: float | None) -> dict:
+    """The header of a bench's JSON: torch, the device and its name, threads, the OpenMP policy, cores and
+    the 1-minute load before and after."""
+    load_after = load_average()
+    return {
+        "torch": torch.__version__,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "cpu_count": os.cpu_count(),
+        "load_average_1min_before": None if load_before is None else round(load_before, 2),
+        "load_average_1min_after": None if load_after is None else round(load_after, 2),
+    }
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (None where the platform has none)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (add_speed_flags, apply_speed_flags, cpu_name, matmul_flops_per_s,  # noqa: E402  (first)
-                     peak_memory, speed_flags, time_train_steps)
+from _common import (add_step_flags, against_matmul, bench_steps, load_average,  # noqa: E402  (first)
+                     machine_report, peak_memory, speed_flags)
 
 import torch  # noqa: E402
 
@@ -41,14 +40,7 @@ VARIANTS = {"small": 64, "large-v1": 128, "large-v2": 128}
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated variants")
-    p.add_argument("--batch-size", type=int, default=16, help="real images per train_step")
-    p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
-    p.add_argument("--steps", type=int, default=3, help="timed steps")
-    p.add_argument("--matmul-size", type=int, default=2048, help="n of the n x n float32 matmul")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    p.add_argument("--seed", type=int, default=0)
-    add_speed_flags(p)
+    add_step_flags(p, batch_size=16, warmup=1, steps=3)
     return p.parse_args(argv)
 
 
@@ -58,27 +50,9 @@ def bench_variant(variant: str, args: argparse.Namespace, device: torch.device) 
     torch.manual_seed(args.seed)
     config = build_config(spec.config_cls, {"variant": variant})
     model = spec.factory(config, res, 1).to(device)
-    model.train()
-    if device.type == "cuda":  # what the trainer does on a GPU
-        model.autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-    batch = {"image": torch.rand(args.batch_size, 1, res, res, device=device) * 2 - 1}
-    batch = apply_speed_flags(model, batch, args, device)
-
-    timing = time_train_steps(model, batch, warmup=args.warmup, steps=args.steps, device=device)
-    median = timing["median_seconds"]
-    return {
-        "res": res,
-        "images_per_s": round(args.batch_size / median, 3),
-        "seconds_per_step_median": round(median, 3),
-        "step_seconds": [round(t, 3) for t in timing["step_seconds"]],
-        "warmup_seconds": round(timing["warmup_seconds"], 2),
-        "train_flops_per_image": int(timing["flops_per_step"] / args.batch_size),
-        "achieved_flops_per_s": timing["flops_per_step"] / median,
-        "parameters": model.parameter_counts(),
-        "use_kernel": model.use_kernel,
-        "n_critic": config.n_critic,
-        "last_losses": timing["last_losses"],
-    }
+    image = torch.rand(args.batch_size, 1, res, res, device=device) * 2 - 1
+    return {"res": res, **bench_steps(model, image, args, device), "parameters": model.parameter_counts(),
+            "use_kernel": model.use_kernel, "n_critic": config.n_critic}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,35 +60,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-
-    matmul = [matmul_flops_per_s(args.matmul_size, device)]
-    variants = {}
-    for name in [v.strip() for v in args.variants.split(",") if v.strip()]:
-        print(f"bench_ct_kernel: {name} ...", file=sys.stderr)
-        variants[name] = bench_variant(name, args, device)
-    matmul.append(matmul_flops_per_s(args.matmul_size, device))
-    peak = max(matmul)
-    for result in variants.values():
-        result["fraction_of_matmul"] = round(result["achieved_flops_per_s"] / peak, 4)
-
+    load_before = load_average()
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    variants, matmul = against_matmul(args, device, names, lambda v: bench_variant(v, args, device),
+                                      "bench_ct_kernel")
     print(json.dumps({
         "benchmark": "ct_kernel_wgan_train_throughput",
-        "torch": torch.__version__,
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
-        "threads": torch.get_num_threads(),
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-        "cpu_count": os.cpu_count(),
-        "load_average_1min_before": None if load_before is None else round(load_before, 2),
-        "load_average_1min_after": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        **machine_report(device, load_before),
         "batch_size": args.batch_size,
         "warmup_steps": args.warmup,
         "timed_steps": args.steps,
         **speed_flags(args),
         **peak_memory(device),
-        "matmul": {"n": args.matmul_size, "dtype": "float32", "flops_per_s": peak,
-                   "flops_per_s_before_after": matmul},
+        "matmul": matmul,
         "variants": variants,
     }, indent=2))
     return 0

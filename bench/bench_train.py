@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
-from _common import (add_speed_flags, apply_speed_flags, cpu_name, matmul_flops_per_s,  # first: OpenMP policy
-                     peak_memory, speed_flags, time_train_steps)
+from _common import (add_step_flags, against_matmul, bench_steps, load_average,  # first: OpenMP policy
+                     machine_report, peak_memory, speed_flags)
 
 import torch  # noqa: E402
 
@@ -40,14 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--models", default="dcgan,wgan", help="comma-separated model names")
     p.add_argument("--res", type=int, default=64)
     p.add_argument("--channels", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=32, help="real images per train_step")
-    p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
-    p.add_argument("--steps", type=int, default=5, help="timed steps")
-    p.add_argument("--matmul-size", type=int, default=2048, help="n of the n x n float32 matmul")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    p.add_argument("--seed", type=int, default=0)
-    add_speed_flags(p)
+    add_step_flags(p, batch_size=32, warmup=2, steps=5)
     return p.parse_args(argv)
 
 
@@ -55,27 +47,9 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> di
     spec = get_model(name)
     torch.manual_seed(args.seed)
     model = spec.factory(build_config(spec.config_cls, {}), args.res, args.channels).to(device)
-    model.train()
-    if device.type == "cuda":  # what the trainer does on a GPU
-        model.autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-    batch = {"image": torch.rand(args.batch_size, args.channels, args.res, args.res, device=device) * 2 - 1}
-    batch = apply_speed_flags(model, batch, args, device)
-
-    timing = time_train_steps(model, batch, warmup=args.warmup, steps=args.steps, device=device)
-    median = timing["median_seconds"]
-    return {
-        "images_per_s": round(args.batch_size / median, 2),
-        "images_per_s_mean": round(args.batch_size * args.steps / sum(timing["step_seconds"]), 2),
-        "seconds_per_step_median": round(median, 4),
-        "step_seconds": [round(t, 3) for t in timing["step_seconds"]],
-        "warmup_seconds": round(timing["warmup_seconds"], 2),
-        "train_flops_per_image": int(timing["flops_per_step"] / args.batch_size),
-        "achieved_flops_per_s": timing["flops_per_step"] / median,
-        "forward_flops_per_image": model.flops_per_image(),
-        "parameters": model.parameter_counts(),
-        "config": spec.default_config(),
-        "last_losses": timing["last_losses"],
-    }
+    image = torch.rand(args.batch_size, args.channels, args.res, args.res, device=device) * 2 - 1
+    return {**bench_steps(model, image, args, device), "forward_flops_per_image": model.flops_per_image(),
+            "parameters": model.parameter_counts(), "config": spec.default_config()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,28 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
-
-    matmul = [matmul_flops_per_s(args.matmul_size, device)]
-    models = {}
-    for name in [m.strip() for m in args.models.split(",") if m.strip()]:
-        print(f"bench_train: {name} ...", file=sys.stderr)
-        models[name] = bench_model(name, args, device)
-    matmul.append(matmul_flops_per_s(args.matmul_size, device))
-    peak = max(matmul)
-    for result in models.values():
-        result["fraction_of_matmul"] = round(result["achieved_flops_per_s"] / peak, 4)
-
+    load_before = load_average()
+    names = [m.strip() for m in args.models.split(",") if m.strip()]
+    models, matmul = against_matmul(args, device, names, lambda n: bench_model(n, args, device), "bench_train")
     report = {
         "benchmark": "train_throughput",
-        "torch": torch.__version__,
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
-        "threads": torch.get_num_threads(),
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-        "cpu_count": os.cpu_count(),
-        "load_average_1min_before": None if load_before is None else round(load_before[0], 2),
-        "load_average_1min_after": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        **machine_report(device, load_before),
         "res": args.res,
         "channels": args.channels,
         "batch_size": args.batch_size,
@@ -112,8 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         "timed_steps": args.steps,
         **speed_flags(args),
         **peak_memory(device),
-        "matmul": {"n": args.matmul_size, "dtype": "float32", "flops_per_s": peak,
-                   "flops_per_s_before_after": matmul},
+        "matmul": matmul,
         "models": models,
     }
     print(json.dumps(report, indent=2))
