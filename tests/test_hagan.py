@@ -325,3 +325,17 @@ def test_ema_setting_reaches_the_exported_weights_and_sample(tmp_path):
     sampled = run_cli("sample", out, "--n", "3", "--out", tmp_path / "samples")
     assert sampled.returncode == 0, sampled.stderr
     assert len(list((tmp_path / "samples").glob("*.png"))) == 3
+
+
+def test_fast_recipe_shortens_the_warmup_and_samples_the_average(tmp_path):
+    from medsyn_plugins.hagan import FAST_RECIPE
+
+    assert get_model("hagan").recipe("fast") == FAST_RECIPE == {"warmup_epochs": 10, "ema": True}
+    dry = run_cli("train", "hagan", "--recipe", "fast", "--dry-run", "--out", tmp_path / "run")
+    assert dry.returncode == 0, dry.stderr
+    import json
+
+    cfg = json.loads(dry.stdout)
+    assert cfg["recipe"] == "fast"
+    assert cfg["model_config"]["warmup_epochs"] == 10 and cfg["model_config"]["ema"] is True
+    assert tiny(**FAST_RECIPE).wants_ema
