@@ -27,8 +27,8 @@ class GANModel:
     task = "unconditional"
     #: Networks that are exported for sharing/sampling (safetensors) and averaged by EMA.
     inference_networks: tuple[str, ...] = ("generator",)
-    #: Set True to have the trainer keep an exponential moving average of inference networks.
-    wants_ema = False
+    #: An explicit answer for ``wants_ema`` (None: read the config's ``ema`` setting).
+    _wants_ema: bool | None = None
 
     def __init__(self, config: Any, res: int, channels: int):
         self.config = config
@@ -41,6 +41,19 @@ class GANModel:
         self.grad_sync: Callable[[nn.Module], None] | None = None
         # Set by the trainer: bf16 autocast on GPU, a no-op context otherwise.
         self.autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+
+    @property
+    def wants_ema(self) -> bool:
+        """Whether the trainer keeps an exponential moving average of the inference networks (and samples,
+        scores and exports it): the config's ``ema`` setting where it has one, else False. A model may
+        answer outright instead: ``wants_ema = True`` in its class, or ``self.wants_ema = ...``."""
+        if self._wants_ema is not None:
+            return self._wants_ema
+        return bool(getattr(self.config, "ema", False))
+
+    @wants_ema.setter
+    def wants_ema(self, value: bool) -> None:
+        self._wants_ema = bool(value)
 
     # -- what a model implements -------------------------------------------------------------
     def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int = 0) -> Losses:

@@ -242,3 +242,21 @@ def test_translation_batches_follow_the_contract(tiny_models, tmp_path):
         assert batch["tumor_mask"].shape == (4, 1, RES, RES) and batch["tumor_has_mask"].dtype == torch.bool
         assert set(batch["tumor_mask"].unique().tolist()) <= {0.0, 1.0}
     assert (tmp_path / "run" / "samples" / "step-000003.png").exists()  # the input|output|attention grid
+
+
+def test_wants_ema_follows_the_config_unless_the_model_answers_outright():
+    @dataclass
+    class NoEma:
+        latent_dim: int = 8
+
+    assert GANModel(TinyConfig(ema=True), 8, 1).wants_ema
+    assert not GANModel(TinyConfig(), 8, 1).wants_ema
+    assert not GANModel(NoEma(), 8, 1).wants_ema  # a config without the setting: no average
+
+    class Always(GANModel):
+        wants_ema = True  # a class attribute replaces the property
+
+    assert Always(NoEma(), 8, 1).wants_ema
+    model = GANModel(TinyConfig(ema=True), 8, 1)
+    model.wants_ema = False  # an instance's answer wins over its config
+    assert not model.wants_ema

@@ -37,10 +37,6 @@ class DCGAN(LatentGAN):
         self.networks = {"generator": generator, "discriminator": discriminator}
         self.optimizers = adam(self.networks, config, {"generator": config.lr_g, "discriminator": config.lr_d})
 
-    @property
-    def wants_ema(self) -> bool:
-        return bool(self.config.ema)
-
     def _d(self, x: torch.Tensor) -> torch.Tensor:
         """D's logits, through DiffAugment when a policy is set (each call draws its own transforms)."""
         if self.config.diffaugment:

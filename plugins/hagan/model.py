@@ -42,10 +42,6 @@ class HAGAN(GANModel):
     task = "unconditional"
     inference_networks = ("generator",)  # the running mean of D's features lives in G's buffers
 
-    @property
-    def wants_ema(self) -> bool:
-        return bool(self.config.ema)
-
     def __init__(self, config: HAGANConfig, res: int, channels: int):
         super().__init__(config, res, channels)
         self.parts = config.components()
