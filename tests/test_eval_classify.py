@@ -277,3 +277,36 @@ def test_test_cases_option_holds_those_cases_out(tmp_path):
     assert out["settings"]["split"].startswith("by case: --test-cases")
     bad = run_cli("eval", "classify", "--data", tmp_path / "d", "--test-cases", "nobody", "--arms", "real")
     assert bad.returncode == 2 and "nobody" in bad.stderr
+
+
+def test_synthetic_images_of_a_seeds_validation_cases_are_left_out_of_its_training(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls, to in (("normal", "tumor"), ("tumor", "normal")):
+        (tmp_path / "d" / cls).mkdir(parents=True)
+        (tmp_path / f"syn-{to}").mkdir()
+        for case in range(6):
+            for z in range(3):
+                pixels = rng.integers(0, 255, (16, 16), dtype=np.uint8)
+                Image.fromarray(pixels).save(tmp_path / "d" / cls / f"p{case}_z{z:03d}.png")
+                if case not in (2, 5):  # translations of every non-test case, as one translate run makes them
+                    Image.fromarray(255 - pixels).save(tmp_path / f"syn-{to}" / f"p{case}_z{z:03d}_to-{to}.png")
+    r = run_cli("eval", "classify", "--data", tmp_path / "d", "--test-cases", "p2,p5", "--synthetic",
+                tmp_path / "syn-tumor", "--synthetic-normal", tmp_path / "syn-normal", "--arms", "real,synthetic",
+                "--seeds", "2", "--epochs", "1", "--res", "32", "--device", "cpu", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    for seed, split in enumerate(out["splits"]):
+        assert split["val"]["cases"] == 1  # one of p0, p1, p3, p4: its 3 + 3 translations are dropped
+        assert out["arms"]["synthetic"]["synthetic_dropped"][seed] == 6
+        real, syn = out["arms"]["real"]["train_counts"][seed], out["arms"]["synthetic"]["train_counts"][seed]
+        assert syn == {"tumor": real["tumor"] + 9, "normal": real["normal"] + 9}
+
+
+def test_synthetic_for_split_keeps_sets_without_cases_whole():
+    from medsyn_cli.metrics.classify import synthetic_for_split
+
+    images = np.zeros((4, 1, 8, 8), dtype=np.float32)
+    kept, dropped = synthetic_for_split([(images, 1), (images, 0, ["a", "b", "a", "c"])], {"a"})
+    assert dropped == 2 and [len(x) for x, _ in kept] == [4, 2] and [label for _, label in kept] == [1, 0]

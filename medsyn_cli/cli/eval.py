@@ -250,9 +250,10 @@ def classify(
     held_out = clf.held_out_cases(dataset, held_cases)
     fakes = []
     if "synthetic" in wanted:
-        fakes.append((clf.load_synthetic(synthetic, res, held_out), label))
-        if synthetic_normal is not None:
-            fakes.append((clf.load_synthetic(synthetic_normal, res, held_out), 1 - label))
+        for spec, lab in ((synthetic, label), (synthetic_normal, 1 - label)):
+            if spec is not None:
+                images, cases = clf.load_synthetic(spec, res, held_out)
+                fakes.append((images, lab, cases))
     counts = {dataset.classes[c]: int((dataset.labels == c).sum()) for c in (0, 1)}
     if min(counts.values()) < 3:
         raise InputError(f"each class needs at least 3 images for a 70/20/10 split, got {counts}", path=data)

@@ -27,7 +27,9 @@ Protocol (one run per seed, every arm sharing that seed's split):
   resized back, drawn fresh every epoch); ``synthetic`` (the train split plus every synthetic image:
   generated tumor images labelled ``--synthetic-label``, by default the positive class, and generated
   normal images, the other direction, labelled negative). Validation and test images are never
-  synthetic or augmented, and a synthetic image named after a validation or test case is refused.
+  synthetic or augmented. A synthetic image named after a case that is validation or test for every
+  seed (a prepared folder's, ``--test-cases``) is refused; one named after a case that is validation
+  for only some seeds (``--test-cases`` draws them per seed) is left out of those seeds' training.
 * figures on the test split: accuracy, ROC AUC (Mann-Whitney rank statistic on P(positive)), TPR
   (sensitivity) and TNR (specificity) at argmax; mean and sample std (ddof 1) over seeds; for every arm
   but ``real`` the paper's "Relative imp.": the error reduction against ``real``,
@@ -203,19 +205,21 @@ def _load_classes(root: Path, res: int, classes: tuple[str, ...] | None = None) 
                        [case_of(s) for s in sources])
 
 
-def load_synthetic(spec: str, res: int, held_out: set[str] = frozenset()) -> np.ndarray:
-    """Synthetic images fitted like the real ones; one named after a ``held_out`` case is an error."""
+def load_synthetic(spec: str, res: int, held_out: set[str] = frozenset()) -> tuple[np.ndarray, list[str]]:
+    """Synthetic images fitted like the real ones, and the case each was made from (its file name, as
+    ``medsyn translate`` names it); one named after a ``held_out`` case is an error."""
     from medsyn_cli.data.brats import case_of
     from medsyn_cli.metrics.inputs import iter_images, resolve_input
 
     inp = resolve_input(spec, name="synthetic")
-    out = []
+    out, cases = [], []
     for source, item in iter_images(inp):
         if case_of(source) in held_out:
             raise InputError(f"synthetic image of validation/test case {case_of(source)}", path=source,
                              hint="translate only the training cases' slices")
         out.append(_fit_square(_grey(item), res)[None])
-    return np.stack(out)
+        cases.append(case_of(source))
+    return np.stack(out), cases
 
 
 # -- training ---------------------------------------------------------------------------------
@@ -316,14 +320,30 @@ def train_and_test(train_x: np.ndarray, train_y: np.ndarray, val: tuple[np.ndarr
     return {**figures, "val_accuracy": best[0], "best_epoch": best[1]}
 
 
-def run_protocol(data: LabelledSet, synthetic: np.ndarray | list[tuple[np.ndarray, int]] | None,
+def synthetic_for_split(synthetic: list[tuple], excluded: set[str]) -> tuple[list[tuple[np.ndarray, int]], int]:
+    """The synthetic ``(images, label[, cases])`` sets without the images made from an ``excluded`` case
+    (this seed's validation and test cases), and how many were dropped. Without cases, all are kept."""
+    kept, dropped = [], 0
+    for images, label, *rest in synthetic:
+        cases = rest[0] if rest else None
+        if cases is not None:
+            keep = np.array([c not in excluded for c in cases], dtype=bool)
+            dropped += int((~keep).sum())
+            images = images[keep]
+        kept.append((images, label))
+    return kept, dropped
+
+
+def run_protocol(data: LabelledSet, synthetic: np.ndarray | list[tuple] | None,
                  synthetic_label: int = 1, *, seeds: int, arms: tuple[str, ...], settings: TrainSettings,
                  on_epoch: Callable[[], None] | None = None, test_cases: list[str] | None = None) -> dict[str, Any]:
     """Every arm for every seed; returns per-arm mean/std (and the relative improvement over ``real``),
     the split sizes and how the split was made.
 
-    ``synthetic`` is one array labelled ``synthetic_label`` or a list of ``(images, label)`` pairs (both
-    translation directions).
+    ``synthetic`` is one array labelled ``synthetic_label`` or a list of ``(images, label)`` or
+    ``(images, label, cases)`` sets (both translation directions). With cases, each seed's synthetic arm
+    leaves out the images made from that seed's validation and test cases: with ``--test-cases`` the
+    validation cases change from seed to seed, so a fixed synthetic folder cannot be checked up front.
     """
     if isinstance(synthetic, np.ndarray):
         synthetic = [(synthetic, synthetic_label)]
@@ -337,6 +357,9 @@ def run_protocol(data: LabelledSet, synthetic: np.ndarray | list[tuple[np.ndarra
             splits[-1][name]["cases"] = len({data.cases[i] for i in ix}) if data.cases else None
         val = (data.images[va], data.labels[va])
         test = (data.images[te], data.labels[te])
+        if synthetic and "synthetic" in arms:
+            excluded = {data.cases[i] for i in np.concatenate([va, te])} if data.cases else set()
+            fakes, dropped = synthetic_for_split(synthetic, excluded)
         for arm in arms:
             x, y, augment = data.images[tr], data.labels[tr], False
             if arm in ("oversample", "undersample"):
@@ -345,18 +368,21 @@ def run_protocol(data: LabelledSet, synthetic: np.ndarray | list[tuple[np.ndarra
             elif arm == "augment":
                 augment = True
             elif arm == "synthetic":
-                assert synthetic
-                x = np.concatenate([x, *(images for images, _ in synthetic)])
-                y = np.concatenate([y, *(np.full(len(images), label, dtype=np.int64) for images, label in synthetic)])
+                x = np.concatenate([x, *(images for images, _ in fakes)])
+                y = np.concatenate([y, *(np.full(len(images), label, dtype=np.int64) for images, label in fakes)])
             out = train_and_test(x, y, val, test, seed=seed, settings=settings, augment=augment,
                                  on_epoch=on_epoch)
             out["train_counts"] = {data.classes[c]: int((y == c).sum()) for c in (0, 1)}
+            if arm == "synthetic":
+                out["synthetic_dropped"] = dropped
             per_arm[arm].append(out)
     summary = {}
     for arm, runs in per_arm.items():
         summary[arm] = {k: mean_std([r[k] for r in runs]) for k in ("accuracy", "auc", "tpr", "tnr")}
         summary[arm]["best_epoch"] = [r["best_epoch"] for r in runs]
         summary[arm]["train_counts"] = [r["train_counts"] for r in runs]
+        if arm == "synthetic":  # per seed: images made from that seed's validation/test cases, left out
+            summary[arm]["synthetic_dropped"] = [r["synthetic_dropped"] for r in runs]
     if "real" in summary:
         base = summary["real"]
         for arm in summary:
