@@ -302,6 +302,11 @@ def test_synthetic_images_of_a_seeds_validation_cases_are_left_out_of_its_traini
         assert out["arms"]["synthetic"]["synthetic_dropped"][seed] == 6
         real, syn = out["arms"]["real"]["train_counts"][seed], out["arms"]["synthetic"]["train_counts"][seed]
         assert syn == {"tumor": real["tumor"] + 9, "normal": real["normal"] + 9}
+    text = run_cli("eval", "classify", "--data", tmp_path / "d", "--test-cases", "p2,p5", "--synthetic",
+                   tmp_path / "syn-tumor", "--arms", "synthetic", "--seeds", "1", "--epochs", "1", "--res", "32",
+                   "--device", "cpu")
+    assert text.returncode == 0, text.stderr
+    assert "left out of its training: 3 (per seed)" in text.stdout
 
 
 def test_synthetic_for_split_keeps_sets_without_cases_whole():

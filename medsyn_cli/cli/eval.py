@@ -288,6 +288,10 @@ def classify(
         lines.append(f"{arm:<12} " + " ".join(f"{c:>{w}}" for c, w in zip(cells, (15, 15, 15, 15, 12, 8))))
     lines.append(f"positive class: {dataset.classes[1]}; {seeds} seed(s), {epochs} epoch(s); split "
                  f"{result['split']}; test {result['splits'][0]['test']}")
+    dropped = result["arms"].get("synthetic", {}).get("synthetic_dropped", [])
+    if any(dropped):
+        lines.append(f"synthetic images made from a seed's validation cases, left out of its training: "
+                     f"{', '.join(map(str, dropped))} (per seed)")
     typer.echo("\n".join(lines))
 
 
