@@ -347,6 +347,8 @@ def run_protocol(data: LabelledSet, synthetic: np.ndarray | list[tuple] | None,
     """
     if isinstance(synthetic, np.ndarray):
         synthetic = [(synthetic, synthetic_label)]
+    if "synthetic" in arms and not synthetic:
+        raise ValueError("the synthetic arm needs synthetic images")
     per_arm: dict[str, list[dict[str, Any]]] = {a: [] for a in arms}
     splits, how = [], ""
     for seed in range(seeds):
