@@ -214,11 +214,12 @@ def load_synthetic(spec: str, res: int, held_out: set[str] = frozenset()) -> tup
     inp = resolve_input(spec, name="synthetic")
     out, cases = [], []
     for source, item in iter_images(inp):
-        if case_of(source) in held_out:
-            raise InputError(f"synthetic image of validation/test case {case_of(source)}", path=source,
+        case = case_of(source)
+        if case in held_out:
+            raise InputError(f"synthetic image of validation/test case {case}", path=source,
                              hint="translate only the training cases' slices")
         out.append(_fit_square(_grey(item), res)[None])
-        cases.append(case_of(source))
+        cases.append(case)
     return np.stack(out), cases
 
 
@@ -359,7 +360,7 @@ def run_protocol(data: LabelledSet, synthetic: np.ndarray | list[tuple] | None,
             splits[-1][name]["cases"] = len({data.cases[i] for i in ix}) if data.cases else None
         val = (data.images[va], data.labels[va])
         test = (data.images[te], data.labels[te])
-        if synthetic and "synthetic" in arms:
+        if "synthetic" in arms:  # (synthetic images are there: checked above)
             excluded = {data.cases[i] for i in np.concatenate([va, te])} if data.cases else set()
             fakes, dropped = synthetic_for_split(synthetic, excluded)
         for arm in arms:
