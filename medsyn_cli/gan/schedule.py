@@ -1,10 +1,15 @@
-"""CycleGAN's learning-rate policy: constant for ``n_epochs``, then linearly down towards zero.
+"""Learning-rate policies that are functions of the trainer's counters, so they keep no state and
+resume from the step alone.
+
+CycleGAN's policy: constant for ``n_epochs``, then linearly down towards zero.
 
 As the reference's ``lr_policy="linear"``: during the epoch that follows ``k`` finished epochs the
 rate is ``lr * (1 - max(0, k + 1 - n_epochs) / (n_epochs_decay + 1))``, so epoch ``n_epochs`` still
 runs at the full rate and the last of the ``n_epochs + n_epochs_decay`` epochs at ``lr / (decay+1)``.
-The epoch comes from the trainer (``train_step``'s ``epoch``, ``on_epoch_end``), so the schedule
-keeps no count of its own and resumes from the step alone.
+The epoch comes from the trainer (``train_step``'s ``epoch``, ``on_epoch_end``).
+
+A step-based decay (:func:`step_decay_factor`) for models trained to a step or time budget: constant
+until ``start``, then linearly down to ``floor`` times the rate over ``length`` steps, then held.
 """
 
 from __future__ import annotations
@@ -37,3 +42,20 @@ class LinearDecaySchedule:
         for opt in self.optimizers.values():
             for group in opt.param_groups:
                 group["lr"] = lr
+
+
+def step_decay_factor(step: int, start: int, length: int, floor: float) -> float:
+    """The factor on the base rate for step ``step`` (0-based): 1 before ``start`` (or when ``start`` < 0),
+    then linear from 1 to ``floor`` over ``length`` steps, ``floor`` after that."""
+    if start < 0 or step < start:
+        return 1.0
+    if length <= 0:
+        return float(floor)
+    return 1.0 - (1.0 - float(floor)) * min(1.0, (step - start) / float(length))
+
+
+def set_rates(optimizers: dict[str, torch.optim.Optimizer], rates: dict[str, float]) -> None:
+    """Set every parameter group of each named optimizer to its rate."""
+    for name, lr in rates.items():
+        for group in optimizers[name].param_groups:
+            group["lr"] = lr

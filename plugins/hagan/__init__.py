@@ -61,6 +61,11 @@ class HAGANConfig:
     spectral_norm: bool = True  # SAGAN's spectral normalisation in G and D
 
     lr: float = 1e-3  # Adam learning rate, G and D (paper)
+    # Later practice, off in the paper recipe (constant rate): from step lr_decay_start (>= 0) the rate
+    # falls linearly to lr_decay_floor * lr over lr_decay_steps steps, then stays there
+    lr_decay_start: int = field(default=-1, metadata={"min": -1})
+    lr_decay_steps: int = field(default=1000, metadata={"min": 0})
+    lr_decay_floor: float = field(default=0.1, metadata={"min": 0, "max": 1})
     adam_beta1: float = 0.5
     adam_beta2: float = 0.999
 

@@ -25,6 +25,7 @@ import torch
 
 from medsyn_cli.errors import InputError
 from medsyn_cli.gan.optim import adam
+from medsyn_cli.gan.schedule import set_rates, step_decay_factor
 from medsyn_cli.model import GANModel, Losses
 from medsyn_cli.nn.attention import attention_received
 from medsyn_cli.nn.diffaugment import diff_augment, parse_policy
@@ -83,6 +84,11 @@ class HAGAN(GANModel):
             return step < self.config.warmup_steps
         return epoch < self.config.warmup_epochs
 
+    def lr_at(self, step: int) -> float:
+        """The Adam rate of G and D at ``step``: the paper's constant ``lr``, or its step decay."""
+        cfg = self.config
+        return cfg.lr * step_decay_factor(step, cfg.lr_decay_start, cfg.lr_decay_steps, cfg.lr_decay_floor)
+
     def attnmix_active(self, step: int, epoch: int = 0) -> bool:
         """AttnMix (mixed images, consistency loss) runs when switched on and past the warm-up."""
         return self.parts["attnmix"] and not self.in_warmup(step, epoch)
@@ -136,6 +142,9 @@ class HAGAN(GANModel):
     def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int = 0) -> Losses:
         G, D = self.networks["generator"], self.networks["discriminator"]
         cfg = self.config
+        if cfg.lr_decay_start >= 0:
+            lr = self.lr_at(step)
+            set_rates(self.optimizers, {name: lr for name in self.optimizers})
         real = batch["image"].to(self.device)
         b = real.shape[0]
         skips = self.real_skips(real)
