@@ -38,10 +38,7 @@ class LinearDecaySchedule:
         """The rate for the epoch after ``epochs_done`` finished ones (``None``: leave it as it is)."""
         if epochs_done is None:
             return
-        lr = self.lr(epochs_done)
-        for opt in self.optimizers.values():
-            for group in opt.param_groups:
-                group["lr"] = lr
+        set_rate(self.optimizers, self.lr(epochs_done))
 
 
 def step_decay_factor(step: int, start: int, length: int, floor: float) -> float:
@@ -54,8 +51,8 @@ def step_decay_factor(step: int, start: int, length: int, floor: float) -> float
     return 1.0 - (1.0 - float(floor)) * min(1.0, (step - start) / float(length))
 
 
-def set_rates(optimizers: dict[str, torch.optim.Optimizer], rates: dict[str, float]) -> None:
-    """Set every parameter group of each named optimizer to its rate."""
-    for name, lr in rates.items():
-        for group in optimizers[name].param_groups:
+def set_rate(optimizers: dict[str, torch.optim.Optimizer], lr: float) -> None:
+    """Set every parameter group of every optimizer to ``lr``."""
+    for opt in optimizers.values():
+        for group in opt.param_groups:
             group["lr"] = lr

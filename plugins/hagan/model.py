@@ -25,7 +25,7 @@ import torch
 
 from medsyn_cli.errors import InputError
 from medsyn_cli.gan.optim import adam
-from medsyn_cli.gan.schedule import set_rates, step_decay_factor
+from medsyn_cli.gan.schedule import set_rate, step_decay_factor
 from medsyn_cli.model import GANModel, Losses
 from medsyn_cli.nn.attention import attention_received
 from medsyn_cli.nn.diffaugment import diff_augment, parse_policy
@@ -143,8 +143,7 @@ class HAGAN(GANModel):
         G, D = self.networks["generator"], self.networks["discriminator"]
         cfg = self.config
         if cfg.lr_decay_start >= 0:
-            lr = self.lr_at(step)
-            set_rates(self.optimizers, {name: lr for name in self.optimizers})
+            set_rate(self.optimizers, self.lr_at(step))
         real = batch["image"].to(self.device)
         b = real.shape[0]
         skips = self.real_skips(real)
