@@ -283,6 +283,7 @@ def test_dry_run_shows_the_theses_latent_size_and_batch(tmp_path):
         cfg = json.loads(r.stdout)
         assert cfg["model_config"]["latent_dim"] == 128 and cfg["training"]["batch_size"] == 64
         assert cfg["model_config"]["lr"] == 1e-4 and cfg["model_config"]["gp_weight"] == 10.0
+        assert cfg["data"]["fit"] == "resize"  # section 4.2.3: images resized to the square, as the card says
     assert cfg["model"] == "wgan-linconv" and not (tmp_path / model).exists()
     ct = json.loads(run_cli("train", "ct-kernel-wgan", "--res", "128", "--out", tmp_path / "x", "--dry-run").stdout)
     assert ct["model_config"]["kernel_position"] == "linear" and ct["model_config"]["skips"] == "auto"

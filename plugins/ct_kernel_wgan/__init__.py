@@ -109,6 +109,7 @@ def register_models(register) -> None:
             resolutions=(64, 128),
             channels=(1,),
             default_batch_size=64,  # the thesis's batch size
+            default_fit="resize",  # the thesis resized its images to the square (see the card)
         )
     )
     register(
