@@ -12,6 +12,8 @@ from medsyn_cli.errors import InputError
 from medsyn_cli.plugins import collect_named
 
 TASKS = ("unconditional", "translation")
+#: Training settings a recipe may carry besides model settings: its default batch size.
+RECIPE_TRAINING_KEYS = ("batch_size",)
 
 
 class LazyFactory:
@@ -58,6 +60,7 @@ class ModelSpec:
     plugin: str = ""
     extra: dict = field(default_factory=dict)
     #: Named bundles of model settings (``medsyn train --recipe NAME``); the paper recipe is the defaults.
+    #: A recipe may also give its default batch size (``"batch_size"``); ``--batch-size`` still wins.
     recipes: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -69,19 +72,30 @@ class ModelSpec:
             raise TypeError(f"model {self.name!r}: config_cls must be a dataclass")
         fields = {f.name for f in dataclasses.fields(self.config_cls)}
         for recipe, settings in self.recipes.items():
-            unknown = sorted(set(settings) - fields)
+            unknown = sorted(set(settings) - fields - set(RECIPE_TRAINING_KEYS))
             if recipe == "paper" or unknown:
                 raise ValueError(f"model {self.name!r}: recipe {recipe!r} " + (
                     "is the defaults and cannot be redefined" if recipe == "paper" else f"sets unknown {unknown}"))
+            batch = settings.get("batch_size", 1)
+            if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+                raise ValueError(f"model {self.name!r}: recipe {recipe!r} sets batch_size {batch!r}; "
+                                 "it must be a positive integer")
 
-    def recipe(self, name: str) -> dict[str, Any]:
-        """The model settings of recipe ``name`` ("paper": none, the defaults); InputError if unknown."""
+    def _recipe(self, name: str) -> dict[str, Any]:
         if name == "paper":
             return {}
         if name not in self.recipes:
             raise InputError(f"model {self.name!r} has no recipe {name!r}",
                              hint=f"known: {', '.join(['paper', *self.recipes])}")
-        return dict(self.recipes[name])
+        return self.recipes[name]
+
+    def recipe(self, name: str) -> dict[str, Any]:
+        """The model settings of recipe ``name`` ("paper": none, the defaults); InputError if unknown."""
+        return {k: v for k, v in self._recipe(name).items() if k not in RECIPE_TRAINING_KEYS}
+
+    def recipe_batch_size(self, name: str) -> int:
+        """The default batch size under recipe ``name``: the recipe's own, else the model's."""
+        return int(self._recipe(name).get("batch_size", self.default_batch_size))
 
     def check(self, res: int, channels: int) -> None:
         """Refuse (InputError) a resolution or channel count this model does not support."""

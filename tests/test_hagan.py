@@ -330,7 +330,10 @@ def test_ema_setting_reaches_the_exported_weights_and_sample(tmp_path):
 def test_fast_recipe_shortens_the_warmup_and_samples_the_average(tmp_path):
     from medsyn_plugins.hagan import FAST_RECIPE
 
-    assert get_model("hagan").recipe("fast") == FAST_RECIPE == {"warmup_epochs": 10, "ema": True}
+    spec = get_model("hagan")
+    assert FAST_RECIPE == {"warmup_epochs": 10, "ema": True, "batch_size": 16}
+    assert spec.recipe("fast") == {"warmup_epochs": 10, "ema": True}
+    assert (spec.recipe_batch_size("fast"), spec.recipe_batch_size("paper")) == (16, 32)
     dry = run_cli("train", "hagan", "--recipe", "fast", "--dry-run", "--out", tmp_path / "run")
     assert dry.returncode == 0, dry.stderr
     import json
@@ -338,7 +341,13 @@ def test_fast_recipe_shortens_the_warmup_and_samples_the_average(tmp_path):
     cfg = json.loads(dry.stdout)
     assert cfg["recipe"] == "fast"
     assert cfg["model_config"]["warmup_epochs"] == 10 and cfg["model_config"]["ema"] is True
-    assert tiny(**FAST_RECIPE).wants_ema
+    assert cfg["training"]["batch_size"] == 16  # the recipe's batch ...
+    own = run_cli("train", "hagan", "--recipe", "fast", "--batch-size", "32", "--dry-run", "--out", tmp_path / "r2")
+    assert own.returncode == 0, own.stderr
+    assert json.loads(own.stdout)["training"]["batch_size"] == 32  # ... and --batch-size still wins
+    paper = run_cli("train", "hagan", "--dry-run", "--out", tmp_path / "r3")
+    assert json.loads(paper.stdout)["training"]["batch_size"] == 32
+    assert tiny(warmup_epochs=10, ema=True).wants_ema
 
 
 def test_step_decay_factor():

@@ -31,6 +31,20 @@ def test_recipe_lookup_and_bad_recipes_are_refused():
         ModelSpec(**kw, recipes={"paper": {"lr": 1e-3}})
 
 
+def test_a_recipe_may_give_its_default_batch_size():
+    kw = dict(name="x", task="unconditional", config_cls=DCGANConfig, factory=DCGAN, summary="", citation="",
+              default_batch_size=64)
+    spec = ModelSpec(**kw, recipes={"small": {"lr": 1e-3, "batch_size": 16}, "plain": {"lr": 1e-3}})
+    assert spec.recipe("small") == {"lr": 1e-3}  # model settings only: batch_size is the trainer's
+    assert [spec.recipe_batch_size(r) for r in ("paper", "small", "plain")] == [64, 16, 64]
+    assert spec.as_dict()["recipes"]["small"]["batch_size"] == 16  # `medsyn models --json` shows it
+    with pytest.raises(InputError, match="no recipe"):
+        spec.recipe_batch_size("nope")
+    for bad in (0, -2, 2.5, True, "16"):
+        with pytest.raises(ValueError, match="batch_size"):
+            ModelSpec(**kw, recipes={"small": {"batch_size": bad}})
+
+
 def test_hinge_losses():
     real, fake = torch.tensor([2.0, 0.5, -1.0]), torch.tensor([-2.0, 0.0, 1.0])
     # relu(1 - real) = [0, .5, 2] -> mean 5/6; relu(1 + fake) = [0, 1, 2] -> mean 1

@@ -306,13 +306,13 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
     if spec.task == "translation" and fit != "pad":
         raise InputError(f"--fit {fit}: translation models train on padded images (pad), so outputs map back "
                          "onto their inputs")
-    batch_size = _identity("batch_size", pick("batch_size", flags.batch_size, None, int),
-                           stored_train.get("batch_size"), spec.default_batch_size, int)
-    seed = _identity("seed", pick("seed", flags.seed, None, int), stored_train.get("seed"), 0, int)
     # Runs made before --recipe existed used the paper recipe (the defaults).
     recipe = _identity("recipe", pick("recipe", flags.recipe, None), stored.get("recipe", "paper") if flags.resume
                        else None, "paper", str)
     recipe_settings = spec.recipe(recipe)
+    batch_size = _identity("batch_size", pick("batch_size", flags.batch_size, None, int),
+                           stored_train.get("batch_size"), spec.recipe_batch_size(recipe), int)
+    seed = _identity("seed", pick("seed", flags.seed, None, int), stored_train.get("seed"), 0, int)
 
     spec.check(res, channels)
     batch_size = _positive("batch_size", batch_size)

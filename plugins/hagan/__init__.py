@@ -106,8 +106,9 @@ class HAGANConfig:
 
 #: The paper recipe is the defaults; "fast" is what the quality bench measured as better per CPU-minute
 #: (docs/results.md): a 10-epoch warm-up instead of 100, so DiffAugment and AttnMix start within minutes on
-#: a CPU, and sampling from the generator's moving average.
-FAST_RECIPE = {"warmup_epochs": 10, "ema": True}
+#: a CPU, sampling from the generator's moving average, and batch 16 instead of 32 (twice the updates per
+#: CPU-minute; lower FID at 20 minutes on two seeds).
+FAST_RECIPE = {"warmup_epochs": 10, "ema": True, "batch_size": 16}
 
 
 @hookimpl
