@@ -26,10 +26,13 @@ def load(path: Path) -> dict:
     return run
 
 
-def label(run: dict) -> str:
+def label(run: dict, batch: bool = False) -> str:
+    """The curve's name: model, recipe, extra settings, and the batch size when the runs differ in it."""
     what = f"{run['model']} {run.get('recipe') or 'paper'}"
     if run.get("sets"):
         what += " " + ",".join(run["sets"])
+    if batch:
+        what += f" batch {run.get('batch_size')}"
     return what
 
 
@@ -41,9 +44,10 @@ def plot(runs: list[dict], out: Path, title: str) -> None:
 
     colours: dict[str, str] = {}
     seeds = sorted({run.get("seed") or 0 for run in runs})
+    batch = len({run.get("batch_size") for run in runs}) > 1
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for run in runs:
-        name = label(run)
+        name = label(run, batch)
         colour = colours.setdefault(name, f"C{len(colours)}")
         style = STYLES[seeds.index(run.get("seed") or 0) % len(STYLES)]
         pts = run["points"]

@@ -43,3 +43,14 @@ def test_a_file_that_is_not_a_finished_run_is_named(tmp_path):
         assert proc.stderr.strip() == proc.stderr.strip().splitlines()[-1]  # one line
         assert str(bad) in proc.stderr and why in proc.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_runs_that_differ_in_batch_size_are_labelled_with_it():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("plot_quality", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    run = {"model": "hagan", "recipe": "fast", "sets": [], "batch_size": 16}
+    assert mod.label(run) == "hagan fast"
+    assert mod.label(run, batch=True) == "hagan fast batch 16"
