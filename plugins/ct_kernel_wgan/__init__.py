@@ -54,6 +54,7 @@ class CTKernelWGANConfig:
     # critic steps per generator step, all inside one train_step
     n_critic: int = field(default=5, metadata={"min": 1})
     gp_weight: float = 10.0  # lambda of the gradient penalty
+    ema: bool = False  # sample, score and export an exponential moving average of G (--ema-decay)
 
 
 def resolve_variant(config: CTKernelWGANConfig, res: int) -> str:
@@ -92,6 +93,7 @@ class WGANLinConvConfig:
     betas: tuple[float, ...] = (0.5, 0.9)  # Adam betas (Gulrajani et al.'s DCGAN-style setting)
     n_critic: int = 5  # critic steps per generator step, all inside one train_step
     gp_weight: float = 10.0  # lambda of the gradient penalty
+    ema: bool = False  # sample, score and export an exponential moving average of G (--ema-decay)
 
 
 @hookimpl

@@ -30,6 +30,7 @@ class WGANConfig:
     critic_norm: str = field(default="layer", metadata={"choices": ("layer", "none")})
     # flips/pans of real batches: "", "flip", "translate" or "flip,translate" (HAGAN's baselines)
     augment: str = field(default="", metadata={"items": ("flip", "translate")})
+    ema: bool = False  # sample, score and export an exponential moving average of G (--ema-decay)
 
 
 @hookimpl
