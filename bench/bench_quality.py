@@ -14,6 +14,9 @@ Recipes: `paper` is the model's defaults (its paper's hyper-parameters), `--reci
 the model offers, `medsyn models MODEL`) its bundle of later practice; `--set KEY=VALUE` adds settings
 for a variant (e.g. `--set augment=flip,translate`), recorded in the JSON. To compare two recipes at
 equal minutes on a 2-core machine, run them side by side with `OMP_NUM_THREADS=1` each (recorded).
+`--score-live` (for a run that keeps a generator average, `ema=true`) also scores the last step's own
+weights at every point (`medsyn sample --weights live`): the average against what it averages, at the
+same training, since keeping the average does not change the steps taken.
 """
 
 from __future__ import annotations
@@ -84,10 +87,11 @@ def fresh_bench_folder(out: Path) -> None:
     write_manifest(out, COMMAND, [])
 
 
-def score(run: Path, out: Path, data: str, weights: str | None, tag: str, baseline: bool) -> dict:
+def score(run: Path, out: Path, data: str, weights: str | None, tag: str, baseline: bool,
+          which: str = "last") -> dict:
     fake = out / f"samples-{tag}"
     shutil.rmtree(fake, ignore_errors=True)
-    medsyn("sample", run, "--n", "auto", "--out", fake, "--seed", 1)
+    medsyn("sample", run, "--n", "auto", "--out", fake, "--seed", 1, "--weights", which)
     args = ["eval", "fid", data, fake, "--run", run, "--metrics", "fid,kid", "--json"]
     if weights:
         args += ["--weights", weights]
@@ -98,6 +102,14 @@ def score(run: Path, out: Path, data: str, weights: str | None, tag: str, baseli
     return result
 
 
+def keeps_average(run: Path) -> bool:
+    """Whether the run's exported weights are its generator's average (``ema``)."""
+    from safetensors import safe_open
+
+    with safe_open(str(run / "weights.safetensors"), framework="pt") as fh:
+        return (fh.metadata() or {}).get("ema") == "true"
+
+
 def plot(points: list[dict], floor: float | None, path: Path, title: str) -> None:
     import matplotlib
 
@@ -106,6 +118,9 @@ def plot(points: list[dict], floor: float | None, path: Path, title: str) -> Non
 
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     ax.plot([p["minutes"] for p in points], [p["fid"] for p in points], marker="o", color="tab:red", label="FID")
+    if points and "fid_live" in points[0]:
+        ax.plot([p["minutes"] for p in points], [p["fid_live"] for p in points], marker="s", color="tab:blue",
+                label="FID, last step's weights (no average)")
     if floor is not None:
         ax.axhline(floor, color="grey", linestyle="--", label=f"real vs real split half {floor:.1f}")
     ax.set_xlabel("training minutes")
@@ -133,6 +148,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--fid-weights", default=None)
     ap.add_argument("--out", default=None, help="bench folder (default: bench-out/MODEL-RES-seedS)")
+    ap.add_argument("--score-live", action="store_true",
+                    help="also score the last step's weights without the generator average (needs ema=true)")
     args = ap.parse_args()
     if args.points < 1 or args.minutes <= 0:
         raise SystemExit("--points must be >= 1 and --minutes > 0")
@@ -164,6 +181,10 @@ def main() -> None:
                 rate = steps / max(seconds, 1e-6)
                 want = steps + max(5, int(0.5 * (target - seconds) * rate))
             medsyn(*train, "--steps", want, *([] if first else ["--resume"]))
+            if first and args.score_live and not keeps_average(run):
+                print("bench_quality: --score-live needs a run that keeps a generator average; "
+                      "add --set ema=true or a recipe with it", file=sys.stderr)
+                raise SystemExit(2)
             first = False
             steps, seconds = trained(run)
         if points and points[-1]["steps"] == steps and i < len(targets) - 1:
@@ -176,6 +197,9 @@ def main() -> None:
                  "epochs": round(steps / cfg["training"]["batches_per_epoch"], 2),
                  "fid": round(result["metrics"]["fid"], 3), "kid_mean": round(result["metrics"]["kid_mean"], 5),
                  "kid_std": round(result["metrics"]["kid_std"], 5), "images": result["fake"]["count"]}
+        if args.score_live:
+            live = score(run, out, args.data, args.fid_weights, f"{i}-live", baseline=False, which="live")
+            point.update(fid_live=round(live["metrics"]["fid"], 3), kid_live=round(live["metrics"]["kid_mean"], 5))
         points.append(point)
         print(json.dumps({"point": point}), file=sys.stderr, flush=True)
         if last:
@@ -189,6 +213,7 @@ def main() -> None:
     print(json.dumps({
         "model": args.model, "data": args.data, "res": args.res, "recipe": args.recipe, "sets": args.sets,
         "seed": args.seed, "device": args.device, "budget_minutes": args.minutes, "batch_size": batch,
+        "score_live": args.score_live,
         "fit": cfg["data"]["fit"], "training_images": cfg["data"]["count"], "points": points,
         "real_split_half_fid": None if floor is None else round(floor, 3), "real_prepared": prepared,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),

@@ -117,3 +117,21 @@ def test_quality_bench_scores_a_short_run_and_reruns_into_its_own_folder(tmp_pat
     assert result["real_split_half_fid"] > 0 and result["training_images"] == 16
     assert (out / "fid_vs_minutes.png").is_file() and (out / "final_grid.png").is_file()
     assert not list(out.glob("samples-*"))  # the scored samples are removed after scoring
+
+
+@pytest.mark.slow
+def test_quality_bench_scores_the_average_and_the_live_weights_and_refuses_a_run_without_one(
+        tmp_path, shared_data, fid_weights):
+    data = tmp_path / "covid"
+    data.mkdir()
+    for image in sorted((shared_data / "covid-ct-noncovid").iterdir())[:12]:
+        shutil.copy(image, data / image.name)
+    args = ("--model", "dcgan", "--data", str(data), "--res", "64", "--minutes", "0.02", "--points", "1",
+            "--batch-size", "6", "--fid-weights", str(fid_weights), "--score-live")
+    result = figures(bench("bench_quality.py", *args, "--set", "ema=true", "--out", str(tmp_path / "ema")))
+    point = result["points"][-1]
+    assert result["score_live"] and point["fid_live"] > 0 and point["fid"] > 0
+    assert point["fid_live"] != point["fid"]  # two generators: the average and the last step's
+    refused = bench("bench_quality.py", *args, "--out", str(tmp_path / "plain"))
+    assert refused.returncode == 2 and "ema=true" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1

@@ -67,3 +67,30 @@ def test_ema_is_exported_and_sampled_and_leaves_training_alone(name, res, tmp_pa
     sampled = run_cli("sample", tmp_path / "ema", "--n", "2", "--out", tmp_path / "samples")
     assert sampled.returncode == 0, sampled.stderr
     assert len(list((tmp_path / "samples").glob("*.png"))) == 2
+
+    # --weights live: the average's own run gives the images of the run that kept none.
+    from medsyn_cli.training.checkpoint import load_for_inference
+
+    seeded = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    live_model, live_meta = load_for_inference(tmp_path / "ema", weights="live")
+    plain_model, _ = load_for_inference(tmp_path / "plain")
+    average_model, average_meta = load_for_inference(tmp_path / "ema")
+    assert not live_meta["ema"] and average_meta["ema"]
+    live_images = live_model.sample(2, seeded())
+    assert torch.equal(live_images, plain_model.sample(2, seeded()))
+    assert not torch.equal(live_images, average_model.sample(2, seeded()))
+
+
+def test_sample_live_weights_from_the_cli_and_refused_where_only_the_average_is(tmp_path):
+    run = tmp_path / "run"
+    trained = run_cli("train", "dcgan", "--res", "64", "--steps", "2", "--batch-size", "4", "--out", run,
+                      "--set", "ngf=8", "--set", "ndf=8", "--set", "ema=true")
+    assert trained.returncode == 0, trained.stderr
+    sampled = run_cli("sample", run, "--n", "2", "--weights", "live", "--out", tmp_path / "live")
+    assert sampled.returncode == 0, sampled.stderr
+    assert len(list((tmp_path / "live").glob("*.png"))) == 2
+    refused = run_cli("sample", run / "weights.safetensors", "--n", "2", "--weights", "live",
+                      "--out", tmp_path / "refused")
+    assert refused.returncode == 2 and not (tmp_path / "refused").exists()
+    message = refused.stderr.strip().splitlines()
+    assert len(message) == 1 and "weights.safetensors" in refused.stderr and "average" in refused.stderr

@@ -21,8 +21,9 @@ def sample(
                           help="How many images, or auto: as many as the run's training images (the papers' "
                                "equal-count FID protocol)."),
     weights: str = typer.Option("last", "--weights", "-w",
-                                help="last (weights.safetensors) or best (best.safetensors: lowest FID of "
-                                     "--eval-every) of a run directory."),
+                                help="last (weights.safetensors), best (best.safetensors: lowest FID of "
+                                     "--eval-every) or live (the last step's weights without the EMA, "
+                                     "from checkpoints/latest.pt) of a run directory."),
     out: str = typer.Option(..., "--out", "-o", help="Output directory (created; must not exist without --force)."),
     fmt: str = typer.Option("png", "--format", "-f",
                             help="png (8-bit grey), npy (C,H,W float32 in [-1,1]) or nii (one-slice float32 volume in [-1,1])."),

@@ -66,8 +66,9 @@ def translate(
     channels: Optional[int] = typer.Option(None, "--channels", help="Refuse a checkpoint of another channel count."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     which: str = typer.Option("last", "--weights", "-w",
-                              help="last (weights.safetensors) or best (best.safetensors: lowest FID of "
-                                   "--eval-every) when --model is a run directory."),
+                              help="last (weights.safetensors), best (best.safetensors: lowest FID of "
+                                   "--eval-every) or live (checkpoints/latest.pt without an EMA) when "
+                                   "--model is a run directory."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per input instead of paths."),
     strict: bool = typer.Option(False, "--strict",

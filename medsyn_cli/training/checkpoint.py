@@ -128,12 +128,18 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 # -- inference -------------------------------------------------------------------------------------
-WEIGHTS_CHOICES = ("last", "best")
+WEIGHTS_CHOICES = ("last", "best", "live")
 
 
 def _resolve_source(path: Path, weights: str = "last") -> Path:
     if weights not in WEIGHTS_CHOICES:
-        raise InputError(f"unknown --weights {weights!r}", hint="use last or best")
+        raise InputError(f"unknown --weights {weights!r}", hint="use last, best or live")
+    if weights == "live" and path.is_dir():
+        # The export holds the average where the run kept one; the checkpoint holds both.
+        latest = path / "checkpoints" / LATEST
+        if not latest.is_file():
+            raise InputError("--weights live needs the run's checkpoints/latest.pt, which is missing", path=path)
+        return latest
     if weights == "best":
         best = path / "best.safetensors" if path.is_dir() else None
         if best is None or not best.is_file():
@@ -168,7 +174,9 @@ def load_for_inference(path: str | Path, device: str | torch.device = "cpu", wei
 
     A run directory means its ``weights.safetensors`` if present, else ``checkpoints/latest.pt``;
     with ``weights="best"`` its ``best.safetensors`` (the lowest FID of ``--eval-every``).
-    The EMA weights are used when the run kept an EMA. Returns ``(model, meta)`` with the networks
+    The EMA weights are used when the run kept an EMA, except with ``weights="live"``: the last step's
+    weights as trained (a run directory's ``checkpoints/latest.pt``, a checkpoint, or an export
+    without an EMA), to compare the average with what it averages. Returns ``(model, meta)`` with the networks
     in eval mode on ``device``; ``meta`` has model, task, res, channels, config, intensity, step,
     ema and source.
     """
@@ -178,13 +186,16 @@ def load_for_inference(path: str | Path, device: str | torch.device = "cpu", wei
     source = _resolve_source(Path(path), weights)
     if source.suffix == ".safetensors":
         states, meta = read_weights(source)
+        if weights == "live" and meta["ema"]:
+            raise InputError("this export holds the generator's average, not the live weights", path=source,
+                             hint="--weights live takes a run directory or a .pt checkpoint")
     else:
         ckpt = load_checkpoint(source)
         states = dict(ckpt["model_state"]["networks"])
-        if ckpt.get("ema"):
+        if ckpt.get("ema") and weights != "live":
             states.update(ckpt["ema"]["networks"])
         meta = {k: ckpt.get(k) for k in ("model", "task", "res", "channels", "config", "intensity", "step")}
-        meta["ema"] = bool(ckpt.get("ema"))
+        meta["ema"] = bool(ckpt.get("ema")) and weights != "live"
     spec, model = build_model(meta["model"], meta["config"], int(meta["res"]), int(meta["channels"]))
     meta["task"] = spec.task
     missing = [n for n in model.inference_networks if n not in states]
