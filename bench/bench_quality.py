@@ -102,12 +102,14 @@ def score(run: Path, out: Path, data: str, weights: str | None, tag: str, baseli
     return result
 
 
-def keeps_average(run: Path) -> bool:
-    """Whether the run's exported weights are its generator's average (``ema``)."""
-    from safetensors import safe_open
+def keeps_average(train: list) -> bool:
+    """Whether ``medsyn train`` with these arguments keeps a generator average (``ema``), from its
+    ``--dry-run`` (which writes nothing; its ``--out`` is a fresh temporary path)."""
+    import tempfile
 
-    with safe_open(str(run / "weights.safetensors"), framework="pt") as fh:
-        return (fh.metadata() or {}).get("ema") == "true"
+    with tempfile.TemporaryDirectory() as tmp:
+        args = [*train[:train.index("--out")], *train[train.index("--out") + 2:], "--out", Path(tmp) / "run"]
+        return bool(json.loads(medsyn(*args, "--dry-run").stdout)["model_config"].get("ema"))
 
 
 def plot(points: list[dict], floor: float | None, path: Path, title: str) -> None:
@@ -155,7 +157,6 @@ def main() -> None:
         raise SystemExit("--points must be >= 1 and --minutes > 0")
 
     out = Path(args.out or f"bench-out/{args.model}-{args.res}-{args.recipe}-seed{args.seed}")
-    fresh_bench_folder(out)
     run = out / "run"
     load_start = os.getloadavg()
     started = time.time()
@@ -166,6 +167,11 @@ def main() -> None:
         train += ["--batch-size", args.batch_size]
     for s in args.sets:
         train += ["--set", s]
+    if args.score_live and not keeps_average(train):
+        print("bench_quality: --score-live needs a run that keeps a generator average; "
+              "add --set ema=true or a recipe with it", file=sys.stderr)
+        raise SystemExit(2)
+    fresh_bench_folder(out)
 
     steps, seconds = 0, 0.0
     points = []
@@ -181,10 +187,6 @@ def main() -> None:
                 rate = steps / max(seconds, 1e-6)
                 want = steps + max(5, int(0.5 * (target - seconds) * rate))
             medsyn(*train, "--steps", want, *([] if first else ["--resume"]))
-            if first and args.score_live and not keeps_average(run):
-                print("bench_quality: --score-live needs a run that keeps a generator average; "
-                      "add --set ema=true or a recipe with it", file=sys.stderr)
-                raise SystemExit(2)
             first = False
             steps, seconds = trained(run)
         if points and points[-1]["steps"] == steps and i < len(targets) - 1:
