@@ -101,12 +101,18 @@ def test_quality_bench_refuses_a_folder_it_did_not_make(tmp_path):
     assert (out / "scan.png").read_bytes() == b"keep me"
 
 
-@pytest.mark.slow
-def test_quality_bench_scores_a_short_run_and_reruns_into_its_own_folder(tmp_path, shared_data, fid_weights):
+def covid_subset(tmp_path, shared_data, n: int):
+    """The first ``n`` COVID-CT slices, copied to a folder of their own."""
     data = tmp_path / "covid"
     data.mkdir()
-    for image in sorted((shared_data / "covid-ct-noncovid").iterdir())[:16]:
+    for image in sorted((shared_data / "covid-ct-noncovid").iterdir())[:n]:
         shutil.copy(image, data / image.name)
+    return data
+
+
+@pytest.mark.slow
+def test_quality_bench_scores_a_short_run_and_reruns_into_its_own_folder(tmp_path, shared_data, fid_weights):
+    data = covid_subset(tmp_path, shared_data, 16)
     out = tmp_path / "bench"
     args = ("--model", "dcgan", "--data", str(data), "--res", "64", "--minutes", "0.03", "--points", "2",
             "--batch-size", "8", "--fid-weights", str(fid_weights), "--out", str(out))
@@ -129,10 +135,7 @@ def test_quality_bench_refuses_to_score_live_weights_of_a_run_without_an_average
 
 @pytest.mark.slow
 def test_quality_bench_scores_the_average_and_the_live_weights(tmp_path, shared_data, fid_weights):
-    data = tmp_path / "covid"
-    data.mkdir()
-    for image in sorted((shared_data / "covid-ct-noncovid").iterdir())[:12]:
-        shutil.copy(image, data / image.name)
+    data = covid_subset(tmp_path, shared_data, 12)
     args = ("--model", "dcgan", "--data", str(data), "--res", "64", "--minutes", "0.02", "--points", "1",
             "--batch-size", "6", "--fid-weights", str(fid_weights), "--score-live")
     result = figures(bench("bench_quality.py", *args, "--set", "ema=true", "--out", str(tmp_path / "ema")))
