@@ -45,7 +45,9 @@ def _train(name: str, res: int, out, ema: bool):
     proc = run_cli("train", name, "--res", str(res), "--steps", "3", "--batch-size", "5", "--seed", "0",
                    "--ema-decay", "0.5", "--out", out, *sets)
     assert proc.returncode == 0, proc.stderr
-    return torch.load(out / "checkpoints" / "latest.pt", map_location="cpu", weights_only=False)
+    from medsyn_cli.training.checkpoint import load_checkpoint  # weights_only: loading runs no code
+
+    return load_checkpoint(out / "checkpoints" / "latest.pt")
 
 
 @pytest.mark.parametrize("name,res", UNCONDITIONAL, ids=[n for n, _ in UNCONDITIONAL])

@@ -383,7 +383,9 @@ def attention(
     run: str = typer.Argument(..., help="A translation run directory, checkpoint or .safetensors export."),
     data: Path = typer.Option(..., "--data", help="Folder with tumor/ and masks/ (e.g. PREPARED/test)."),
     threshold: float = typer.Option(0.5, "--threshold", help="Attention above this counts as the model's tumor."),
-    which: str = typer.Option("last", "--weights", "-w", help="last, best (best.safetensors) or live (checkpoints/latest.pt without an EMA) of a run directory."),
+    which: str = typer.Option("last", "--weights", "-w",
+                              help="last, best (best.safetensors) or live (checkpoints/latest.pt without an EMA) "
+                                   "of a run directory."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
