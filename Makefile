@@ -21,8 +21,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	bash scripts/demo.sh $(DEMO_DIR)
 
+# Two workers, one file per worker at a time (module fixtures such as the plugin installs stay on one
+# worker), one thread per process: the tests are mostly short CLI subprocesses, so two of them at a time
+# keep both cores busy; the slowest 15 are listed at the end to show where the time goes.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 
 # Only the tests marked slow (CI runs them after `make test`; about 2-3 minutes here).
 test-slow: $(STAMP)
