@@ -69,6 +69,32 @@ def test_eigh_trace_root_matches_scipy_sqrtm_on_rank_deficient_covariances():
     assert abs(fast - frechet_distance(*s[0], *s[0], sqrtm="eigh")) > 1.0  # not a constant
 
 
+def test_trace_root_from_features_equals_the_eigen_route_and_is_taken_below_the_dimension(monkeypatch):
+    from medsyn_cli.metrics import fid as fid_mod
+
+    rng = np.random.default_rng(2)
+    a = np.abs(rng.normal(size=(30, 256))) * rng.random(256)
+    b = np.abs(rng.normal(size=(17, 256))) * rng.random(256) + 0.1  # uneven counts, as a split half
+    s1, s2 = statistics(a), statistics(b)
+    eigen = frechet_distance(*s1, *s2)  # no features: the two eigendecompositions
+    # Equal up to the eigen route's round-off: it adds the roots of the ~1e-16 eigenvalues of the
+    # null space (here ~1e-7 relative); the singular values have none.
+    assert fid_mod.trace_sqrt_product_features(a, b) == pytest.approx(
+        fid_mod.trace_sqrt_product(s1[1], s2[1]), rel=1e-6)
+
+    def refuse(*args):
+        raise AssertionError("the d x d eigen route ran although the features were given")
+
+    monkeypatch.setattr(fid_mod, "trace_sqrt_product", refuse)
+    assert frechet_distance(*s1, *s2, features=(a, b)) == pytest.approx(eigen, rel=1e-6)
+    assert fid_from_features(a, b) == pytest.approx(eigen, rel=1e-6)
+    # As many images as dimensions or more: the features route saves nothing, the eigen route runs.
+    wide = rng.normal(size=(300, 256))
+    assert not fid_mod.low_rank((wide, wide)) and fid_mod.low_rank((wide, a))
+    with pytest.raises(AssertionError, match="eigen route"):
+        fid_from_features(wide, wide[::-1])
+
+
 def test_split_half_is_seeded_disjoint_and_complete():
     a, b = split_half_indices(11, seed=0)
     assert len(a) == 5 and len(b) == 6

@@ -46,6 +46,24 @@ def test_png_one_grey_image_per_line(dcgan_run, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [".medsyn-output.json"] + [f"sample_{i:05d}.png" for i in range(5)]
 
 
+def test_sampling_builds_no_optimizer_and_never_imports_the_compiler(dcgan_run, tmp_path):
+    # Building a torch optimizer, or importing torchvision, imports torch._dynamo: ~4 s of CPU per
+    # `medsyn sample` that sampling does not need. The model is built without optimizers.
+    code = ("import sys; from medsyn_cli.cli.sample import sample; "
+            f"sample(source={str(dcgan_run)!r}, out={str(tmp_path / 'fake')!r}, n=2, fmt='png', seed=0, "
+            "batch_size=64, device='cpu', as_json=False, force=False, weights='last'); "
+            "from medsyn_cli.training.checkpoint import load_for_inference; "
+            f"model, _ = load_for_inference({str(dcgan_run)!r}); "
+            "print(sorted(model.optimizers), sorted(m for m in ('torch._dynamo', 'torchvision') if m in sys.modules))")
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[] []"
+    assert len(list((tmp_path / "fake").glob("*.png"))) == 2
+
+
 def test_npy_and_nii_hold_the_same_float_images(dcgan_run, tmp_path, capsys):
     npy = sample_here(capsys, dcgan_run, tmp_path / "a", n=3, fmt="npy", seed=4)
     nii = sample_here(capsys, dcgan_run / "checkpoints" / "latest.pt", tmp_path / "b", n=3, fmt="nii", seed=4)

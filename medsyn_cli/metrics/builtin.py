@@ -21,9 +21,14 @@ def _fid(inputs: MetricInputs, options: dict) -> dict:
     sqrtm = options["sqrtm"]
     if sqrtm not in ("eigh", "scipy"):
         raise InputError(f"unknown --sqrtm {sqrtm!r}", hint="use eigh (default) or scipy")
-    figures = {"fid": fid_mod.frechet_distance(real.mu, real.sigma, fake.mu, fake.sigma, sqrtm=sqrtm)}
+    features = (real.features, fake.features) if real.features is not None and fake.features is not None else None
+    figures = {"fid": fid_mod.frechet_distance(real.mu, real.sigma, fake.mu, fake.sigma, sqrtm=sqrtm,
+                                               features=features)}
+    eigh = ("Tr sqrtm(S1 S2) as the singular values' sum of the centred features' n1 x n2 cross-product "
+            "(eigh; exact, fewer images than dimensions)" if fid_mod.low_rank(features)
+            else "Tr sqrtm(S1 S2) from symmetric eigendecompositions (eigh)")
     settings = {"fid": {"statistics": "float64 mean and covariance (ddof=1)",
-                        "sqrtm": ("Tr sqrtm(S1 S2) from symmetric eigendecompositions (eigh)" if sqrtm == "eigh"
+                        "sqrtm": (eigh if sqrtm == "eigh"
                                   else "scipy.linalg.sqrtm(S1 @ S2); eps=1e-6 offset if not finite; "
                                        "real part if imaginary diagonal within 1e-3 (pytorch-fid 0.3.0)")}}
     seconds = {}
@@ -86,8 +91,9 @@ FID = Metric(
     options=(MetricOption("baseline", False, "Add a real-vs-real split-half FID (the floor).", flag="--baseline",
                           requires_metric=True),
              MetricOption("baseline_seed", 0, "Seed of the split-half baseline."),
-             MetricOption("sqrtm", "eigh", "FID's trace of the matrix square root: eigh (symmetric "
-                                           "eigendecompositions, fast) or scipy (pytorch-fid's sqrtm).", flag="--sqrtm")),
+             MetricOption("sqrtm", "eigh", "FID's trace of the matrix square root: eigh (exact: symmetric "
+                                           "eigendecompositions, or the features' cross-product below 2048 "
+                                           "images; fast) or scipy (pytorch-fid's sqrtm).", flag="--sqrtm")),
     examples=("medsyn eval fid ./covid-ct fake/",
               "medsyn eval fid ./covid-ct fake/ --run runs/hagan-64",
               "medsyn sample runs/hagan-64 --n 2000 --out fake | medsyn eval fid ./covid-ct -",

@@ -8,7 +8,10 @@ Only the trace of the square root is needed. By default (``sqrtm="eigh"``) it co
 symmetric eigendecompositions: Tr(sqrtm(S1 S2)) = Tr(sqrtm(A S2 A)) with A = S1^(1/2), and A S2 A is
 symmetric positive semi-definite, so its trace root is the sum of the roots of its eigenvalues
 (round-off negatives clipped to 0). It agrees with pytorch-fid's ``scipy.linalg.sqrtm`` route to
-~1e-5 on real features and takes a fraction of its time. ``sqrtm="scipy"`` is pytorch-fid's own
+~1e-5 on real features and takes a fraction of its time. When the features themselves are at hand and
+either side has fewer images than dimensions (every set below 2048 images), the same trace comes exactly
+from the singular values of an n1 x n2 matrix (:func:`trace_sqrt_product_features`), in milliseconds
+instead of two 2048 x 2048 eigendecompositions (~7 s on one CPU core). ``sqrtm="scipy"`` is pytorch-fid's own
 route, kept for parity checks: if the square root is not finite, 1e-6 is added to both diagonals and
 it is taken again; a complex result is accepted when the imaginary parts of its diagonal are within
 1e-3 of zero, and its real part is used.
@@ -50,9 +53,32 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     return float(np.sqrt(np.clip(lam, 0, None)).sum())
 
 
+def _centred(features: np.ndarray) -> np.ndarray:
+    act = np.asarray(features, dtype=np.float64)
+    return (act - act.mean(axis=0)) / np.sqrt(act.shape[0] - 1)
+
+
+def trace_sqrt_product_features(features1: np.ndarray, features2: np.ndarray) -> float:
+    """Tr(sqrtm(S1 S2)) from the features whose covariances S1, S2 are (ddof=1), exactly.
+
+    With A the centred features over sqrt(n - 1), S = A^T A, so S1 S2 = A1^T (A1 A2^T) A2 has the
+    non-zero eigenvalues of (A1 A2^T)(A1 A2^T)^T: its trace root is the sum of the singular values of
+    the n1 x n2 matrix A1 A2^T. Cheaper than :func:`trace_sqrt_product` when either n < dimensions."""
+    return float(np.linalg.svd(_centred(features1) @ _centred(features2).T, compute_uv=False).sum())
+
+
+def low_rank(features: tuple[np.ndarray, np.ndarray] | None) -> bool:
+    """True when ``features`` are given and either side has fewer images than dimensions."""
+    return features is not None and min(len(f) for f in features) < np.shape(features[0])[1]
+
+
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     eps: float = 1e-6, sqrtm: str = "eigh") -> float:
-    """The Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2) (pytorch-fid's formula)."""
+                     eps: float = 1e-6, sqrtm: str = "eigh",
+                     features: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+    """The Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2) (pytorch-fid's formula).
+
+    ``features``: the two feature arrays the statistics came from; with ``sqrtm="eigh"`` and fewer
+    images than dimensions on a side, the trace root comes from them (same value, far faster)."""
     from scipy import linalg
 
     mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
@@ -63,7 +89,8 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
         raise ValueError(f"sqrtm must be one of {SQRTM_METHODS}, not {sqrtm!r}")
     diff = mu1 - mu2
     if sqrtm == "eigh":
-        return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt_product(sigma1, sigma2))
+        root = trace_sqrt_product_features(*features) if low_rank(features) else trace_sqrt_product(sigma1, sigma2)
+        return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * root)
     with warnings.catch_warnings():
         # Singular products are normal below 2048 images; the small-n warning covers that.
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
@@ -82,7 +109,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 
 def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
-    return frechet_distance(*statistics(real), *statistics(fake))
+    return frechet_distance(*statistics(real), *statistics(fake), features=(real, fake))
 
 
 def split_half_indices(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

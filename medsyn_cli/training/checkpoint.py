@@ -158,13 +158,16 @@ def _resolve_source(path: Path, weights: str = "last") -> Path:
     return path
 
 
-def build_model(name: str, config: dict[str, Any], res: int, channels: int):
-    """The registered model ``name`` built with a recorded config (without touching the global RNG)."""
+def build_model(name: str, config: dict[str, Any], res: int, channels: int, *, inference: bool = False):
+    """The registered model ``name`` built with a recorded config (without touching the global RNG);
+    with ``inference``, without the built-in optimizers (see :func:`medsyn_cli.gan.optim.without_optimizers`)."""
+    from medsyn_cli.gan.optim import without_optimizers
     from medsyn_cli.registry import get_model
 
     spec = get_model(name)
     cfg = build_config(spec.config_cls, config)
-    with torch.random.fork_rng(devices=[]):  # initialisation draws must not move the caller's RNG
+    # Initialisation draws must not move the caller's RNG.
+    with torch.random.fork_rng(devices=[]), (without_optimizers() if inference else contextlib.nullcontext()):
         model = spec.factory(cfg, res, channels)
     return spec, model
 
@@ -196,7 +199,8 @@ def load_for_inference(path: str | Path, device: str | torch.device = "cpu", wei
             states.update(ckpt["ema"]["networks"])
         meta = {k: ckpt.get(k) for k in ("model", "task", "res", "channels", "config", "intensity", "step")}
         meta["ema"] = bool(ckpt.get("ema")) and weights != "live"
-    spec, model = build_model(meta["model"], meta["config"], int(meta["res"]), int(meta["channels"]))
+    spec, model = build_model(meta["model"], meta["config"], int(meta["res"]), int(meta["channels"]),
+                              inference=True)
     meta["task"] = spec.task
     missing = [n for n in model.inference_networks if n not in states]
     if missing:

@@ -1,4 +1,8 @@
-"""Sample grids: PNG mosaics of images in [-1, 1] (``torchvision.utils.make_grid``)."""
+"""Sample grids: PNG mosaics of images in [-1, 1] (``torchvision.utils.make_grid``).
+
+torchvision is imported where a grid is made: importing it imports ``torch._dynamo`` (~3 s of CPU),
+which ``medsyn sample`` and ``translate``, which only need :func:`to_uint8` and :func:`save_png`, skip.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torchvision.utils import make_grid
 
 from medsyn_cli.fileio import atomic_path
 
@@ -29,6 +32,8 @@ def save_png(array: np.ndarray, path: Path) -> None:
 
 def save_grid(images: torch.Tensor, path: Path, *, nrow: int | None = None) -> Path:
     """A mosaic of ``images`` (in [-1, 1]), ``nrow`` per row (square by default)."""
+    from torchvision.utils import make_grid
+
     nrow = nrow or max(1, math.ceil(math.sqrt(images.shape[0])))
     grid = make_grid(images.detach().float().cpu().clamp(-1, 1), nrow=nrow, padding=2, pad_value=-1.0)
     if images.shape[1] == 1:  # make_grid repeats grey to RGB; keep grey as grey
