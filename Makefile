@@ -27,7 +27,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 
-# Only the tests marked slow (CI runs them after `make test`; about 2-3 minutes here).
+# Only the tests marked slow (CI runs them after `make test`; about 7 minutes of CPU here).
 test-slow: $(STAMP)
 	MEDSYN_SLOW=1 $(PY) -m pytest -q -m slow
 

@@ -4,6 +4,8 @@ output, and refusing translation models and bad files."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import nibabel as nib
 import numpy as np
@@ -55,9 +57,6 @@ def test_sampling_builds_no_optimizer_and_never_imports_the_compiler(dcgan_run, 
             "from medsyn_cli.training.checkpoint import load_for_inference; "
             f"model, _ = load_for_inference({str(dcgan_run)!r}); "
             "print(sorted(model.optimizers), sorted(m for m in ('torch._dynamo', 'torchvision') if m in sys.modules))")
-    import subprocess
-    import sys
-
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[] []"
