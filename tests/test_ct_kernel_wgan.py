@@ -333,6 +333,40 @@ def test_linconv_baseline_trains_and_samples_through_the_cli(tmp_path):
     assert all(np.load(p).squeeze().shape == (64, 64) for p in paths)
 
 
+@pytest.mark.parametrize("name", ["ct-kernel-wgan", "wgan-linconv"])
+def test_lr_decay_sets_both_rates_per_step_and_is_off_in_the_thesis_recipe(name):
+    spec = get_model(name)
+    narrow = {"widths": "16,8,8", "critic_widths": "8,8,8,8", "n_critic": "1"}
+    x = torch.rand(4, 1, 64, 64) * 2 - 1
+    model = spec.factory(build_config(spec.config_cls, {**narrow, "lr_decay_start": "1", "lr_decay_steps": "2",
+                                                         "lr_decay_floor": "0.5"}), 64, 1)
+    seen = []
+    for step in range(4):
+        model.train_step({"image": x}, step)
+        seen.append({k: opt.param_groups[0]["lr"] for k, opt in model.optimizers.items()})
+    assert [s["generator"] for s in seen] == pytest.approx([1e-4, 1e-4, 7.5e-5, 5e-5])
+    assert all(s["generator"] == s["critic"] for s in seen)
+    thesis = spec.factory(build_config(spec.config_cls, narrow), 64, 1)  # constant rate, never touched
+    thesis.train_step({"image": x}, 5000)
+    assert thesis.optimizers["generator"].param_groups[0]["lr"] == 1e-4
+
+
+def test_lr_decay_resumes_from_the_step_alone(tmp_path):
+    from test_train_tiny import random_images, train
+
+    data = random_images(12, res=64)
+    sets = ["widths=16,8,8", "critic_widths=8,8,8,8", "n_critic=1", "lr_decay_start=2", "lr_decay_steps=2",
+            "lr_decay_floor=0"]
+    common = dict(model="ct-kernel-wgan", batch_size=4, sets=sets, log_every=1, checkpoint_every=100,
+                  sample_every=100)
+    out = tmp_path / "run"
+    train(out, data, steps=2, **common)
+    train(out, data, steps=4, resume=True, **common)
+    stats = [json.loads(line) for line in (out / "stats.jsonl").read_text().splitlines()]
+    rates = {rec["step"]: rec["lr"]["generator"] for rec in stats if "lr" in rec}
+    assert rates[4] == pytest.approx(5e-5), rates  # step index 3: halfway from 1e-4 down to 0
+
+
 @pytest.mark.parametrize("model,sets", [
     ("ct-kernel-wgan", ["widths=16,8,8", "critic_widths=8,8,8,8", "n_critic=2", "use_kernel=true"]),
     ("wgan-linconv", ["widths=16,8,8", "critic_widths=8,8,8,8", "n_critic=2"]),

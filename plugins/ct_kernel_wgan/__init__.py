@@ -55,6 +55,11 @@ class CTKernelWGANConfig:
     n_critic: int = field(default=5, metadata={"min": 1})
     gp_weight: float = 10.0  # lambda of the gradient penalty
     ema: bool = False  # sample, score and export an exponential moving average of G (--ema-decay)
+    # Later practice, off in the thesis's recipe (constant rate): from generator step lr_decay_start
+    # (>= 0) both rates fall linearly to lr_decay_floor * lr over lr_decay_steps steps, then stay there
+    lr_decay_start: int = field(default=-1, metadata={"min": -1})
+    lr_decay_steps: int = field(default=1000, metadata={"min": 0})
+    lr_decay_floor: float = field(default=0.1, metadata={"min": 0, "max": 1})
 
 
 def resolve_variant(config: CTKernelWGANConfig, res: int) -> str:
@@ -94,6 +99,9 @@ class WGANLinConvConfig:
     n_critic: int = 5  # critic steps per generator step, all inside one train_step
     gp_weight: float = 10.0  # lambda of the gradient penalty
     ema: bool = False  # sample, score and export an exponential moving average of G (--ema-decay)
+    lr_decay_start: int = field(default=-1, metadata={"min": -1})  # as ct-kernel-wgan's: off (-1)
+    lr_decay_steps: int = field(default=1000, metadata={"min": 0})
+    lr_decay_floor: float = field(default=0.1, metadata={"min": 0, "max": 1})
 
 
 @hookimpl

@@ -16,6 +16,7 @@ import torch
 
 from medsyn_cli.errors import InputError
 from medsyn_cli.gan.optim import adam
+from medsyn_cli.gan.schedule import set_rate, step_decay_factor
 from medsyn_cli.gan.wgan_gp import critic_step, generator_step
 from medsyn_cli.model import GANModel, Losses
 from medsyn_plugins.ct_kernel_wgan import (
@@ -92,7 +93,14 @@ class KernelSkipWGAN(GANModel):
         """Training noise from torch's global RNG (saved and restored by the trainer)."""
         return torch.randn(n, self.config.latent_dim, device=self.device)
 
+    def lr_at(self, step: int) -> float:
+        """The Adam rate of both networks at generator step ``step``: constant, or the step decay."""
+        cfg = self.config
+        return cfg.lr * step_decay_factor(step, cfg.lr_decay_start, cfg.lr_decay_steps, cfg.lr_decay_floor)
+
     def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int = 0) -> Losses:
+        if self.config.lr_decay_start >= 0:  # a function of the step alone, so a resumed run agrees
+            set_rate(self.optimizers, self.lr_at(step))
         real = batch["image"].to(self.device)
         n = real.shape[0]
         # (1) n_critic critic steps on the same real batch, fresh latents each; (2) one generator step.
