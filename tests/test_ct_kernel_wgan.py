@@ -351,6 +351,44 @@ def test_lr_decay_sets_both_rates_per_step_and_is_off_in_the_thesis_recipe(name)
     assert thesis.optimizers["generator"].param_groups[0]["lr"] == 1e-4
 
 
+def test_diffaugment_transforms_every_image_the_critic_sees_in_both_updates(monkeypatch):
+    import medsyn_plugins.ct_kernel_wgan.model as module
+
+    calls = []
+
+    def spy(images, policy):
+        calls.append((images.shape[0], images.requires_grad, policy))
+        return images.flip(-1)
+
+    monkeypatch.setattr(module, "diff_augment", spy)
+    torch.manual_seed(0)
+    model = build("small", 64, n_critic="2", diffaugment="translation,cutout", **NARROW["small"])
+    losses = model.train_step({"image": torch.rand(4, 1, 64, 64) * 2 - 1}, 0)
+    assert all(math.isfinite(v) for v in losses.values())
+    # Two critic steps (real, then fake, each without a graph to G) and the generator step (with one).
+    assert calls == [(4, False, "translation,cutout")] * 4 + [(4, True, "translation,cutout")]
+    calls.clear()
+    build("small", 64, n_critic="1", **NARROW["small"]).train_step({"image": torch.zeros(4, 1, 64, 64)}, 0)
+    assert calls == []  # off in the thesis's recipe
+    with pytest.raises(InputError):
+        build("small", 64, diffaugment="rotate")
+
+
+def test_critic_sees_the_augmented_images_and_the_penalty_is_taken_between_them():
+    from medsyn_cli.gan.wgan_gp import critic_step
+
+    torch.manual_seed(0)
+    model = build("small", 64, **NARROW["small"])
+    seen = []
+    critic = model.networks["critic"]
+    hook = critic.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().clone()))
+    real = torch.rand(2, 1, 64, 64) * 2 - 1
+    critic_step(model, real, model.latents(2), gp_weight=10.0, augment=lambda x: torch.full_like(x, 0.25))
+    hook.remove()
+    assert len(seen) == 3  # real, fake, the interpolates of the penalty
+    assert all(torch.equal(x, torch.full_like(x, 0.25)) for x in seen)
+
+
 def test_lr_decay_resumes_from_the_step_alone(tmp_path):
     from test_train_tiny import random_images, train
 

@@ -8,7 +8,7 @@ float32 gradient penalty, autocast and the frozen critic are written once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
@@ -28,17 +28,23 @@ class CriticStep:
     gp: torch.Tensor  # E[(||grad C(x_hat)||_2 - 1)^2]
 
 
+Augment = Callable[[torch.Tensor], torch.Tensor]
+
+
 def critic_step(model: GANModel, real: torch.Tensor, latents: torch.Tensor, *, gp_weight: float,
-                generator: str = "generator", critic: str = "critic") -> CriticStep:
+                generator: str = "generator", critic: str = "critic", augment: Augment | None = None) -> CriticStep:
     """One critic update on ``real`` against the generator's images of ``latents``.
 
     The fakes are made without a generator graph (only the critic learns here); the penalty is taken
     at random interpolates of real and fake, in float32; ``model.optimize`` steps the critic's optimizer
-    (named like the network).
+    (named like the network). ``augment`` (DiffAugment) transforms real and fake before the critic sees
+    them, so the penalty is taken between the augmented images, where the critic works.
     """
     G, C = model.networks[generator], model.networks[critic]
     with torch.no_grad(), model.autocast():
         fake = G(latents)
+    if augment is not None:
+        real, fake = augment(real), augment(fake)
     with model.autocast():
         scores_real, scores_fake = C(real), C(fake)
     loss_w = wasserstein_critic(scores_real, scores_fake)
@@ -49,14 +55,15 @@ def critic_step(model: GANModel, real: torch.Tensor, latents: torch.Tensor, *, g
 
 
 def generator_step(model: GANModel, latents: torch.Tensor, *, generator: str = "generator",
-                   critic: str = "critic") -> torch.Tensor:
-    """One generator update, minimising -E[C(G(z))]; the critic is frozen so none of its grads are
-    kept. Returns the detached loss."""
+                   critic: str = "critic", augment: Augment | None = None) -> torch.Tensor:
+    """One generator update, minimising -E[C(T(G(z)))] (T: ``augment``, differentiable, or none); the
+    critic is frozen so none of its grads are kept. Returns the detached loss."""
     G, C = model.networks[generator], model.networks[critic]
     model.requires_grad(C, False)
     try:
         with model.autocast():
-            scores = C(G(latents))
+            fake = G(latents)
+            scores = C(augment(fake) if augment is not None else fake)
         loss = wasserstein_generator(scores)
         model.optimize(generator, loss)
     finally:

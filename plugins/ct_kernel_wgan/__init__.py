@@ -60,6 +60,9 @@ class CTKernelWGANConfig:
     lr_decay_start: int = field(default=-1, metadata={"min": -1})
     lr_decay_steps: int = field(default=1000, metadata={"min": 0})
     lr_decay_floor: float = field(default=0.1, metadata={"min": 0, "max": 1})
+    # Later practice, off in the thesis: DiffAugment policy on every image the critic sees, real and fake,
+    # in both updates (Zhao et al. 2020); "" is off
+    diffaugment: str = field(default="", metadata={"items": ("color", "translation", "cutout")})
 
 
 def resolve_variant(config: CTKernelWGANConfig, res: int) -> str:
@@ -102,6 +105,9 @@ class WGANLinConvConfig:
     lr_decay_start: int = field(default=-1, metadata={"min": -1})  # as ct-kernel-wgan's: off (-1)
     lr_decay_steps: int = field(default=1000, metadata={"min": 0})
     lr_decay_floor: float = field(default=0.1, metadata={"min": 0, "max": 1})
+    # Later practice, off in the thesis: DiffAugment policy on every image the critic sees, real and fake,
+    # in both updates (Zhao et al. 2020); "" is off
+    diffaugment: str = field(default="", metadata={"items": ("color", "translation", "cutout")})
 
 
 @hookimpl

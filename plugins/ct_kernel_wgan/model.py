@@ -18,6 +18,7 @@ from medsyn_cli.errors import InputError
 from medsyn_cli.gan.optim import adam
 from medsyn_cli.gan.schedule import set_rate, step_decay_factor
 from medsyn_cli.gan.wgan_gp import critic_step, generator_step
+from medsyn_cli.nn.diffaugment import diff_augment
 from medsyn_cli.model import GANModel, Losses
 from medsyn_plugins.ct_kernel_wgan import (
     INTERPOLATIONS,
@@ -98,15 +99,20 @@ class KernelSkipWGAN(GANModel):
         cfg = self.config
         return cfg.lr * step_decay_factor(step, cfg.lr_decay_start, cfg.lr_decay_steps, cfg.lr_decay_floor)
 
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        """DiffAugment with the configured policy; each call draws its own transforms."""
+        return diff_augment(images, self.config.diffaugment)
+
     def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int = 0) -> Losses:
         if self.config.lr_decay_start >= 0:  # a function of the step alone, so a resumed run agrees
             set_rate(self.optimizers, self.lr_at(step))
         real = batch["image"].to(self.device)
         n = real.shape[0]
         # (1) n_critic critic steps on the same real batch, fresh latents each; (2) one generator step.
+        augment = self.augment if self.config.diffaugment else None
         for _ in range(self.config.n_critic):
-            critic = critic_step(self, real, self.latents(n), gp_weight=self.config.gp_weight)
-        loss_g = generator_step(self, self.latents(n))
+            critic = critic_step(self, real, self.latents(n), gp_weight=self.config.gp_weight, augment=augment)
+        loss_g = generator_step(self, self.latents(n), augment=augment)
         return {
             "loss_critic": critic.loss,  # detached tensors (critic_step, generator_step)
             "loss_g": loss_g,
