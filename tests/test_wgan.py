@@ -116,6 +116,26 @@ def test_each_critic_update_sees_its_own_slice_of_the_batch():
     assert all(s.shape[0] == 3 for s in tiny(n_critic=5).critic_batches(real[:3]))  # too few: reused whole
 
 
+def test_diffaugment_transforms_what_the_critic_sees_in_both_updates(monkeypatch):
+    import medsyn_plugins.wgan.model as module
+
+    calls = []
+
+    def spy(images, policy):
+        calls.append((images.shape[0], images.requires_grad, policy))
+        return images.flip(-1)
+
+    monkeypatch.setattr(module, "diff_augment", spy)
+    torch.manual_seed(0)
+    losses = tiny(n_critic=2, diffaugment="translation").train_step({"image": torch.rand(4, 1, 32, 32) * 2 - 1}, 0)
+    assert all(math.isfinite(float(v)) for v in losses.values())
+    # Each critic update augments its real slice and its fakes; the generator update its fakes, with a graph.
+    assert calls == [(2, False, "translation")] * 4 + [(2, True, "translation")]
+    calls.clear()
+    tiny(n_critic=2).train_step({"image": torch.rand(4, 1, 32, 32) * 2 - 1}, 0)
+    assert calls == []  # off in the paper's recipe
+
+
 def test_train_step_updates_both_networks_and_returns_finite_losses():
     torch.manual_seed(0)
     model = tiny()

@@ -31,6 +31,9 @@ class WGANConfig:
     # flips/pans of real batches: "", "flip", "translate" or "flip,translate" (HAGAN's baselines)
     augment: str = field(default="", metadata={"items": ("flip", "translate")})
     ema: bool = False  # sample, score and export an exponential moving average of G (--ema-decay)
+    # Later practice, off in the paper: DiffAugment policy on every image the critic sees, real and fake,
+    # in both updates (Zhao et al. 2020); "" is off
+    diffaugment: str = field(default="", metadata={"items": ("color", "translation", "cutout")})
 
 
 @hookimpl

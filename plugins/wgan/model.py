@@ -20,6 +20,7 @@ from medsyn_cli.gan.latent import LatentGAN
 from medsyn_cli.gan.optim import adam
 from medsyn_cli.gan.wgan_gp import critic_step, generator_step
 from medsyn_cli.model import Losses
+from medsyn_cli.nn.diffaugment import diff_augment
 from medsyn_plugins.wgan import WGANConfig
 
 
@@ -43,19 +44,25 @@ class WGANGP(LatentGAN):
         n = self.config.n_critic
         return list(real.tensor_split(n)) if real.shape[0] >= n else [real] * n
 
+    def diff_augment(self, images: torch.Tensor) -> torch.Tensor:
+        """DiffAugment with the configured policy; each call draws its own transforms."""
+        return diff_augment(images, self.config.diffaugment)
+
     def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int = 0) -> Losses:
         real_batches = self.critic_batches(self.real_images(batch))  # flipped/panned if config.augment
+        augment = self.diff_augment if self.config.diffaugment else None
 
         # (1) n_critic critic updates: minimise E[C(fake)] - E[C(real)] + lambda * GP, averaged for the log.
         totals: dict[str, torch.Tensor | float] = {"loss_critic": 0.0, "wasserstein": 0.0, "gp": 0.0}
         for real in real_batches:
-            critic = critic_step(self, real, self.latents(real.shape[0]), gp_weight=self.config.gp_weight)
+            critic = critic_step(self, real, self.latents(real.shape[0]), gp_weight=self.config.gp_weight,
+                                 augment=augment)
             totals["loss_critic"] = totals["loss_critic"] + critic.loss  # detached: summed on the device
             totals["wasserstein"] = totals["wasserstein"] + critic.wasserstein
             totals["gp"] = totals["gp"] + critic.gp
 
-        # (2) One generator update: minimise -E[C(G(z))].
-        loss_g = generator_step(self, self.latents(real_batches[0].shape[0]))
+        # (2) One generator update: minimise -E[C(T(G(z)))], T DiffAugment or the identity.
+        loss_g = generator_step(self, self.latents(real_batches[0].shape[0]), augment=augment)
 
         out = {k: v / len(real_batches) for k, v in totals.items()}
         out["loss_g"] = loss_g
