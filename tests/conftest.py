@@ -61,3 +61,16 @@ def run_cli(*args: str, input: str | None = None, env: dict | None = None, timeo
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def spy_diff_augment(monkeypatch, module) -> list:
+    """Replace ``module.diff_augment`` by a differentiable stand-in (a flip) that records each call as
+    (batch size, whether the images carry a graph, policy); returns the list of calls."""
+    calls = []
+
+    def spy(images, policy):
+        calls.append((images.shape[0], images.requires_grad, policy))
+        return images.flip(-1)
+
+    monkeypatch.setattr(module, "diff_augment", spy)
+    return calls

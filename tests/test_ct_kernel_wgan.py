@@ -353,14 +353,9 @@ def test_lr_decay_sets_both_rates_per_step_and_is_off_in_the_thesis_recipe(name)
 
 def test_diffaugment_transforms_every_image_the_critic_sees_in_both_updates(monkeypatch):
     import medsyn_plugins.ct_kernel_wgan.model as module
+    from conftest import spy_diff_augment
 
-    calls = []
-
-    def spy(images, policy):
-        calls.append((images.shape[0], images.requires_grad, policy))
-        return images.flip(-1)
-
-    monkeypatch.setattr(module, "diff_augment", spy)
+    calls = spy_diff_augment(monkeypatch, module)
     torch.manual_seed(0)
     model = build("small", 64, n_critic="2", diffaugment="translation,cutout", **NARROW["small"])
     losses = model.train_step({"image": torch.rand(4, 1, 64, 64) * 2 - 1}, 0)

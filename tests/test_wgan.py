@@ -118,14 +118,9 @@ def test_each_critic_update_sees_its_own_slice_of_the_batch():
 
 def test_diffaugment_transforms_what_the_critic_sees_in_both_updates(monkeypatch):
     import medsyn_plugins.wgan.model as module
+    from conftest import spy_diff_augment
 
-    calls = []
-
-    def spy(images, policy):
-        calls.append((images.shape[0], images.requires_grad, policy))
-        return images.flip(-1)
-
-    monkeypatch.setattr(module, "diff_augment", spy)
+    calls = spy_diff_augment(monkeypatch, module)
     torch.manual_seed(0)
     losses = tiny(n_critic=2, diffaugment="translation").train_step({"image": torch.rand(4, 1, 32, 32) * 2 - 1}, 0)
     assert all(math.isfinite(float(v)) for v in losses.values())

@@ -51,6 +51,12 @@ def step_decay_factor(step: int, start: int, length: int, floor: float) -> float
     return 1.0 - (1.0 - float(floor)) * min(1.0, (step - start) / float(length))
 
 
+def configured_step_rate(config, step: int) -> float:
+    """The rate at ``step`` of a model config with ``lr`` and the ``lr_decay_start``/``_steps``/``_floor``
+    settings (hagan, ct-kernel-wgan, wgan-linconv)."""
+    return config.lr * step_decay_factor(step, config.lr_decay_start, config.lr_decay_steps, config.lr_decay_floor)
+
+
 def set_rate(optimizers: dict[str, torch.optim.Optimizer], lr: float) -> None:
     """Set every parameter group of every optimizer to ``lr``."""
     for opt in optimizers.values():

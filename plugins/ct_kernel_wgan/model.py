@@ -16,7 +16,7 @@ import torch
 
 from medsyn_cli.errors import InputError
 from medsyn_cli.gan.optim import adam
-from medsyn_cli.gan.schedule import set_rate, step_decay_factor
+from medsyn_cli.gan.schedule import configured_step_rate, set_rate
 from medsyn_cli.gan.wgan_gp import critic_step, generator_step
 from medsyn_cli.nn.diffaugment import diff_augment
 from medsyn_cli.model import GANModel, Losses
@@ -96,8 +96,7 @@ class KernelSkipWGAN(GANModel):
 
     def lr_at(self, step: int) -> float:
         """The Adam rate of both networks at generator step ``step``: constant, or the step decay."""
-        cfg = self.config
-        return cfg.lr * step_decay_factor(step, cfg.lr_decay_start, cfg.lr_decay_steps, cfg.lr_decay_floor)
+        return configured_step_rate(self.config, step)
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         """DiffAugment with the configured policy; each call draws its own transforms."""

@@ -25,7 +25,7 @@ import torch
 
 from medsyn_cli.errors import InputError
 from medsyn_cli.gan.optim import adam
-from medsyn_cli.gan.schedule import set_rate, step_decay_factor
+from medsyn_cli.gan.schedule import configured_step_rate, set_rate
 from medsyn_cli.model import GANModel, Losses
 from medsyn_cli.nn.attention import attention_received
 from medsyn_cli.nn.diffaugment import diff_augment, parse_policy
@@ -86,8 +86,7 @@ class HAGAN(GANModel):
 
     def lr_at(self, step: int) -> float:
         """The Adam rate of G and D at ``step``: the paper's constant ``lr``, or its step decay."""
-        cfg = self.config
-        return cfg.lr * step_decay_factor(step, cfg.lr_decay_start, cfg.lr_decay_steps, cfg.lr_decay_floor)
+        return configured_step_rate(self.config, step)
 
     def attnmix_active(self, step: int, epoch: int = 0) -> bool:
         """AttnMix (mixed images, consistency loss) runs when switched on and past the warm-up."""
