@@ -149,7 +149,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--fid-weights", default=None)
-    ap.add_argument("--out", default=None, help="bench folder (default: bench-out/MODEL-RES-seedS)")
+    ap.add_argument("--out", default=None, help="bench folder (default: bench-out/MODEL-RES-RECIPE-seedS)")
     ap.add_argument("--score-live", action="store_true",
                     help="also score the last step's weights without the generator average (needs ema=true)")
     args = ap.parse_args()

@@ -63,6 +63,18 @@ def cli():
     return run_cli
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: one intra-op thread avoids waiting on a busy second core (much faster here). Use as
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def spy_diff_augment(monkeypatch, module) -> list:
     """Replace ``module.diff_augment`` by a differentiable stand-in (a flip) that records each call as
     (batch size, whether the images carry a graph, policy); returns the list of calls."""

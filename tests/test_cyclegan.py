@@ -11,13 +11,7 @@ from medsyn_cli.registry import get_model
 from medsyn_cli.gan.networks import PatchDiscriminator, ResnetBlock
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids waiting on a busy second core (much faster here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest
 
 TINY = {"ngf": "8", "ndf": "8"}
 

@@ -68,7 +68,7 @@ def test_every_model_card_states_the_spec_the_model_registers(cli):
         for key in ("task", "resolutions", "channels", "default batch", "default fit"):
             assert key in card, f"{where}: no '{key}' row in its table"
         assert card["task"].split()[0] == m["task"], where
-        # "240 (...), 64, 128, 256 - any side that is a multiple of 4": the listed sides, before the dash
+        # "240 (...), 64, 128, 256 (...)": the listed sides (text after a " - " is commentary)
         assert _ints(card["resolutions"].split(" - ")[0]) == set(m["resolutions"]), where
         assert _ints(card["channels"]) == set(m["channels"]), where
         assert int(re.match(r"\d+", card["default batch"]).group()) == m["default_batch_size"], where

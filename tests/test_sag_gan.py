@@ -17,13 +17,7 @@ from medsyn_plugins.sag_gan.model import masked_l1
 from medsyn_plugins.sag_gan.networks import AttentionGuidedDiscriminator, attention_compose
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids waiting on a busy second core (much faster here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest
 
 TINY = {"ngf": "8", "ndf": "8", "attention_ngf": "4", "se_reduction": "4"}
 

@@ -28,12 +28,7 @@ TINY = {"ngf": "4", "ndf": "4", "attention_ngf": "4", "se_reduction": "4", "n_bl
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # tiny CLI runs on a busy 2-core machine
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest
 
 
 def tiny_model(name: str = "sag-gan", res: int = 32, channels: int = 1, **overrides):

@@ -91,7 +91,8 @@ def show(
         return
     typer.echo(f"{spec.name} ({spec.task}): {spec.summary}")
     typer.echo(f"  aliases: {', '.join(spec.aliases) or '-'}; resolutions: {', '.join(map(str, spec.resolutions))}; "
-               f"channels: {', '.join(map(str, spec.channels))}; default batch: {spec.default_batch_size}")
+               f"channels: {', '.join(map(str, spec.channels))}; default batch: {spec.default_batch_size}; "
+               f"default fit: {spec.default_fit}")
     typer.echo(f"  citation: {spec.citation}")
     typer.echo("settings (--set KEY=VALUE):")
     width = max((len(x["name"]) for x in settings), default=4)

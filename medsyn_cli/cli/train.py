@@ -18,7 +18,7 @@ def train(
     res: Optional[int] = typer.Option(None, "--res", "-r", help="Resolution (must be one the model supports). [default: 64]"),
     fit: Optional[str] = typer.Option(
         None, "--fit", help="How images become RES x RES: pad (aspect kept), resize, or crop (centre square). "
-                            "[default: the model's paper's choice, see `medsyn models info MODEL`]"),
+                            "[default: the model's paper's choice, see `medsyn models show MODEL`]"),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Run directory. [default: runs/MODEL-RES]"),
     steps: Optional[int] = typer.Option(None, "--steps", help="The run's total steps (also on --resume). [default: 10000]"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="The run's total length in epochs instead of steps."),
@@ -32,7 +32,7 @@ def train(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved configuration as JSON and exit."),
     recipe: Optional[str] = typer.Option(
         None, "--recipe", help="A named bundle of model settings: paper (the defaults, as the paper trains) or one "
-                               "the model offers, e.g. fast (see `medsyn models info MODEL`); --set wins over it. "
+                               "the model offers, e.g. fast (see `medsyn models show MODEL`); --set wins over it. "
                                "[default: paper]"),
     sets: Optional[List[str]] = typer.Option(None, "--set", help="Model setting KEY=VALUE (repeatable)."),
     config_file: Optional[str] = typer.Option(None, "--config",
@@ -70,7 +70,8 @@ def train(
 
     The run directory gets config.json, stats.jsonl, log.txt, checkpoints/, samples/, loss.png and,
     at the end, weights.safetensors; its path is printed on stdout. Settings come from the flag,
-    then `MEDSYN_*` variables, then the [train] table of the user's config.toml, then the default.
+    then the [train] table of --config FILE, then `MEDSYN_*` variables, then the [train] table of the
+    user's config.toml, then (on --resume) the run's recorded value, then the default.
     Ctrl-C (or SIGTERM) finishes the step, saves a checkpoint and tells how to resume.
 
     Examples:
