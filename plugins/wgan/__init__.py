@@ -15,7 +15,8 @@ from medsyn_cli.registry import ModelSpec
 @dataclass
 class WGANConfig:
     """WGAN-GP settings. Defaults follow the paper (lambda 10, n_critic 5, Adam 1e-4, beta2 0.9) and its
-    released 64x64 code (beta1 0.5, layer norm in the critic); ``beta1=0`` is Algorithm 1's choice."""
+    released code: layer norm in the critic as in ``gan_64x64.py``, beta1 0.5 as in ``gan_cifar.py`` (and
+    ``gan_64x64.py`` before its 2017-05-31 "beta1=0" commit); ``beta1=0`` is Algorithm 1's choice."""
 
     latent_dim: int = 100  # size of z
     ngf: int = 64  # generator width at the finest feature map
