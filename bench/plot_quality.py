@@ -1,6 +1,11 @@
-"""FID against training minutes of several quality-bench runs in one figure (for docs/results.md).
+"""FID against training minutes (or steps) of several quality-bench runs in one figure (for docs/results.md).
 
     python bench/plot_quality.py paper-s0.json fast-s0.json paper-s1.json fast-s1.json --out cmp.png
+    python bench/plot_quality.py s0.json s1.json --x steps --out by-steps.png
+
+The minutes are the budget the goals name, but a CPU's speed varies from day to day (the same hagan run made
+42 to 68 steps a training minute here), so `--x steps` draws the same points against generator steps (and
+`--x images` against training images seen), which separates a better trajectory from a faster machine.
 
 Each input is the JSON object `bench/bench_quality.py` printed. A curve is labelled with its model,
 recipe (and `--set` settings) and seed; runs of the same model and recipe share a colour, and each
@@ -14,6 +19,7 @@ import json
 from pathlib import Path
 
 STYLES = ("-", "--", ":", "-.")
+AXES = {"minutes": "training minutes", "steps": "generator steps", "images": "training images seen"}
 
 
 def load(path: Path) -> dict:
@@ -36,7 +42,16 @@ def label(run: dict, batch: bool = False) -> str:
     return what
 
 
-def plot(runs: list[dict], out: Path, title: str) -> None:
+def x_values(run: dict, x: str, source: str = "") -> list[float]:
+    """The points' positions on the chosen axis; a run that lacks them is named in one line."""
+    key = "images_seen" if x == "images" else x
+    try:
+        return [p[key] for p in run["points"]]
+    except KeyError:
+        raise SystemExit(f"plot_quality: {source or run.get('model')}: its points have no {key!r}") from None
+
+
+def plot(runs: list[dict], out: Path, title: str, x: str = "minutes", sources: list[str] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -46,18 +61,18 @@ def plot(runs: list[dict], out: Path, title: str) -> None:
     seeds = sorted({run.get("seed") or 0 for run in runs})
     batch = len({run.get("batch_size") for run in runs}) > 1
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    for run in runs:
+    for i, run in enumerate(runs):
         name = label(run, batch)
         colour = colours.setdefault(name, f"C{len(colours)}")
         style = STYLES[seeds.index(run.get("seed") or 0) % len(STYLES)]
-        pts = run["points"]
-        ax.plot([p["minutes"] for p in pts], [p["fid"] for p in pts], marker="o", color=colour, linestyle=style,
+        xs = x_values(run, x, sources[i] if sources else "")
+        ax.plot(xs, [p["fid"] for p in run["points"]], marker="o", color=colour, linestyle=style,
                 label=f"{name}, seed {run.get('seed')}")
     for floor in sorted({r["real_split_half_fid"] for r in runs if r.get("real_split_half_fid") is not None}):
         ax.axhline(floor, color="grey", linestyle="--", linewidth=1)
         ax.text(0.01, floor, f" real vs real {floor:.1f}", transform=ax.get_yaxis_transform(), fontsize=8,
                 color="grey", va="bottom")
-    ax.set_xlabel("training minutes")
+    ax.set_xlabel(AXES[x])
     ax.set_ylabel("FID (equal counts, prepared reals)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -72,11 +87,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("runs", nargs="+", type=Path, help="bench_quality JSON files")
     ap.add_argument("--out", type=Path, required=True, help="PNG to write")
     ap.add_argument("--title", default="", help="figure title (default: the data set and resolution)")
+    ap.add_argument("--x", choices=sorted(AXES), default="minutes",
+                    help="the horizontal axis: training minutes (default), generator steps or images seen")
     args = ap.parse_args(argv)
     runs = [load(p) for p in args.runs]
+    sources = [str(p) for p in args.runs]
+    for run, source in zip(runs, sources):
+        x_values(run, args.x, source)  # every run checked before anything is drawn
     first = runs[0]
     title = args.title or f"{Path(first.get('data', '')).name} {first.get('res', '')}²"
-    plot(runs, args.out, title)
+    plot(runs, args.out, title, args.x, sources)
     print(args.out)
 
 

@@ -54,3 +54,32 @@ def test_runs_that_differ_in_batch_size_are_labelled_with_it():
     run = {"model": "hagan", "recipe": "fast", "sets": [], "batch_size": 16}
     assert mod.label(run) == "hagan fast"
     assert mod.label(run, batch=True) == "hagan fast batch 16"
+
+
+def test_steps_on_the_x_axis_and_a_run_without_them_is_named(tmp_path):
+    run = bench_json(tmp_path / "s0.json", "fast", 0, [300, 250, 200])
+    out = tmp_path / "steps.png"
+    proc = subprocess.run([sys.executable, SCRIPT, run, "--x", "steps", "--out", out], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert out.exists()
+    # a run re-entered from a table with minutes only cannot be drawn against steps: named, nothing written
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps({"model": "hagan", "points": [{"minutes": 19.7, "fid": 244.9}]}))
+    out2 = tmp_path / "none.png"
+    proc = subprocess.run([sys.executable, SCRIPT, run, bare, "--x", "steps", "--out", out2], capture_output=True,
+                          text=True)
+    assert proc.returncode != 0
+    assert str(bare) in proc.stderr and "'steps'" in proc.stderr
+    assert not out2.exists()
+
+
+def test_the_axis_positions_follow_the_choice():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("plot_quality", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    run = {"points": [{"minutes": 19.5, "steps": 1348, "images_seen": 21568, "fid": 196.9}]}
+    assert mod.x_values(run, "minutes") == [19.5]
+    assert mod.x_values(run, "steps") == [1348]
+    assert mod.x_values(run, "images") == [21568]
