@@ -8,8 +8,9 @@ The minutes are the budget the goals name, but a CPU's speed varies from day to 
 `--x images` against training images seen), which separates a better trajectory from a faster machine.
 
 Each input is the JSON object `bench/bench_quality.py` printed. A curve is labelled with its model,
-recipe (and `--set` settings) and seed; runs of the same model and recipe share a colour, and each
-seed has its line style. The real-vs-real floor is drawn once per distinct value.
+recipe (and `--set` settings) and seed, or by the run's own `label` where one was added to the JSON by
+hand; runs of the same name share a colour, and each seed has its line style. The real-vs-real floor is
+drawn once per distinct value.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ def load(path: Path) -> dict:
 
 
 def label(run: dict, batch: bool = False) -> str:
-    """The curve's name: model, recipe, extra settings, and the batch size when the runs differ in it."""
+    """The curve's name: model, recipe, extra settings, and the batch size when the runs differ in it; a
+    run's own ``label`` (set by hand, e.g. "seed 0, 2026-12-01") wins, for two runs of one recipe and seed."""
+    if run.get("label"):
+        return str(run["label"])
     what = f"{run['model']} {run.get('recipe') or 'paper'}"
     if run.get("sets"):
         what += " " + ",".join(run["sets"])
@@ -67,7 +71,7 @@ def plot(runs: list[dict], out: Path, title: str, x: str = "minutes", sources: l
         style = STYLES[seeds.index(run.get("seed") or 0) % len(STYLES)]
         xs = x_values(run, x, sources[i] if sources else "")
         ax.plot(xs, [p["fid"] for p in run["points"]], marker="o", color=colour, linestyle=style,
-                label=f"{name}, seed {run.get('seed')}")
+                label=name if run.get("label") else f"{name}, seed {run.get('seed')}")
     for floor in sorted({r["real_split_half_fid"] for r in runs if r.get("real_split_half_fid") is not None}):
         ax.axhline(floor, color="grey", linestyle="--", linewidth=1)
         ax.text(0.01, floor, f" real vs real {floor:.1f}", transform=ax.get_yaxis_transform(), fontsize=8,

@@ -54,6 +54,7 @@ def test_runs_that_differ_in_batch_size_are_labelled_with_it():
     run = {"model": "hagan", "recipe": "fast", "sets": [], "batch_size": 16}
     assert mod.label(run) == "hagan fast"
     assert mod.label(run, batch=True) == "hagan fast batch 16"
+    assert mod.label({**run, "label": "hagan fast, seed 0, 2026-12-01"}, batch=True) == "hagan fast, seed 0, 2026-12-01"
 
 
 def test_steps_on_the_x_axis_and_a_run_without_them_is_named(tmp_path):
