@@ -55,22 +55,23 @@ def x_values(run: dict, x: str, source: str = "") -> list[float]:
         raise SystemExit(f"plot_quality: {source or run.get('model')}: its points have no {key!r}") from None
 
 
-def plot(runs: list[dict], out: Path, title: str, x: str = "minutes", sources: list[str] | None = None) -> None:
+def plot(runs: list[dict], out: Path, title: str, x: str = "minutes", xs: list[list[float]] | None = None) -> None:
+    """Draw the runs' FID against ``x``; ``xs``, the positions already read (``x_values``), saves reading them again."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    xs = xs if xs is not None else [x_values(run, x) for run in runs]
     colours: dict[str, str] = {}
     seeds = sorted({run.get("seed") or 0 for run in runs})
     batch = len({run.get("batch_size") for run in runs}) > 1
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    for i, run in enumerate(runs):
+    for run, positions in zip(runs, xs):
         name = label(run, batch)
         colour = colours.setdefault(name, f"C{len(colours)}")
         style = STYLES[seeds.index(run.get("seed") or 0) % len(STYLES)]
-        xs = x_values(run, x, sources[i] if sources else "")
-        ax.plot(xs, [p["fid"] for p in run["points"]], marker="o", color=colour, linestyle=style,
+        ax.plot(positions, [p["fid"] for p in run["points"]], marker="o", color=colour, linestyle=style,
                 label=name if run.get("label") else f"{name}, seed {run.get('seed')}")
     for floor in sorted({r["real_split_half_fid"] for r in runs if r.get("real_split_half_fid") is not None}):
         ax.axhline(floor, color="grey", linestyle="--", linewidth=1)
@@ -95,12 +96,10 @@ def main(argv: list[str] | None = None) -> None:
                     help="the horizontal axis: training minutes (default), generator steps or images seen")
     args = ap.parse_args(argv)
     runs = [load(p) for p in args.runs]
-    sources = [str(p) for p in args.runs]
-    for run, source in zip(runs, sources):
-        x_values(run, args.x, source)  # every run checked before anything is drawn
+    xs = [x_values(run, args.x, str(p)) for run, p in zip(runs, args.runs)]  # every run checked before drawing
     first = runs[0]
     title = args.title or f"{Path(first.get('data', '')).name} {first.get('res', '')}²"
-    plot(runs, args.out, title, args.x, sources)
+    plot(runs, args.out, title, args.x, xs)
     print(args.out)
 
 

@@ -13,6 +13,16 @@ from conftest import ROOT
 SCRIPT = ROOT / "bench" / "plot_quality.py"
 
 
+def plot_quality():
+    """The script as a module, for its functions."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("plot_quality", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def bench_json(path, recipe, seed, fids):
     points = [{"minutes": 6.0 * (i + 1), "steps": 250 * (i + 1), "fid": f, "kid_mean": f / 1000}
               for i, f in enumerate(fids)]
@@ -46,11 +56,7 @@ def test_a_file_that_is_not_a_finished_run_is_named(tmp_path):
 
 
 def test_runs_that_differ_in_batch_size_are_labelled_with_it():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("plot_quality", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = plot_quality()
     run = {"model": "hagan", "recipe": "fast", "sets": [], "batch_size": 16}
     assert mod.label(run) == "hagan fast"
     assert mod.label(run, batch=True) == "hagan fast batch 16"
@@ -75,11 +81,7 @@ def test_steps_on_the_x_axis_and_a_run_without_them_is_named(tmp_path):
 
 
 def test_the_axis_positions_follow_the_choice():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("plot_quality", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = plot_quality()
     run = {"points": [{"minutes": 19.5, "steps": 1348, "images_seen": 21568, "fid": 196.9}]}
     assert mod.x_values(run, "minutes") == [19.5]
     assert mod.x_values(run, "steps") == [1348]
