@@ -34,8 +34,6 @@ class _Stage:
         return done
 
     def abort(self) -> None:
-        from medsyn_cli.outputs import remove_empty
-
         for tmp, _ in self.pending:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -59,6 +57,31 @@ def staged_outputs() -> Iterator[_Stage]:
         _STAGE.reset(token)
 
 
+def temp_sibling(target: Path) -> Path:
+    """``.NAME.tmp-PID`` beside ``target``: unique per process, recognisable as stale once PID is gone."""
+    return target.parent / f".{target.name}.tmp-{os.getpid()}"
+
+
+def make_dirs(folder: Path) -> list[Path]:
+    """``mkdir -p`` (the umask decides the mode); returns the folders it created, outermost first."""
+    missing = []
+    p = folder
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return list(reversed(missing))
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed command created, innermost first, when they are (still) empty."""
+    for d in reversed(folders):
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
 def current_umask() -> int:
     """The process umask (read without changing it where /proc allows)."""
     try:
@@ -74,8 +97,6 @@ def current_umask() -> int:
 
 
 def _new_temp(target: Path) -> Path:
-    from medsyn_cli.outputs import temp_sibling
-
     tmp = temp_sibling(target)
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()  # this process's own leftover
@@ -86,8 +107,6 @@ def _new_temp(target: Path) -> Path:
 @contextlib.contextmanager
 def atomic_path(target: str | Path, *, force: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` only on success."""
-    from medsyn_cli.outputs import make_dirs
-
     target = Path(target)
     if target.exists() and not force:
         raise InputError("output exists", path=target, hint="pass --force to overwrite")

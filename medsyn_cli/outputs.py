@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Iterator
 
 from medsyn_cli.errors import InputError, from_os_error
+from medsyn_cli.fileio import make_dirs, remove_empty, temp_sibling
+from medsyn_cli.run_config import RUN_FORMAT, read_run_config
 
 MANIFEST = ".medsyn-output.json"
 #: What a training run directory holds (top level); `--force` refuses a run with anything else.
@@ -38,11 +40,6 @@ _TMP = re.compile(r"^\..+\.tmp-(\d+)$")
 
 
 # -- temporaries -------------------------------------------------------------------------------------
-def temp_sibling(target: Path) -> Path:
-    """``.NAME.tmp-PID`` beside ``target``: unique per process, recognisable as stale once PID is gone."""
-    return target.parent / f".{target.name}.tmp-{os.getpid()}"
-
-
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -72,26 +69,6 @@ def clean_stale_temps(folder: Path) -> list[Path]:
                 path.unlink()
             removed.append(path)
     return removed
-
-
-def make_dirs(folder: Path) -> list[Path]:
-    """``mkdir -p`` (the umask decides the mode); returns the folders it created, outermost first."""
-    missing = []
-    p = folder
-    while not p.exists():
-        missing.append(p)
-        if p.parent == p:
-            break
-        p = p.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    return list(reversed(missing))
-
-
-def remove_empty(folders: list[Path]) -> None:
-    """Remove the folders a failed command created, innermost first, when they are (still) empty."""
-    for d in reversed(folders):
-        with contextlib.suppress(OSError):
-            d.rmdir()
 
 
 # -- checks --------------------------------------------------------------------------------------------
@@ -170,8 +147,6 @@ def _foreign_in_owned(folder: Path, listed: set[str]) -> str | None:
 
 def is_run_dir(folder: Path) -> bool:
     """A training run: its ``config.json`` carries medsyn's run format tag."""
-    from medsyn_cli.training.plan import RUN_FORMAT
-
     try:
         doc = json.loads((Path(folder) / "config.json").read_text())
     except (OSError, ValueError):
@@ -224,8 +199,6 @@ def check_owned_folder(folder: Path, *, force: bool, command: str, lock_held: bo
 
 def check_run_replaceable(out: Path) -> None:
     """``train --force``: only a run directory holding nothing but a run's entries is deleted."""
-    from medsyn_cli.training.plan import read_run_config
-
     protect_cwd(out)
     read_run_config(out)  # a medsyn run directory, else InputError
     found = _foreign_entry(Path(out), RUN_ENTRIES, RUN_SUBDIR_ENTRIES)

@@ -206,10 +206,10 @@ def export(
     import json
 
     from medsyn_cli.data import load_dataset
+    from medsyn_cli.data.pixels import to_uint8
     from medsyn_cli.data.writing import atomic_dir
     from medsyn_cli.errors import InputError
     from medsyn_cli.outputs import check_owned_folder
-    from medsyn_cli.metrics.prepare import to_uint8
 
     if fit not in ("pad", "resize", "crop"):
         raise InputError(f"unknown --fit {fit!r}", hint="use pad, resize or crop")

@@ -133,7 +133,7 @@ def _write_one(image, path: Path, fmt: str) -> None:
     if fmt == "png":
         from PIL import Image
 
-        from medsyn_cli.training.grids import to_uint8
+        from medsyn_cli.data.pixels import to_uint8
 
         arr = to_uint8(image[None])[0]
         Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(path, format="PNG")

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from medsyn_cli.errors import InputError
 from medsyn_cli.metrics.inputs import ArrayPart, FilePart, ImageInput, channel_count, iter_images, load_item
+from medsyn_cli.run_config import read_run_config
 
 #: The square fit used without ``--run``: what the unconditional models' recipes train with.
 DEFAULT_FIT = "resize"
@@ -32,13 +31,6 @@ class Target:
 
     def as_dict(self) -> dict[str, Any]:
         return {"res": self.res, "channels": self.channels, "fit": self.fit, "from": self.reason}
-
-
-def to_uint8(images) -> np.ndarray:
-    """(N, C, H, W) float in [-1, 1] -> uint8 (N, H, W, C), as ``medsyn sample`` writes its PNGs."""
-    from medsyn_cli.training.grids import to_uint8 as grid_uint8
-
-    return grid_uint8(images)
 
 
 def _sizes(inp: ImageInput) -> set[tuple[int, int]]:
@@ -61,8 +53,6 @@ def _sizes(inp: ImageInput) -> set[tuple[int, int]]:
 
 def run_target(run: str | Path) -> Target:
     """Resolution, channels and fit recorded in a run directory's ``config.json``."""
-    from medsyn_cli.training.plan import read_run_config
-
     cfg = read_run_config(Path(run))
     if cfg.get("task") != "unconditional":
         raise InputError(f"--run: {cfg.get('model')} is a translation model; its real sides are slices of "
@@ -106,6 +96,7 @@ def prepare_real(spec: str, target: Target, stdin_lines: list[str] | None = None
     second evaluation against the same folder start at once.
     """
     from medsyn_cli.data import load_dataset
+    from medsyn_cli.data.pixels import to_uint8
 
     if spec == "-":
         paths = [ln.strip() for ln in (stdin_lines or []) if ln.strip()]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medsyn_cli.training.plan import read_run_config
+from medsyn_cli.run_config import read_run_config
 from medsyn_cli.training.stats import read_stats
 
 GRID_NAME = re.compile(r"^step-(\d+)\.png$")

@@ -87,7 +87,7 @@ def _translate(model, meta: dict[str, Any], tumor, n: int) -> Triplets:
     import torch
     import torch.nn.functional as F
 
-    from medsyn_cli.training.grids import to_uint8
+    from medsyn_cli.data.pixels import to_uint8
 
     idx = pick_slices(tumor, n)
     x = tumor.images[idx]

@@ -1,7 +1,7 @@
 """Sample grids: PNG mosaics of images in [-1, 1] (``torchvision.utils.make_grid``).
 
-torchvision is imported where a grid is made: importing it imports ``torch._dynamo`` (~3 s of CPU),
-which ``medsyn sample`` and ``translate``, which only need :func:`to_uint8` and :func:`save_png`, skip.
+torchvision is imported where a grid is made: importing it imports ``torch._dynamo`` (~3 s of CPU).
+The pixel rule (:func:`medsyn_cli.data.pixels.to_uint8`) is the one ``medsyn sample`` writes its PNGs with.
 """
 
 from __future__ import annotations
@@ -14,13 +14,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from medsyn_cli.data.pixels import to_uint8
 from medsyn_cli.fileio import atomic_path
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, C, H, W) in [-1, 1] -> uint8 array (N, H, W, C)."""
-    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).numpy()
 
 
 def save_png(array: np.ndarray, path: Path) -> None:

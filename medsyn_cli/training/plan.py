@@ -9,7 +9,6 @@ Model settings: the model's defaults < ``MEDSYN_LR`` / ``config.toml`` ``lr`` < 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import platform
 from dataclasses import dataclass, field
@@ -21,8 +20,7 @@ from medsyn_cli import __version__
 from medsyn_cli.config import build_config, parse_set, read_toml, setting, user_config
 from medsyn_cli.errors import InputError
 from medsyn_cli.registry import ModelSpec, get_model
-
-RUN_FORMAT = "medsyn-run-1"
+from medsyn_cli.run_config import RUN_FORMAT, read_run_config
 FITS = ("pad", "resize", "crop")  # medsyn_cli.data.geometry.FITS, without importing numpy here
 DEFAULT_STEPS = 10_000
 #: Where each task's data comes from when --data is not given: the built-in phantoms.
@@ -166,20 +164,6 @@ def world_size_from_env() -> int:
         return max(1, int(os.environ.get("WORLD_SIZE", "1")))
     except ValueError:
         raise InputError(f"WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not an integer") from None
-
-
-def read_run_config(out: Path) -> dict[str, Any]:
-    """``config.json`` of an existing run directory (InputError naming it when unreadable)."""
-    path = out / "config.json"
-    try:
-        cfg = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError("not a medsyn run directory (no config.json)", path=out) from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"unreadable run config: {exc}", path=path) from None
-    if not isinstance(cfg, dict) or cfg.get("format") != RUN_FORMAT:
-        raise InputError(f"not a medsyn run config (format tag {RUN_FORMAT!r} missing)", path=path)
-    return cfg
 
 
 def _positive(name: str, value: Any, *, allow_zero: bool = False) -> int:

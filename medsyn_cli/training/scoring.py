@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from medsyn_cli.data.pixels import to_uint8
 from medsyn_cli.metrics import fid as fid_mod
 from medsyn_cli.metrics.features import FeatureExtractor
 from medsyn_cli.metrics.inputs import ArrayPart, ImageInput
-from medsyn_cli.metrics.prepare import to_uint8
 
 #: Images per generator forward while scoring.
 CHUNK = 64
