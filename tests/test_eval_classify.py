@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from medsyn_cli.metrics.classify import (binary_metrics, mean_std, positive_class, rebalance, roc_auc,
-                                         stratified_split)
+from medsyn_cli.metrics.classify import binary_metrics, mean_std, positive_class, rebalance, roc_auc
+from medsyn_cli.metrics.splits import stratified_split
 
 
 # -- metric code ------------------------------------------------------------------------------
@@ -175,7 +175,7 @@ def test_relative_improvement_is_the_papers_error_reduction():
 
 
 def test_case_split_never_puts_one_case_in_two_parts():
-    from medsyn_cli.metrics.classify import case_split
+    from medsyn_cli.metrics.splits import case_split
 
     rng = np.random.default_rng(0)
     cases = [f"case{int(c):02d}" for c in rng.integers(0, 20, 400)]  # 20 patients, many slices each
@@ -191,7 +191,7 @@ def test_case_split_never_puts_one_case_in_two_parts():
 
 
 def test_split_falls_back_to_per_image_with_too_few_cases_and_says_so():
-    from medsyn_cli.metrics.classify import LabelledSet, split_parts
+    from medsyn_cli.metrics.splits import LabelledSet, split_parts
 
     labels = np.array([0] * 10 + [1] * 10)
     one_case = LabelledSet(np.zeros((20, 1, 4, 4), np.float32), labels, ("normal", "tumor"),

@@ -226,6 +226,7 @@ def classify(
     """
     from medsyn_cli.errors import InputError
     from medsyn_cli.metrics import classify as clf
+    from medsyn_cli.metrics.splits import held_out_cases
 
     wanted = tuple(dict.fromkeys(a.strip().lower() for a in arms.split(",") if a.strip()))
     unknown = [a for a in wanted if a not in clf.ARMS]
@@ -247,7 +248,7 @@ def classify(
     if synthetic_normal is not None and synthetic is None:
         raise InputError("--synthetic-normal adds to the synthetic arm, which needs --synthetic")
     held_cases = _test_case_list(test_cases)
-    held_out = clf.held_out_cases(dataset, held_cases)
+    held_out = held_out_cases(dataset, held_cases)
     fakes = []
     if "synthetic" in wanted:
         for spec, lab in ((synthetic, label), (synthetic_normal, 1 - label)):

@@ -39,14 +39,14 @@ Protocol (one run per seed, every arm sharing that seed's split):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from medsyn_cli.errors import InputError
-from medsyn_cli.metrics.splits import SPLIT, case_split, held_out_cases, split_parts, stratified_split  # noqa: F401
+from medsyn_cli.metrics.splits import LabelledSet, split_parts
 
 ARMS = ("real", "oversample", "undersample", "augment", "synthetic")
 
@@ -121,17 +121,6 @@ def mean_std(values: list[float]) -> dict[str, Any]:
 
 
 # -- data -------------------------------------------------------------------------------------
-
-
-@dataclass
-class LabelledSet:
-    images: np.ndarray  # (N, 1, R, R) float32 in [-1, 1]
-    labels: np.ndarray  # (N,) int64, 1 = positive
-    classes: tuple[str, str]  # (negative, positive)
-    sources: list[str] = field(default_factory=list)
-    cases: list[str] = field(default_factory=list)  # the case (patient) of each image
-    parts: np.ndarray | None = None  # a prepared folder's fixed split: 0 train, 1 val, 2 test
-    split_file: dict[str, Any] | None = None  # that folder's split.json
 
 
 def _fit_square(img, res: int) -> np.ndarray:

@@ -1,18 +1,30 @@
-"""Train/validation/test splits for the classification test (``medsyn_cli.metrics.classify``): by case
-wherever the file names tell the cases apart, per image otherwise (see classify's module docstring)."""
+"""The classification test's labelled images and their train/validation/test splits
+(``medsyn_cli.metrics.classify``): by case wherever the file names tell the cases apart, per image
+otherwise (see classify's module docstring)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from medsyn_cli.errors import InputError
 
-if TYPE_CHECKING:
-    from medsyn_cli.metrics.classify import LabelledSet
-
 SPLIT = (0.7, 0.2, 0.1)  # train, validation, test (the paper's classification split)
+
+
+@dataclass
+class LabelledSet:
+    """A two-class image folder as the classification test reads it."""
+
+    images: np.ndarray  # (N, 1, R, R) float32 in [-1, 1]
+    labels: np.ndarray  # (N,) int64, 1 = positive
+    classes: tuple[str, str]  # (negative, positive)
+    sources: list[str] = field(default_factory=list)
+    cases: list[str] = field(default_factory=list)  # the case (patient) of each image
+    parts: np.ndarray | None = None  # a prepared folder's fixed split: 0 train, 1 val, 2 test
+    split_file: dict[str, Any] | None = None  # that folder's split.json
 
 
 def stratified_split(labels: np.ndarray, seed: int, fractions: tuple[float, float, float] = SPLIT
