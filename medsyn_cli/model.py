@@ -15,7 +15,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from medsyn_cli.gan.optim import use_fast_kernels
+from medsyn_cli.nn.adam_kernel import use_fast_kernels
 
 #: What ``train_step`` returns: each loss (or other per-step figure) by name, as a detached 0-d tensor
 #: (preferred: read on the host only at log steps) or a plain float (the older contract, still accepted).

@@ -11,7 +11,7 @@ import torch
 
 import medsyn_cli.model
 from medsyn_cli.errors import TrainingError
-from medsyn_cli.gan.optim import use_fast_kernels
+from medsyn_cli.nn.adam_kernel import use_fast_kernels
 from medsyn_cli.training.checkpoint import load_checkpoint
 from medsyn_cli.training.plan import TrainFlags, resolve_plan
 from test_resume import SMALL, assert_same, compare_runs

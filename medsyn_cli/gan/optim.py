@@ -1,11 +1,8 @@
 """Optimizers from a model's config: every GAN here trains each network (or group of networks) with
 its own Adam at the config's learning rate and betas.
 
-Adam's kernel follows the parameters' device (:func:`use_fast_kernels`, called by ``GANModel.to``):
-the fused kernel on CUDA and (torch >= 2.4) on the CPU, else the multi-tensor (``foreach``) one.
-Optimizers are built before the model is moved, and a checkpoint's param groups carry the flags of
-the code that wrote it, so the choice is (re)made whenever the model is placed. The update is the
-same Adam either way (the kernels round differently in the last bits).
+Adam's kernel follows the parameters' device: ``GANModel.to`` calls
+:func:`medsyn_cli.nn.adam_kernel.use_fast_kernels`.
 
 A model built for inference (:func:`without_optimizers`, as ``medsyn sample`` and ``translate`` load
 one) gets no optimizers: building the first torch optimizer of a process imports ``torch._dynamo``,
@@ -20,11 +17,6 @@ from typing import Any, Iterable, Iterator
 
 import torch
 from torch import nn
-
-#: Devices whose fused Adam kernel is used; elsewhere the multi-tensor kernel. On the CPU (torch >= 2.4)
-#: fused stepped dcgan's 6.3M parameters in 9 ms against foreach's 30 ms and the loop's 38 ms.
-FUSED_DEVICES = ("cuda", "cpu") if tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4) else ("cuda",)
-
 
 _INFERENCE_ONLY = contextvars.ContextVar("medsyn_inference_only", default=False)
 
@@ -54,7 +46,7 @@ def adam(params: dict[str, nn.Module | Iterable[nn.Parameter]], config: Any,
          lrs: dict[str, float | None] | None = None) -> dict[str, torch.optim.Optimizer]:
     """One Adam per name (a network's parameters, or any iterable of parameters), at ``config.lr`` or,
     where ``lrs`` names a rate that is not None, at that rate (two time-scale update rules); built with
-    the CPU's kernel (the parameters are still on the CPU), see :func:`use_fast_kernels`. None inside
+    the CPU's kernel (the parameters are still on the CPU), see :mod:`medsyn_cli.nn.adam_kernel`. None inside
     :func:`without_optimizers`."""
     betas = config_betas(config)
     if _INFERENCE_ONLY.get():
@@ -67,22 +59,3 @@ def adam(params: dict[str, nn.Module | Iterable[nn.Parameter]], config: Any,
     return {name: torch.optim.Adam(p.parameters() if isinstance(p, nn.Module) else p, lr=rate(name), betas=betas,
                                    foreach=True)
             for name, p in params.items()}
-
-
-def use_fast_kernels(opt: torch.optim.Optimizer, device: torch.device) -> None:
-    """Point an Adam/AdamW at ``device``'s fastest kernel: fused on :data:`FUSED_DEVICES`, else foreach.
-
-    Other optimizers, and an Adam with ``capturable`` or ``differentiable`` set, are left alone. The
-    ``step`` counts go where that kernel keeps them (on the device for fused, on the CPU otherwise),
-    as ``Optimizer.load_state_dict`` places them."""
-    if not isinstance(opt, (torch.optim.Adam, torch.optim.AdamW)):
-        return
-    if any(g.get("capturable") or g.get("differentiable") for g in opt.param_groups):
-        return
-    fused = device.type in FUSED_DEVICES
-    for group in opt.param_groups:
-        group["fused"], group["foreach"] = (True, None) if fused else (None, True)
-        for p in group["params"]:
-            step = opt.state.get(p, {}).get("step")
-            if torch.is_tensor(step):
-                opt.state[p]["step"] = step.to(device=device if fused else "cpu", dtype=torch.float32)

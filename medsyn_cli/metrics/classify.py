@@ -275,7 +275,7 @@ def train_and_test(train_x: np.ndarray, train_y: np.ndarray, val: tuple[np.ndarr
     import torch
     import torch.nn.functional as F
 
-    from medsyn_cli.gan.optim import use_fast_kernels
+    from medsyn_cli.nn.adam_kernel import use_fast_kernels
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
