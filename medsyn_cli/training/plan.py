@@ -21,6 +21,8 @@ from medsyn_cli.config import build_config, parse_set, read_toml, setting, user_
 from medsyn_cli.errors import InputError
 from medsyn_cli.registry import ModelSpec, get_model
 from medsyn_cli.run_config import RUN_FORMAT, read_run_config
+from medsyn_cli.training.plan_values import as_int, boolean, check_device_name, identity_setting, on_off, positive
+
 FITS = ("pad", "resize", "crop")  # medsyn_cli.data.geometry.FITS, without importing numpy here
 DEFAULT_STEPS = 10_000
 #: Where each task's data comes from when --data is not given: the built-in phantoms.
@@ -38,16 +40,6 @@ DEFAULTS: dict[str, Any] = {
     "compile": False,
     "channels_last": False,
 }
-
-
-def boolean(text: str) -> bool:
-    """Parse an environment variable such as ``MEDSYN_AMP=0``."""
-    low = str(text).strip().lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(text)
 
 
 @dataclass
@@ -166,16 +158,6 @@ def world_size_from_env() -> int:
         raise InputError(f"WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not an integer") from None
 
 
-def _positive(name: str, value: Any, *, allow_zero: bool = False) -> int:
-    """An integer >= 1 (>= 0 with ``allow_zero``); TOML floats like 500.0 are accepted."""
-    ok = not isinstance(value, bool) and (
-        isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
-    if not ok or int(value) < (0 if allow_zero else 1):
-        kind = "a non-negative" if allow_zero else "a positive"
-        raise InputError(f"{name.replace('_', '-')} must be {kind} integer, not {value!r}")
-    return int(value)
-
-
 def _length(flags: TrainFlags, file_train: dict, *, explicit_only: bool) -> tuple[int | None, int | None] | None:
     """The run's total length, from the first level that gives one (steps or epochs, not both)."""
     levels = [("flags", flags.steps, flags.epochs),
@@ -189,19 +171,10 @@ def _length(flags: TrainFlags, file_train: dict, *, explicit_only: bool) -> tupl
         if steps is not None and epochs is not None:
             raise InputError(f"give --steps or --epochs, not both (both set by {where})")
         if steps is not None:
-            return _positive("steps", _int(steps, "steps")), None
+            return positive("steps", as_int(steps, "steps")), None
         if epochs is not None:
-            return None, _positive("epochs", _int(epochs, "epochs"))
+            return None, positive("epochs", as_int(epochs, "epochs"))
     return None
-
-
-def _int(value: Any, name: str) -> Any:
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            raise InputError(f"{name}={value!r} is not an integer") from None
-    return value
 
 
 def _model_overrides(flags: TrainFlags, file_model: dict, spec: ModelSpec, *, with_env: bool,
@@ -278,28 +251,29 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
             raise InputError(f"this run trains {stored.get('model')!r}, not {spec.name!r}", path=out)
 
     # Identity of the run: on --resume these come from the run and may not change.
-    res = _identity("res", res_flag, stored.get("res"), _default_res(spec), int)
-    channels = _identity("channels", pick("channels", flags.channels, None, int), stored.get("channels"), 1, int)
-    data = _identity("data", pick("data", flags.data, None),
-                     stored.get("data", {}).get("path"), DEFAULT_DATA[spec.task], str)
+    res = identity_setting("res", res_flag, stored.get("res"), _default_res(spec), int)
+    channels = identity_setting("channels", pick("channels", flags.channels, None, int), stored.get("channels"),
+                                1, int)
+    data = identity_setting("data", pick("data", flags.data, None),
+                            stored.get("data", {}).get("path"), DEFAULT_DATA[spec.task], str)
     # Runs made before --fit existed were padded.
     stored_fit = stored.get("data", {}).get("fit", "pad") if flags.resume else None
-    fit = _identity("fit", pick("fit", flags.fit, None), stored_fit, spec.default_fit, str)
+    fit = identity_setting("fit", pick("fit", flags.fit, None), stored_fit, spec.default_fit, str)
     if fit not in FITS:
         raise InputError(f"unknown --fit {fit!r}", hint=f"use one of {', '.join(FITS)}")
     if spec.task == "translation" and fit != "pad":
         raise InputError(f"--fit {fit}: translation models train on padded images (pad), so outputs map back "
                          "onto their inputs")
     # Runs made before --recipe existed used the paper recipe (the defaults).
-    recipe = _identity("recipe", pick("recipe", flags.recipe, None), stored.get("recipe", "paper") if flags.resume
-                       else None, "paper", str)
+    recipe = identity_setting("recipe", pick("recipe", flags.recipe, None),
+                              stored.get("recipe", "paper") if flags.resume else None, "paper", str)
     recipe_settings = spec.recipe(recipe)
-    batch_size = _identity("batch_size", pick("batch_size", flags.batch_size, None, int),
-                           stored_train.get("batch_size"), spec.recipe_batch_size(recipe), int)
-    seed = _identity("seed", pick("seed", flags.seed, None, int), stored_train.get("seed"), 0, int)
+    batch_size = identity_setting("batch_size", pick("batch_size", flags.batch_size, None, int),
+                                  stored_train.get("batch_size"), spec.recipe_batch_size(recipe), int)
+    seed = identity_setting("seed", pick("seed", flags.seed, None, int), stored_train.get("seed"), 0, int)
 
     spec.check(res, channels)
-    batch_size = _positive("batch_size", batch_size)
+    batch_size = positive("batch_size", batch_size)
     if batch_size % world:
         raise InputError(f"--batch-size {batch_size} is not divisible by the {world} torchrun processes",
                          hint="the batch is the global batch, split evenly over the processes")
@@ -334,19 +308,19 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
         steps=steps,
         epochs=epochs,
         batch_size=batch_size,
-        seed=_positive("seed", seed, allow_zero=True),
+        seed=positive("seed", seed, allow_zero=True),
         device=str(knob("device", flags.device, str)),
         amp=None if amp is None else bool(amp),
-        checkpoint_every=_positive("checkpoint_every", knob("checkpoint_every", flags.checkpoint_every)),
-        sample_every=_positive("sample_every", knob("sample_every", flags.sample_every)),
-        log_every=_positive("log_every", knob("log_every", flags.log_every)),
+        checkpoint_every=positive("checkpoint_every", knob("checkpoint_every", flags.checkpoint_every)),
+        sample_every=positive("sample_every", knob("sample_every", flags.sample_every)),
+        log_every=positive("log_every", knob("log_every", flags.log_every)),
         ema_decay=float(knob("ema_decay", flags.ema_decay, float)),
-        keep_checkpoints=_positive("keep_checkpoints", knob("keep_checkpoints", None)),
-        eval_every=_positive("eval_every", knob("eval_every", flags.eval_every), allow_zero=True),
+        keep_checkpoints=positive("keep_checkpoints", knob("keep_checkpoints", None)),
+        eval_every=positive("eval_every", knob("eval_every", flags.eval_every), allow_zero=True),
         fid_weights=knob("fid_weights", flags.fid_weights, str),
-        tensorboard=_flag("tensorboard", knob("tensorboard", flags.tensorboard, boolean)),
-        compile=_flag("compile", knob("compile", flags.compile, boolean)),
-        channels_last=_flag("channels_last", knob("channels_last", flags.channels_last, boolean)),
+        tensorboard=on_off("tensorboard", knob("tensorboard", flags.tensorboard, boolean)),
+        compile=on_off("compile", knob("compile", flags.compile, boolean)),
+        channels_last=on_off("channels_last", knob("channels_last", flags.channels_last, boolean)),
     )
     if settings.tensorboard:
         from medsyn_cli.training.tensorboard import require_tensorboard
@@ -354,46 +328,11 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
         require_tensorboard()
     if not 0.0 <= settings.ema_decay < 1.0:
         raise InputError(f"--ema-decay must be in [0, 1), not {settings.ema_decay}")
-    _check_device_name(settings.device)
+    check_device_name(settings.device)
     return TrainPlan(spec=spec, config=config, res=res, channels=channels, data=data, out=out, fit=fit,
                      recipe=recipe, settings=settings, resume=flags.resume, force=flags.force, world_size=world,
                      config_changes=changes)
 
 
-def _flag(name: str, value: Any) -> bool:
-    """An on/off setting; a TOML string such as "off" is parsed, not taken as truthy."""
-    if isinstance(value, str):
-        try:
-            return boolean(value)
-        except ValueError:
-            raise InputError(f"{name} must be true or false, not {value!r}") from None
-    return bool(value)
-
-
 def _default_res(spec: ModelSpec) -> int:
     return 64 if 64 in spec.resolutions else min(spec.resolutions)
-
-
-def _identity(name: str, given: Any, stored: Any, default: Any, cast) -> Any:
-    """A setting that defines the run: on resume the recorded value, and a different one is refused."""
-    if given is not None:
-        try:
-            given = cast(given)
-        except (TypeError, ValueError):
-            raise InputError(f"{name.replace('_', '-')}={given!r} is not a valid {cast.__name__}") from None
-    if stored is None:
-        return default if given is None else given
-    if given is not None and given != stored:
-        flag = "--" + name.replace("_", "-")
-        raise InputError(f"this run was trained with {flag} {stored}, not {given}",
-                         hint=f"drop {flag} to resume, or train a new run in another --out")
-    return stored
-
-
-def _check_device_name(device: str) -> None:
-    d = device.strip().lower()
-    if d in ("auto", "cpu", "cuda", "mps"):
-        return
-    if d.startswith("cuda:") and d[5:].isdigit():
-        return
-    raise InputError(f"unknown --device {device!r}", hint="use auto, cpu, cuda or cuda:N")

@@ -1,0 +1,72 @@
+"""One training setting's value, parsed and checked: what ``training/plan.py`` applies to every level
+(flag, ``--config`` file, environment, ``config.toml``, the run's record) before it resolves a plan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medsyn_cli.errors import InputError
+
+
+def boolean(text: str) -> bool:
+    """Parse an environment variable such as ``MEDSYN_AMP=0``."""
+    low = str(text).strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+def positive(name: str, value: Any, *, allow_zero: bool = False) -> int:
+    """An integer >= 1 (>= 0 with ``allow_zero``); TOML floats like 500.0 are accepted."""
+    ok = not isinstance(value, bool) and (
+        isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
+    if not ok or int(value) < (0 if allow_zero else 1):
+        kind = "a non-negative" if allow_zero else "a positive"
+        raise InputError(f"{name.replace('_', '-')} must be {kind} integer, not {value!r}")
+    return int(value)
+
+
+def as_int(value: Any, name: str) -> Any:
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            raise InputError(f"{name}={value!r} is not an integer") from None
+    return value
+
+
+def on_off(name: str, value: Any) -> bool:
+    """An on/off setting; a TOML string such as "off" is parsed, not taken as truthy."""
+    if isinstance(value, str):
+        try:
+            return boolean(value)
+        except ValueError:
+            raise InputError(f"{name} must be true or false, not {value!r}") from None
+    return bool(value)
+
+
+def identity_setting(name: str, given: Any, stored: Any, default: Any, cast) -> Any:
+    """A setting that defines the run: on resume the recorded value, and a different one is refused."""
+    if given is not None:
+        try:
+            given = cast(given)
+        except (TypeError, ValueError):
+            raise InputError(f"{name.replace('_', '-')}={given!r} is not a valid {cast.__name__}") from None
+    if stored is None:
+        return default if given is None else given
+    if given is not None and given != stored:
+        flag = "--" + name.replace("_", "-")
+        raise InputError(f"this run was trained with {flag} {stored}, not {given}",
+                         hint=f"drop {flag} to resume, or train a new run in another --out")
+    return stored
+
+
+def check_device_name(device: str) -> None:
+    d = device.strip().lower()
+    if d in ("auto", "cpu", "cuda", "mps"):
+        return
+    if d.startswith("cuda:") and d[5:].isdigit():
+        return
+    raise InputError(f"unknown --device {device!r}", hint="use auto, cpu, cuda or cuda:N")
