@@ -62,6 +62,12 @@ def temp_sibling(target: Path) -> Path:
     return target.parent / f".{target.name}.tmp-{os.getpid()}"
 
 
+def followed(target: str | Path) -> Path:
+    """Where a symlinked output points (the link is followed, never replaced by the output); else ``target``."""
+    p = Path(target)
+    return Path(os.path.realpath(p)) if p.is_symlink() else p
+
+
 def make_dirs(folder: Path) -> list[Path]:
     """``mkdir -p`` (the umask decides the mode); returns the folders it created, outermost first."""
     missing = []
@@ -106,8 +112,9 @@ def _new_temp(target: Path) -> Path:
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path, *, force: bool = True) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` only on success."""
-    target = Path(target)
+    """Yield a temporary path beside ``target``; rename it onto ``target`` (where it points, when it is
+    a symlink) only on success."""
+    target = followed(target)
     if target.exists() and not force:
         raise InputError("output exists", path=target, hint="pass --force to overwrite")
     stage = _STAGE.get()

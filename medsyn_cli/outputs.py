@@ -3,10 +3,12 @@ one process per output (an OS lock), temporary siblings that never outlive their
 manifest that marks a folder as medsyn's.
 
 * A folder medsyn owns whole (``sample --out``, ``data phantom``, ``data prepare``) gets ``MANIFEST``
-  listing its files; ``--force`` replaces such a folder only when it holds nothing else. A training run
-  is recognised by its ``config.json`` and the entries a run has (:data:`RUN_ENTRIES`).
+  recording each file's size and hash (:mod:`medsyn_cli.manifest`); ``--force`` replaces such a folder
+  only when everything in it is a recorded file, unchanged. A training run is recognised by its
+  ``config.json`` and the entries a run has (:data:`RUN_ENTRIES`).
 * Files medsyn adds to a folder (``edges``, ``translate``, ``eval embed``) are recorded in the same
-  manifest; ``--force`` overwrites only recorded files.
+  manifest; ``--force`` overwrites only recorded, unchanged files.
+* A symlinked output is followed: what is replaced is the folder or file it points to, never the link.
 * The folder the user stands in, and every folder above it, is never deleted.
 * Temporaries are ``.NAME.tmp-PID`` beside the target; one whose PID is gone (a SIGKILL) is removed by
   the next command that writes there.
@@ -26,10 +28,11 @@ from pathlib import Path
 from typing import Iterator
 
 from medsyn_cli.errors import InputError, from_os_error
-from medsyn_cli.fileio import make_dirs, remove_empty, temp_sibling
+from medsyn_cli.fileio import followed, make_dirs, remove_empty, temp_sibling
+from medsyn_cli.manifest import MANIFEST, file_record, first_unaccounted, read_manifest, record_folder, \
+    why_not_ours, write_manifest
 from medsyn_cli.run_config import RUN_FORMAT, read_run_config
 
-MANIFEST = ".medsyn-output.json"
 #: What a training run directory holds (top level); `--force` refuses a run with anything else.
 RUN_ENTRIES = ("config.json", "stats.jsonl", "log.txt", "loss.png", "*.safetensors", "fid*.json*", "fid*.png",
                "checkpoints", "samples", "report.html", "tensorboard", MANIFEST, ".*.tmp-*", ".*.tmp")
@@ -102,49 +105,6 @@ def protect_cwd(folder: Path) -> None:
                          hint="choose another --out")
 
 
-def read_manifest(folder: Path) -> dict | None:
-    try:
-        doc = json.loads((Path(folder) / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) and isinstance(doc.get("files"), list) else None
-
-
-def write_manifest(folder: Path, command: str, files: list[str], *, merge: bool = False) -> None:
-    """Record ``files`` (paths relative to ``folder``) as written by ``medsyn COMMAND``."""
-    from medsyn_cli import __version__
-    from medsyn_cli.fileio import write_text_atomic
-
-    old = read_manifest(folder) if merge else None
-    names = sorted(set(files) | set(old["files"] if old else []))
-    doc = {"written_by": "medsyn", "version": __version__, "command": command,
-           "created": (old or {}).get("created", time.strftime("%Y-%m-%dT%H:%M:%S%z")), "files": names}
-    if old and old.get("command"):
-        doc["command"] = old["command"]  # the folder stays the first command's output
-    write_text_atomic(Path(folder) / MANIFEST, json.dumps(doc, indent=1) + "\n")
-
-
-def _files_under(folder: Path) -> list[str]:
-    """Files (and links) under ``folder``, relative, not following links."""
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_symlink() or not p.is_dir())
-
-
-def _foreign_in_owned(folder: Path, listed: set[str]) -> str | None:
-    """The first entry of ``folder`` its manifest does not account for (a folder counts when it holds
-    a listed file)."""
-    parents = {str(Path(f).parent.as_posix()) for f in listed}
-    for p in sorted(folder.rglob("*")):
-        rel = p.relative_to(folder).as_posix()
-        if _TMP.match(p.name):
-            continue
-        if p.is_dir() and not p.is_symlink():
-            if rel not in parents and not any(q.startswith(rel + "/") for q in parents):
-                return rel + "/"
-        elif rel not in listed:
-            return rel
-    return None
-
-
 def is_run_dir(folder: Path) -> bool:
     """A training run: its ``config.json`` carries medsyn's run format tag."""
     try:
@@ -170,8 +130,9 @@ def _foreign_entry(folder: Path, patterns, sub: dict) -> Path | None:
 def check_owned_folder(folder: Path, *, force: bool, command: str, lock_held: bool = False) -> None:
     """For a folder a command writes whole (``sample --out``, ``data phantom|prepare --out``): refuse a
     file, an unwritable place, an existing folder without ``force``, and with ``force`` anything but an
-    empty folder or an earlier output of the same command that holds nothing else."""
-    folder = Path(folder)
+    empty folder or an earlier output of the same command holding nothing but its recorded, unchanged
+    files. A symlinked ``folder`` is checked (and later replaced) where it points."""
+    folder = followed(folder)
     check_writable(folder)
     if folder.exists() and not folder.is_dir():
         raise InputError("output exists and is not a folder", path=folder)
@@ -191,9 +152,9 @@ def check_owned_folder(folder: Path, *, force: bool, command: str, lock_held: bo
         what = "files medsyn did not write" if manifest is None else f"the output of `medsyn {manifest.get('command')}`"
         raise InputError(f"holds {what}; --force only replaces an earlier `medsyn {command}` output", path=folder,
                          hint="choose another --out, or empty it yourself")
-    foreign = _foreign_in_owned(folder, set(manifest["files"]) | {MANIFEST})
-    if foreign is not None:
-        raise InputError(f"{foreign} was not written by medsyn; --force does not delete it", path=folder,
+    found = first_unaccounted(folder, manifest["files"])
+    if found is not None:
+        raise InputError(f"{found[0]} {found[1]}; --force does not delete it", path=folder,
                          hint="move it away, or choose another --out")
 
 
@@ -212,9 +173,14 @@ def holds_only_run_entries(out: Path) -> bool:
 
 
 def remove_run(out: Path) -> None:
-    """Delete a run directory for ``train --force`` (checked again here, now that the lock is held)."""
+    """Empty a run directory for ``train --force`` (checked again here, now that the lock is held). The
+    folder itself stays, so a symlinked ``--out`` keeps pointing at the new run."""
     check_run_replaceable(out)
-    shutil.rmtree(out)
+    for entry in followed(out).iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def check_out_folder(folder: Path) -> None:
@@ -232,8 +198,9 @@ def check_out_folder(folder: Path) -> None:
 
 def check_out_file(target: Path, *, force: bool) -> None:
     """One output file: refuse a folder in its place, an existing file without ``force``, and with
-    ``force`` a file medsyn's manifest for that folder does not list."""
-    target = Path(target)
+    ``force`` a file that is not the one medsyn's manifest for that folder recorded (a symlink is
+    followed: the file it points to is checked and later replaced)."""
+    target = followed(target)
     check_writable(target)
     if target.is_dir():
         raise InputError("output exists and is a folder", path=target, hint="name a file")
@@ -245,15 +212,20 @@ def check_out_file(target: Path, *, force: bool) -> None:
     if manifest is None or target.name not in manifest["files"]:
         raise InputError("was not written by medsyn; --force only overwrites medsyn's outputs", path=target,
                          hint="remove it yourself, or choose another name")
+    why = why_not_ours(target, manifest["files"][target.name])
+    if why is not None:
+        raise InputError(f"{why}; --force only overwrites medsyn's outputs as written", path=target,
+                         hint="remove it yourself, or choose another name")
 
 
 def record_outputs(targets: list[Path], command: str) -> None:
-    """Add written files to their folders' manifests (so a later ``--force`` may overwrite them)."""
-    by_folder: dict[Path, list[str]] = {}
-    for t in targets:
-        by_folder.setdefault(Path(t).parent, []).append(Path(t).name)
-    for folder, names in by_folder.items():
-        write_manifest(folder, command, names, merge=True)
+    """Add written files, with their size and hash, to their folders' manifests (so a later ``--force``
+    may overwrite them while they are unchanged)."""
+    by_folder: dict[Path, dict[str, dict]] = {}
+    for t in map(followed, targets):
+        by_folder.setdefault(t.parent, {})[t.name] = file_record(t)
+    for folder, records in by_folder.items():
+        write_manifest(folder, command, records, merge=True)
 
 
 class OutputInUse(InputError):
@@ -262,7 +234,7 @@ class OutputInUse(InputError):
 
 # -- one process per output --------------------------------------------------------------------------
 def lock_path(target: Path) -> Path:
-    target = Path(os.path.abspath(target))  # "." and ".." have a name only once resolved
+    target = Path(os.path.abspath(followed(target)))  # "." and ".." have a name only once resolved
     return target.parent / f".{target.name}.lock"
 
 
@@ -356,8 +328,8 @@ def owned_folder(target: Path, *, force: bool, command: str) -> Iterator[Path]:
     ``target`` in one rename. On failure (or SIGTERM/SIGINT) nothing is left: no temporary folder, no
     empty ``target``, no parent folder this made. An existing ``target`` is replaced only per
     :func:`check_owned_folder`, under the lock."""
-    shown, target = Path(target), Path(os.path.abspath(target))
-    check_writable(shown)  # before the lock file is made beside it
+    shown, target = Path(target), Path(os.path.abspath(followed(target)))  # a link: replace where it points
+    check_writable(target)  # before the lock file is made beside it
     with locked(shown, command):
         check_owned_folder(shown, force=force, command=command, lock_held=True)
         clean_stale_temps(target.parent)
@@ -368,7 +340,7 @@ def owned_folder(target: Path, *, force: bool, command: str) -> Iterator[Path]:
         tmp.mkdir()
         try:
             yield tmp
-            write_manifest(tmp, command, _files_under(tmp))
+            write_manifest(tmp, command, record_folder(tmp))
             if target.exists() and any(target.iterdir()):  # --force: move the old output aside, swap in one rename
                 old = target.parent / f".{target.name}.old.tmp-{os.getpid()}"
                 os.replace(target, old)
