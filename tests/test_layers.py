@@ -9,6 +9,7 @@ edge left out is the implicit one from a module to its own parent package's ``__
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,14 @@ def test_cli_common_re_exports_the_console():
 
     for name in ("log", "progress", "show_progress", "echo_json", "err_console"):
         assert getattr(common, name) is getattr(console, name)
+
+
+def test_the_floor_table_of_docs_architecture_is_floors():
+    """Each row of the page's floor table names (in backticks, as ``x/`` or ``x.py``) exactly its floor's entries."""
+    documented: dict[str, int] = {}
+    for line in (ROOT / "docs" / "architecture.md").read_text().splitlines():
+        row = re.match(r"\| (\d) \| ([^|]*) \|", line)
+        if row:
+            for name in re.findall(r"`([a-z_]+)(?:/|\.py)`", row.group(2)):
+                documented["medsyn_cli" if name == "__init__" else name] = int(row.group(1))
+    assert documented == FLOORS
