@@ -67,8 +67,9 @@ def field_rules(config_cls: type) -> dict[str, dict[str, Any]]:
     return out
 
 
-def validate_config(config: Any, model: str | None = None) -> None:
-    """Raise :class:`InputError` naming the first field of ``config`` whose value breaks its rules."""
+def validate_config(config: Any, model: str | None = None, sources: dict[str, str] | None = None) -> None:
+    """Raise :class:`InputError` naming the first field of ``config`` whose value breaks its rules (and,
+    from ``sources``, where that value was set)."""
     cls = type(config)
     hints = typing.get_type_hints(cls)
     rules = field_rules(cls)
@@ -77,7 +78,8 @@ def validate_config(config: Any, model: str | None = None) -> None:
         value = getattr(config, f.name)
         problem = _type_problem(value, hints.get(f.name)) or _rule_problem(value, rules[f.name])
         if problem:
-            raise InputError(f"{who} {f.name}={_show(value)}: {problem}",
+            where = f" (from {sources[f.name]})" if sources and f.name in sources else ""
+            raise InputError(f"{who} {f.name}={_show(value)}: {problem}{where}",
                              hint=f"the default is {_show(f.default) if f.default is not dataclasses.MISSING else '-'}; "
                                   + (f"`medsyn models {model}` lists every setting" if model else "see docs/models/"))
 

@@ -12,16 +12,18 @@ import dataclasses
 import os
 import platform
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from medsyn_cli import __version__
+from medsyn_cli import __version__, paths
 from medsyn_cli.config import build_config, parse_set, read_toml, setting, user_config
 from medsyn_cli.errors import InputError
 from medsyn_cli.registry import ModelSpec, get_model
 from medsyn_cli.run_config import RUN_FORMAT, read_run_config
-from medsyn_cli.training.plan_values import as_int, boolean, check_device_name, identity_setting, on_off, positive
+from medsyn_cli.training.plan_values import (as_int, boolean, check_device_name, check_ema_decay, identity_setting,
+                                             on_off, positive)
 
 FITS = ("pad", "resize", "crop")  # medsyn_cli.data.geometry.FITS, without importing numpy here
 DEFAULT_STEPS = 10_000
@@ -159,40 +161,54 @@ def world_size_from_env() -> int:
 
 
 def _length(flags: TrainFlags, file_train: dict, *, explicit_only: bool) -> tuple[int | None, int | None] | None:
-    """The run's total length, from the first level that gives one (steps or epochs, not both)."""
+    """The run's total length, from the first level that gives one (steps or epochs, not both); a bad
+    value is refused naming its level."""
     levels = [("flags", flags.steps, flags.epochs),
-              ("--config [train]", file_train.get("steps"), file_train.get("epochs"))]
+              (f"{flags.config_file} [train]", file_train.get("steps"), file_train.get("epochs"))]
     if not explicit_only:
         levels.append(("MEDSYN_STEPS/MEDSYN_EPOCHS", os.environ.get("MEDSYN_STEPS") or None,
                        os.environ.get("MEDSYN_EPOCHS") or None))
         train_cfg = user_config().get("train", {})
-        levels.append(("config.toml [train]", train_cfg.get("steps"), train_cfg.get("epochs")))
+        levels.append((f"{paths.config_file()} [train]", train_cfg.get("steps"), train_cfg.get("epochs")))
     for where, steps, epochs in levels:
         if steps is not None and epochs is not None:
             raise InputError(f"give --steps or --epochs, not both (both set by {where})")
-        if steps is not None:
-            return positive("steps", as_int(steps, "steps")), None
-        if epochs is not None:
-            return None, positive("epochs", as_int(epochs, "epochs"))
+        try:
+            if steps is not None:
+                return positive("steps", as_int(steps, "steps")), None
+            if epochs is not None:
+                return None, positive("epochs", as_int(epochs, "epochs"))
+        except InputError as exc:
+            name = "steps" if steps is not None else "epochs"
+            source = {"flags": f"--{name}", "MEDSYN_STEPS/MEDSYN_EPOCHS": f"MEDSYN_{name.upper()}"}.get(
+                where, f"{where} {name}")
+            raise InputError(f"{exc.message} (from {source})") from None
     return None
 
 
 def _model_overrides(flags: TrainFlags, file_model: dict, spec: ModelSpec, *, with_env: bool,
-                     recipe: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Model settings over the defaults, later winning: the recipe, MEDSYN_LR, [model], --set, --lr."""
+                     recipe: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """Model settings over the defaults, later winning: the recipe, MEDSYN_LR, [model], --set, --lr;
+    and where each was set (for error messages)."""
     fields = {f.name for f in dataclasses.fields(spec.config_cls)}
     overrides: dict[str, Any] = dict(recipe or {})
+    sources = dict.fromkeys(overrides, "the --recipe settings")
     if with_env and "lr" in fields:
         env_lr = setting("lr", None, None, cast=float, section="train")
         if env_lr is not None:
             overrides["lr"] = env_lr
+            sources["lr"] = "MEDSYN_LR" if os.environ.get("MEDSYN_LR") else f"{paths.config_file()} [train] lr"
     overrides.update(file_model)
-    overrides.update(parse_set(flags.sets))
+    sources.update({k: f"[model] {k} of {flags.config_file}" for k in file_model})
+    sets = parse_set(flags.sets)
+    overrides.update(sets)
+    sources.update(dict.fromkeys(sets, "--set"))
     if flags.lr is not None:
         if "lr" not in fields:
             raise InputError(f"model {spec.name!r} has no 'lr' setting", hint="use --set NAME=VALUE")
         overrides["lr"] = flags.lr
-    return overrides
+        sources["lr"] = "--lr"
+    return overrides, sources
 
 
 def _check_out(out: Path, *, resume: bool, force: bool) -> None:
@@ -224,17 +240,13 @@ def _check_out(out: Path, *, resume: bool, force: bool) -> None:
 def resolve_plan(flags: TrainFlags) -> TrainPlan:
     """Everything ``medsyn train`` needs, validated; raises InputError on a bad combination."""
     spec = get_model(flags.model)
-    file_cfg = read_toml(flags.config_file) if flags.config_file else {}
-    unknown_tables = sorted(set(file_cfg) - {"train", "model"})
-    if unknown_tables:
-        raise InputError(f"unknown table [{unknown_tables[0]}] (expected [train] and [model])",
-                         path=flags.config_file)
+    file_cfg = read_toml(flags.config_file, tables=("train", "model")) if flags.config_file else {}
     file_train, file_model = file_cfg.get("train", {}), file_cfg.get("model", {})
     world = world_size_from_env()
 
-    def pick(name: str, flag: Any, default: Any, cast=str) -> Any:
-        return setting(name, flag if flag is not None else file_train.get(name), default, cast=cast,
-                       section="train")
+    def pick(name: str, flag: Any, default: Any, cast=str, check=None) -> Any:
+        return setting(name, flag, default, cast=cast, section="train", check=check,
+                       file=(flags.config_file, file_train))
 
     res_flag = pick("res", flags.res, None, int)
     out_flag = flags.out if flags.out is not None else file_train.get("out")
@@ -268,9 +280,11 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
     recipe = identity_setting("recipe", pick("recipe", flags.recipe, None),
                               stored.get("recipe", "paper") if flags.resume else None, "paper", str)
     recipe_settings = spec.recipe(recipe)
-    batch_size = identity_setting("batch_size", pick("batch_size", flags.batch_size, None, int),
+    batch_size = identity_setting("batch_size", pick("batch_size", flags.batch_size, None, int,
+                                                     partial(positive, "batch_size")),
                                   stored_train.get("batch_size"), spec.recipe_batch_size(recipe), int)
-    seed = identity_setting("seed", pick("seed", flags.seed, None, int), stored_train.get("seed"), 0, int)
+    seed = identity_setting("seed", pick("seed", flags.seed, None, int, partial(positive, "seed", allow_zero=True)),
+                            stored_train.get("seed"), 0, int)
 
     spec.check(res, channels)
     batch_size = positive("batch_size", batch_size)
@@ -281,13 +295,13 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
     # Model settings.
     if flags.resume:
         base = dict(stored.get("model_config", {}))
-        overrides = _model_overrides(flags, file_model, spec, with_env=False)
-        config = build_config(spec.config_cls, {**base, **overrides}, model=spec.name)
+        overrides, sources = _model_overrides(flags, file_model, spec, with_env=False)
+        config = build_config(spec.config_cls, {**base, **overrides}, model=spec.name, sources=sources)
         new = dataclasses.asdict(config)
         changes = {k: [base.get(k), v] for k, v in new.items() if base.get(k) != v}
     else:
-        config = build_config(spec.config_cls, _model_overrides(flags, file_model, spec, with_env=True,
-                                                                recipe=recipe_settings), model=spec.name)
+        overrides, sources = _model_overrides(flags, file_model, spec, with_env=True, recipe=recipe_settings)
+        config = build_config(spec.config_cls, overrides, model=spec.name, sources=sources)
         changes = {}
 
     # Length: explicit flags win; on --resume the run's recorded total is the default.
@@ -299,9 +313,9 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
             length = (DEFAULT_STEPS, None)
     steps, epochs = length
 
-    def knob(name: str, flag: Any, cast=int) -> Any:
+    def knob(name: str, flag: Any, cast=int, check=None) -> Any:
         default = stored_train.get(name, DEFAULTS.get(name)) if flags.resume else DEFAULTS.get(name)
-        return pick(name, flag, default, cast)
+        return pick(name, flag, default, cast, check)
 
     amp = knob("amp", flags.amp, boolean)
     settings = TrainSettings(
@@ -309,14 +323,14 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
         epochs=epochs,
         batch_size=batch_size,
         seed=positive("seed", seed, allow_zero=True),
-        device=str(knob("device", flags.device, str)),
+        device=str(knob("device", flags.device, str, check_device_name)),
         amp=None if amp is None else bool(amp),
-        checkpoint_every=positive("checkpoint_every", knob("checkpoint_every", flags.checkpoint_every)),
-        sample_every=positive("sample_every", knob("sample_every", flags.sample_every)),
-        log_every=positive("log_every", knob("log_every", flags.log_every)),
-        ema_decay=float(knob("ema_decay", flags.ema_decay, float)),
-        keep_checkpoints=positive("keep_checkpoints", knob("keep_checkpoints", None)),
-        eval_every=positive("eval_every", knob("eval_every", flags.eval_every), allow_zero=True),
+        checkpoint_every=knob("checkpoint_every", flags.checkpoint_every, check=partial(positive, "checkpoint_every")),
+        sample_every=knob("sample_every", flags.sample_every, check=partial(positive, "sample_every")),
+        log_every=knob("log_every", flags.log_every, check=partial(positive, "log_every")),
+        ema_decay=knob("ema_decay", flags.ema_decay, float, check_ema_decay),
+        keep_checkpoints=knob("keep_checkpoints", None, check=partial(positive, "keep_checkpoints")),
+        eval_every=knob("eval_every", flags.eval_every, check=partial(positive, "eval_every", allow_zero=True)),
         fid_weights=knob("fid_weights", flags.fid_weights, str),
         tensorboard=on_off("tensorboard", knob("tensorboard", flags.tensorboard, boolean)),
         compile=on_off("compile", knob("compile", flags.compile, boolean)),
@@ -326,9 +340,6 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
         from medsyn_cli.training.tensorboard import require_tensorboard
 
         require_tensorboard()
-    if not 0.0 <= settings.ema_decay < 1.0:
-        raise InputError(f"--ema-decay must be in [0, 1), not {settings.ema_decay}")
-    check_device_name(settings.device)
     return TrainPlan(spec=spec, config=config, res=res, channels=channels, data=data, out=out, fit=fit,
                      recipe=recipe, settings=settings, resume=flags.resume, force=flags.force, world_size=world,
                      config_changes=changes)

@@ -63,10 +63,16 @@ def identity_setting(name: str, given: Any, stored: Any, default: Any, cast) -> 
     return stored
 
 
-def check_device_name(device: str) -> None:
+def check_ema_decay(value: Any) -> float:
+    if not 0.0 <= float(value) < 1.0:
+        raise InputError(f"--ema-decay must be in [0, 1), not {value}")
+    return float(value)
+
+
+def check_device_name(device: str) -> str:
     d = device.strip().lower()
     if d in ("auto", "cpu", "cuda", "mps"):
-        return
+        return device
     if d.startswith("cuda:") and d[5:].isdigit():
-        return
+        return device
     raise InputError(f"unknown --device {device!r}", hint="use auto, cpu, cuda or cuda:N")
