@@ -180,10 +180,12 @@ def read_image(path: Path, channels: int) -> tuple[np.ndarray, dict[str, Any]]:
         raw, mapping = read_image_raw(path)
         mode = "L" if mapping.get("kind") == "uint8" else "I;16"
         return apply_mapping(raw, mapping)[None], {"mapping": mapping, "mode": mode}
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
+
+    from medsyn_cli.data.limits import open_image
 
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             arr = np.asarray(im.convert("RGB"), dtype=np.float32).transpose(2, 0, 1)
     except (OSError, UnidentifiedImageError) as exc:
         raise InputError(f"cannot read image: {exc}", path=path) from None

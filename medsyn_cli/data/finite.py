@@ -24,6 +24,22 @@ from medsyn_cli.notices import warn
 NAN_LIMIT = 0.01
 
 
+def narrow_floats(arr: np.ndarray, path: str | Path) -> np.ndarray:
+    """Floats wider than 32 bits as float32 (how medsyn holds data); values too large for float32 are
+    refused by name rather than turned into infinities. Other dtypes are returned unchanged."""
+    if arr.dtype.kind != "f" or arr.dtype.itemsize <= 4:
+        return arr
+    with np.errstate(over="ignore"):
+        out = arr.astype(np.float32)
+    overflow = np.isinf(out) & np.isfinite(arr)
+    if overflow.any():
+        peak = float(np.max(np.abs(arr[overflow])))
+        raise InputError(f"{int(overflow.sum())} value(s) too large for 32-bit floats (up to {peak:.3g}; the largest "
+                         f"is {float(np.finfo(np.float32).max):.3g})", path=path,
+                         hint="rescale the data; medsyn computes in 32-bit floats")
+    return out
+
+
 def check_finite(arr: np.ndarray, path: str | Path) -> np.ndarray:
     """``arr`` unchanged when finite, with a few NaN replaced by its background, else InputError."""
     if arr.dtype.kind not in "fc" or arr.size == 0:

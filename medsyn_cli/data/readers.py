@@ -14,7 +14,9 @@ Which file is which format is decided by the format registry (:mod:`medsyn_cli.f
 formats are registered by :mod:`medsyn_cli.data.builtin_formats`), as for every other command.
 
 Every reader passes float data through :func:`medsyn_cli.data.finite.check_finite`: inf, all-NaN or
-more than 1 % NaN is refused naming the file; a few NaN become the background, with a warning.
+more than 1 % NaN is refused naming the file; a few NaN become the background, with a warning. Before
+reading, every header is checked against the file's size and the memory limit
+(:mod:`medsyn_cli.data.limits`), so a file claiming a huge size is refused without allocating it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from medsyn_cli.data.finite import check_finite
+from medsyn_cli.data import limits
+from medsyn_cli.data.finite import check_finite, narrow_floats
 from medsyn_cli.data.intensity import apply_mapping, percentile_mapping, uint8_mapping
 from medsyn_cli.errors import InputError
 
@@ -72,11 +75,11 @@ def read_image_raw(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
     8-bit modes (1, L, P, RGB, RGBA, CMYK, ...) are converted to L and use the ``uint8`` mapping;
     16-bit and float modes use a per-image percentile mapping (0.5 / 99.5).
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import ImageOps, UnidentifiedImageError
 
     p = Path(path)
     try:
-        with Image.open(p) as img:
+        with limits.open_image(p) as img:
             img.load()  # decode now: a truncated or corrupt file fails here, not later
             img = ImageOps.exif_transpose(img)
             mode = img.mode
@@ -123,12 +126,15 @@ def read_volume(path: str | Path, volume_index: int | None = None):
         raise InputError(f"a {len(shape)}D NIfTI image (shape {shape}) where a 3D volume is expected", path=p)
     if len(shape) > 4 or (len(shape) == 4 and volume_index is None):
         raise InputError(f"a {len(shape)}D volume (shape {shape}); medsyn slices 3D volumes", path=p,
-                         hint="pass a volume index to pick one 3D volume")
+                         hint="save each 3D volume as its own file first (e.g. with fslsplit)")
     if len(shape) == 4 and not 0 <= volume_index < shape[3]:
         raise InputError(f"volume index {volume_index} out of range for {shape[3]} volumes", path=p)
+    limits.check_nifti(img, p, volume_index)
     try:
         data = img.dataobj[..., volume_index] if len(shape) == 4 else img.dataobj[...]
-        arr = np.asarray(data, dtype=np.float32)
+        arr = narrow_floats(np.asarray(data), p).astype(np.float32, copy=False)
+    except InputError:
+        raise
     except Exception as exc:  # EOFError / zlib.error / OSError on a truncated .nii.gz
         raise InputError(f"truncated or corrupt NIfTI data ({_reason(exc)})", path=p) from exc
     return check_finite(arr, p), img
@@ -150,7 +156,8 @@ def read_dicom(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
 
     p = Path(path)
     try:
-        ds = pydicom.dcmread(str(p))
+        ds = pydicom.dcmread(str(p), defer_size="64 KB")  # the pixel data is read once the header is checked
+        limits.check_dicom(ds, p)
         pixels = ds.pixel_array
     except FileNotFoundError as exc:
         raise InputError("no such file", path=p) from exc
@@ -158,7 +165,8 @@ def read_dicom(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
         raise InputError(f"not a readable DICOM image ({_reason(exc)})", path=p) from exc
     frames_n = int(getattr(ds, "NumberOfFrames", 1) or 1)
     spp = int(getattr(ds, "SamplesPerPixel", 1) or 1)
-    arr = check_finite(np.asarray(pixels, dtype=np.float32), p)  # before MONOCHROME1's max + min
+    arr = narrow_floats(np.asarray(pixels), p).astype(np.float32, copy=False)
+    arr = check_finite(arr, p)  # before MONOCHROME1's max + min
     if spp == 3:  # colour DICOM: ITU-R 601 luma, like Pillow's L
         arr = arr[..., 0] * 0.299 + arr[..., 1] * 0.587 + arr[..., 2] * 0.114
     if frames_n == 1 and arr.ndim == 2:
@@ -199,6 +207,7 @@ def read_array(path: str | Path) -> np.ndarray:
     """A .npy/.npz stack -> (N, C, H, W) float32 (values as stored). ``.npz``: key ``images`` or the first."""
     p = Path(path)
     try:
+        limits.check_array_file(p)
         if p.name.lower().endswith(".npz"):
             with np.load(p, allow_pickle=False) as npz:
                 if not npz.files:
@@ -223,7 +232,7 @@ def read_array(path: str | Path) -> np.ndarray:
     if arr.ndim != 4 or arr.shape[1] not in (1, 3):
         raise InputError(f"unsupported array shape {tuple(arr.shape)}", path=p,
                          hint="use (H,W), (N,H,W), (N,C,H,W) or (N,H,W,C) with C in 1 or 3")
-    return check_finite(np.asarray(arr), p)
+    return check_finite(narrow_floats(np.asarray(arr), p), p)
 
 
 def array_mapping(arr: np.ndarray) -> dict[str, Any]:

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from medsyn_cli.data.limits import check_array_file
 from medsyn_cli.errors import InputError
 
 from medsyn_cli.formats import format_of, suffixes
@@ -95,10 +97,12 @@ def _file_digest(path: Path) -> bytes:
 
 def read_image_file(path: Path) -> np.ndarray:
     """uint8 (H, W, 3) exactly as pytorch-fid reads it: ``Image.open(path).convert("RGB")``."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
+
+    from medsyn_cli.data.limits import open_image
 
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             rgb = img.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         reason = "not an image or a corrupt one" if isinstance(exc, UnidentifiedImageError) else str(exc)
@@ -151,6 +155,7 @@ def array_to_uint8(arr: np.ndarray, source: str, value_range: str = "auto") -> n
 def load_array_file(path: Path, value_range: str = "auto") -> np.ndarray:
     """``.npy`` or ``.npz`` (key ``images``, else ``arr_0``, else its only array) -> uint8 NHWC."""
     try:
+        check_array_file(path)  # a header claiming more than the file or the memory limit: refused unread
         if path.suffix.lower() == ".npz":
             with np.load(path, allow_pickle=False) as z:
                 keys = list(z.keys())
@@ -163,7 +168,7 @@ def load_array_file(path: Path, value_range: str = "auto") -> np.ndarray:
             arr = np.load(path, allow_pickle=False)
     except InputError:
         raise
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"cannot read array: {exc}", path=path) from None
     return array_to_uint8(arr, str(path), value_range)
 

@@ -35,14 +35,14 @@ class Target:
 
 def _sizes(inp: ImageInput) -> set[tuple[int, int]]:
     """Every (height, width) on a side; image files are sized from their headers, not decoded."""
-    from PIL import Image
+    from medsyn_cli.data.limits import open_image
 
     sizes: set[tuple[int, int]] = set()
     for part in inp.parts:
         if isinstance(part, FilePart):
             for f in part.files:
                 try:
-                    with Image.open(f) as img:
+                    with open_image(f) as img:
                         sizes.add((img.height, img.width))
                 except OSError:
                     return set()  # unreadable: the feature pass reports it with its name
