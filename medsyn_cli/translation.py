@@ -287,16 +287,20 @@ def _save_like(data: np.ndarray, img, target: Path) -> None:
 
 def check_volume_header(path: Path, volume_index: int | None) -> None:
     """Fail fast, from the header alone, on what :func:`read_volume_3d` would refuse (2D, 4D
-    without an index, an index out of range), before a model is loaded."""
+    without an index, an index out of range, more data than the file or the memory limit allows),
+    before a model is loaded."""
     import nibabel as nib
 
+    from medsyn_cli.data.limits import check_nifti
+
     try:
-        shape = tuple(int(s) for s in nib.load(str(path)).shape)
+        img = nib.load(str(path))
+        shape = tuple(int(s) for s in img.shape)
     except Exception:
         return  # unreadable: the reader reports it with its own message
     if len(shape) == 4 and shape[3] == 1:
-        return
-    if len(shape) < 3:
+        volume_index = 0
+    elif len(shape) < 3:
         raise InputError(f"a {len(shape)}D NIfTI image (shape {shape}) where a 3D volume is expected", path=path,
                          hint="translate 2D slices as PNG")
     if len(shape) > 4 or (len(shape) == 4 and volume_index is None):
@@ -304,6 +308,7 @@ def check_volume_header(path: Path, volume_index: int | None) -> None:
                          hint="pick one with --volume-index I")
     if len(shape) == 4 and not 0 <= volume_index < shape[3]:
         raise InputError(f"volume index {volume_index} out of range for {shape[3]} volumes", path=path)
+    check_nifti(img, path, volume_index)
 
 
 def read_volume_3d(path: Path, volume_index: int | None):

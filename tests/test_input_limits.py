@@ -193,3 +193,12 @@ def test_a_4d_volume_in_training_data_gets_a_hint_train_can_follow(tmp_path):  #
     with pytest.raises(InputError) as info:
         read_volume(tmp_path / "4d.nii.gz")
     assert "volume index" not in info.value.one_line() and "its own file" in info.value.one_line()
+
+
+def test_translate_refuses_a_claimed_huge_volume_before_the_model_loads(tmp_path):
+    from medsyn_cli.errors import InputError
+    from medsyn_cli.translation import check_volume_header
+
+    bomb = nifti_claiming(tmp_path / "bomb.nii.gz", (4000, 4000, 400))
+    with pytest.raises(InputError, match="compressed file holds at most"):
+        check_volume_header(bomb, None)
