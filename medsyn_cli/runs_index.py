@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 from medsyn_cli import paths
+from medsyn_cli.errors import InputError, from_os_error
 from medsyn_cli.fileio import atomic_path
+from medsyn_cli.notices import warn
 
 
 def _runs_file() -> Path:
@@ -23,30 +25,46 @@ def _defaults_file() -> Path:
 
 
 def record_run(model: str, run_dir: str | Path, step: int) -> None:
-    paths.ensure(paths.data_dir())
+    """Add a finished run to the index. Bookkeeping only: a run that finished stays a success when
+    the index cannot be written (a read-only or missing MEDSYN_HOME), with a warning."""
     entry = {"model": model, "run": str(Path(run_dir).resolve()), "step": step, "time": time.time()}
-    with open(_runs_file(), "a") as fh:
-        fh.write(json.dumps(entry) + "\n")
+    try:
+        paths.ensure(paths.data_dir())
+        with open(_runs_file(), "a") as fh:
+            fh.write(json.dumps(entry) + "\n")
+    except OSError as exc:
+        warn(f"the run is not in the index of runs ({from_os_error(exc).one_line()}); `medsyn translate` and "
+             f"`medsyn weights` will not find it by model name, so pass {run_dir} to them")
 
 
 def latest_run(model: str) -> Path | None:
     """The most recently finished run of ``model`` that still exists on disk."""
-    f = _runs_file()
-    if not f.exists():
+    try:
+        lines = _runs_file().read_text().splitlines()
+    except OSError:  # no index yet, or one that cannot be read: no run to offer
         return None
-    for line in reversed(f.read_text().splitlines()):
+    for line in reversed(lines):
         try:
             entry = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if entry.get("model") == model and Path(entry["run"]).exists():
+        if isinstance(entry, dict) and entry.get("model") == model and Path(str(entry.get("run"))).exists():
             return Path(entry["run"])
     return None
 
 
 def defaults() -> dict[str, str]:
     f = _defaults_file()
-    return json.loads(f.read_text()) if f.exists() else {}
+    if not f.exists():
+        return {}
+    try:
+        doc = json.loads(f.read_text())
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        raise InputError("not medsyn's map of default weights (a JSON object)", path=f,
+                         hint="delete it, then choose defaults again with `medsyn weights default MODEL RUN`")
+    return doc
 
 
 def set_default(model: str, target: str | Path) -> None:

@@ -80,6 +80,13 @@ def _raise_terminated(signum, frame) -> None:
     raise Terminated()
 
 
+def _stdout_closed() -> bool:
+    """Whether Typer (Click) stopped the command because stdout is a closed pipe: it then exits 1 with
+    stdout wrapped so the final flush stays quiet. medsyn prints results only once its outputs are
+    written, so a reader that stopped early (``head``) is not a failure, as for rg and most Unix tools."""
+    return type(sys.stdout).__name__ == "PacifyFlushWrapper"
+
+
 def main() -> None:
     debug = os.environ.get("MEDSYN_DEBUG") == "1"
     # The trainer installs its own handlers (finish the step, checkpoint) while its loop runs.
@@ -111,6 +118,9 @@ def main() -> None:
         if Terminated.received and exc.code == 130:
             print("medsyn: terminated", file=sys.stderr)
             sys.exit(143)
+        if exc.code == 1 and _stdout_closed():  # `medsyn sample … | head -1`: the outputs are written
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())  # nothing left to flush into the pipe
+            sys.exit(0)
         raise
     except KeyboardInterrupt:
         print("medsyn: interrupted", file=sys.stderr)
