@@ -6,6 +6,7 @@ import importlib
 import os
 import signal
 import sys
+import warnings
 
 import typer
 
@@ -87,10 +88,19 @@ def _stdout_closed() -> bool:
     return type(sys.stdout).__name__ == "PacifyFlushWrapper"
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A library's warning (numpy, torch, PIL) as medsyn's one line, without its source line."""
+    from medsyn_cli.notices import warn
+
+    warn(f"{category.__name__}: {message}")
+
+
 def main() -> None:
     debug = os.environ.get("MEDSYN_DEBUG") == "1"
     # The trainer installs its own handlers (finish the step, checkpoint) while its loop runs.
     signal.signal(signal.SIGTERM, _raise_terminated)
+    if not debug:
+        warnings.showwarning = _show_warning
     try:
         app = build_app()
         from medsyn_cli.cli.usage import bare_usage

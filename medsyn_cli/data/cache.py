@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 import numpy as np
 
 from medsyn_cli import paths
+from medsyn_cli.data.readers import UNREADABLE_HINT
+from medsyn_cli.errors import from_os_error
 from medsyn_cli.fileio import atomic_path
 
 if TYPE_CHECKING:  # torch is imported only when an entry is read or written
@@ -34,10 +36,14 @@ def datasets_dir() -> Path:
 
 
 def file_digest(path: Path) -> str:
+    """sha256 of an input file; one it may not read is bad input naming it (not a fault of the output)."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(block)
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(_CHUNK), b""):
+                h.update(block)
+    except OSError as exc:
+        raise from_os_error(exc, hint=UNREADABLE_HINT) from None
     return h.hexdigest()
 
 

@@ -30,7 +30,23 @@ import numpy as np
 from medsyn_cli.data import limits
 from medsyn_cli.data.finite import check_finite, narrow_floats
 from medsyn_cli.data.intensity import apply_mapping, percentile_mapping, uint8_mapping
-from medsyn_cli.errors import InputError
+from medsyn_cli.errors import InputError, from_os_error
+
+#: What to do about an input medsyn may not read.
+UNREADABLE_HINT = "make it readable (chmod +r), or move it out of the inputs"
+
+
+def check_readable(path: Path) -> None:
+    """An input the user may not read is named as such, before a library calls it corrupt (or a
+    training run reads it as a fault of its output)."""
+    try:
+        with open(path, "rb"):
+            pass
+    except FileNotFoundError:
+        raise InputError("no such file", path=path) from None
+    except OSError as exc:
+        raise from_os_error(exc, hint=UNREADABLE_HINT) from None
+
 
 def file_kind(path: str | Path) -> str | None:
     """``image``, ``nifti``, ``dicom``, ``array``, a plugin format's name, or None for a file no
@@ -78,6 +94,7 @@ def read_image_raw(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
     from PIL import ImageOps, UnidentifiedImageError
 
     p = Path(path)
+    check_readable(p)
     try:
         with limits.open_image(p) as img:
             img.load()  # decode now: a truncated or corrupt file fails here, not later
@@ -113,6 +130,7 @@ def read_volume(path: str | Path, volume_index: int | None = None):
     import nibabel as nib
 
     p = Path(path)
+    check_readable(p)
     try:
         img = nib.load(str(p))
     except FileNotFoundError as exc:
@@ -155,6 +173,7 @@ def read_dicom(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
     from pydicom.errors import InvalidDicomError
 
     p = Path(path)
+    check_readable(p)
     try:
         ds = pydicom.dcmread(str(p), defer_size="64 KB")  # the pixel data is read once the header is checked
         limits.check_dicom(ds, p)
@@ -206,6 +225,7 @@ def _rescale(ds) -> tuple[float, float]:
 def read_array(path: str | Path) -> np.ndarray:
     """A .npy/.npz stack -> (N, C, H, W) float32 (values as stored). ``.npz``: key ``images`` or the first."""
     p = Path(path)
+    check_readable(p)
     try:
         limits.check_array_file(p)
         if p.name.lower().endswith(".npz"):

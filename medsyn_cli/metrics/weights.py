@@ -20,6 +20,7 @@ import os
 import shutil
 import urllib.error
 import urllib.request
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,15 +81,24 @@ def cached_sha256(path: str | Path) -> str:
     return digest
 
 
+def require_file(path: Path, what: str = "weights file") -> None:
+    """A folder or a missing path where a weights file is expected, said as such."""
+    if path.is_dir():
+        raise InputError(f"is a folder, not a {what}", path=path, hint="name the file itself")
+    if not path.is_file():
+        raise InputError(f"{what} not found", path=path)
+
+
 def load_state_dict(path: str | Path) -> dict[str, Any]:
     """The tensors of a weights file (``torch.load(weights_only=True)``), without ``fc``."""
     import torch
 
     path = Path(path)
-    if not path.is_file():
-        raise InputError("weights file not found", path=path)
+    require_file(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols: a refusal below says enough
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated files, not a torch file at all
         raise InputError(f"not a PyTorch weights file ({type(exc).__name__})", path=path,
                          hint="expected pytorch-fid's pt_inception-2015-12-05-6726825d.pth") from None
@@ -173,8 +183,7 @@ def resolve_weights(explicit: str | Path | None = None, *, allow_download: bool 
     """Which weights file to use (see the module docstring for the order)."""
     if explicit:
         p = Path(explicit).expanduser()
-        if not p.is_file():
-            raise InputError("weights file not found", path=p)
+        require_file(p)
         return WeightsInfo(p.resolve(), cached_sha256(p), "--weights")
     env = os.environ.get(ENV_VAR)
     if env:

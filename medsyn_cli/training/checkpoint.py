@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import random
+import re
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -112,13 +115,27 @@ def clean_stale(ckpt_dir: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def state_mismatch(exc: Exception) -> str:
+    """What differs, from torch's ``load_state_dict`` error, in one line (its first line only names the
+    network): ``... for Generator: size mismatch for main.0.weight: ... shape [16, 8, 4, 4] ...``."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+    text = ": ".join([lines[0].rstrip(":")] + lines[1:2])
+    text = re.sub(r"torch\.Size\((\[[^\]]*\])\)", r"\1", text)
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """A checkpoint dict (on the CPU); InputError naming the file when it is not one."""
     path = Path(path)
     if not path.is_file():
         raise InputError("no such checkpoint file", path=path)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols: a refusal below says enough
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # torch's text advises weights_only=False, which would run the file's code
+        raise InputError("not a loadable checkpoint: it holds Python objects other than tensors, and medsyn never "
+                         "runs code from a checkpoint", path=path, hint="load only checkpoints medsyn wrote") from None
     except Exception as exc:  # torch raises many types for truncated/foreign files
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"not a loadable checkpoint ({reason[:200]})", path=path) from None
@@ -210,7 +227,7 @@ def load_for_inference(path: str | Path, device: str | torch.device = "cpu", wei
             if name in model.networks:
                 model.networks[name].load_state_dict(state)
     except RuntimeError as exc:
-        raise InputError(f"weights do not fit model {meta['model']!r}: {str(exc).splitlines()[0]}",
+        raise InputError(f"weights do not fit model {meta['model']!r}: {state_mismatch(exc)}",
                          path=source) from None
     model.to(resolve_device(str(device)))
     model.eval()

@@ -66,13 +66,15 @@ def _remove_contents(folder: Path) -> None:
 
 def _fault(exc: OSError, plan: TrainPlan, saved: tuple[Path, int] | None) -> MedsynError:
     err = from_os_error(exc)
+    path = getattr(exc, "filename2", None) or exc.filename
+    in_run = path is None or Path(os.path.abspath(path)).is_relative_to(os.path.abspath(plan.out))
+    fix = "free the space or fix the folder" if in_run else "fix it"  # an input or a cache: not the run's disk
     if saved is not None:
         latest, step = saved
         at = f" (step {step})" if step >= 0 else ""
         err.message += f"; the last good checkpoint is {latest}{at}"
-        err.hint = (f"free the space or fix the folder, then resume with "
-                    f"`medsyn train {plan.spec.name} --out {plan.out} --resume`")
+        err.hint = f"{fix}, then resume with `medsyn train {plan.spec.name} --out {plan.out} --resume`"
     else:
         err.message += "; no checkpoint was written yet"
-        err.hint = "free the space or fix the folder, then start the run again"
+        err.hint = f"{fix}, then start the run again"
     return err

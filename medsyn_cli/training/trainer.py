@@ -154,8 +154,11 @@ class Trainer(SideWork):
         try:
             self.model.load_state_dict(state["model_state"])
         except (RuntimeError, KeyError, ValueError) as exc:
-            raise InputError(f"checkpoint does not fit the model settings: {str(exc).splitlines()[0]}",
-                             path=self.ckpt_dir / ckpt_io.LATEST) from None
+            changed = ", ".join(self.plan.config_changes) or "none"
+            raise InputError(f"checkpoint does not fit the model settings: {ckpt_io.state_mismatch(exc)}",
+                             path=self.ckpt_dir / ckpt_io.LATEST,
+                             hint=f"settings changed on this resume: {changed}; resume with the run's settings, "
+                                  "or start a new run in another --out") from None
         if self.plan.config_changes:  # new --lr/--set: optimizer hyperparameters come from the new config
             for k, opt in self.model.optimizers.items():
                 for group, fresh in zip(opt.param_groups, fresh_groups[k]):
