@@ -33,9 +33,11 @@ from medsyn_cli.manifest import MANIFEST, file_record, first_unaccounted, read_m
     why_not_ours, write_manifest
 from medsyn_cli.run_config import RUN_FORMAT, read_run_config
 
-#: What a training run directory holds (top level); `--force` refuses a run with anything else.
-RUN_ENTRIES = ("config.json", "stats.jsonl", "log.txt", "loss.png", "*.safetensors", "fid*.json*", "fid*.png",
-               "checkpoints", "samples", "report.html", "tensorboard", MANIFEST, ".*.tmp-*", ".*.tmp")
+#: What a training run directory holds (top level); `--force` refuses a run with anything else. The
+#: exports are named: a user's own `model.safetensors` copied into a run is not the run's to delete.
+RUN_ENTRIES = ("config.json", "stats.jsonl", "log.txt", "loss.png", "weights.safetensors", "best.safetensors",
+               "fid*.json*", "fid*.png", "checkpoints", "samples", "report.html", "tensorboard", MANIFEST, ".*.tmp-*",
+               ".*.tmp")
 #: ... and inside its sub-folders.
 RUN_SUBDIR_ENTRIES = {"checkpoints": ("*.pt", ".*.tmp", ".*.tmp-*"), "samples": ("*.png", ".*.tmp", ".*.tmp-*"),
                       "tensorboard": ("events.out.tfevents.*",)}

@@ -103,3 +103,15 @@ def test_train_force_through_a_symlinked_out_keeps_the_link(tiny_models, tmp_pat
     assert link.is_symlink() and (run / "checkpoints" / "latest.pt").is_file()
     assert json.loads((run / "config.json").read_text())["training"]["steps"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "run"]  # no lock left beside either
+
+
+@pytest.mark.parametrize("name", ["my_model.safetensors", "weights-v2.safetensors"])
+def test_train_force_keeps_a_users_model_copied_into_a_run(tiny_models, tmp_path, name):
+    from medsyn_cli.errors import InputError
+
+    run = tmp_path / "run"
+    train(run, random_images(8), steps=1, batch_size=4)
+    (run / name).write_bytes(b"mine")
+    with pytest.raises(InputError, match=f"{name} is not part of a medsyn run"):
+        train(run, random_images(8), steps=1, batch_size=4, force=True)
+    assert (run / name).read_bytes() == b"mine"
