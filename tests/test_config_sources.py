@@ -56,6 +56,10 @@ def test_a_bad_user_config_is_one_line_naming_the_file_and_key(medsyn_home, cont
     ("MEDSYN_AMP", "maybe", "MEDSYN_AMP='maybe': expected true or false"),
     ("MEDSYN_EMA_DECAY", "5", "MEDSYN_EMA_DECAY='5'"),
     ("MEDSYN_DEVICE", "tpu", "MEDSYN_DEVICE='tpu': unknown --device"),
+    ("MEDSYN_RES", "48", "MEDSYN_RES='48': model 'dcgan' does not support --res 48"),
+    ("MEDSYN_CHANNELS", "2", "MEDSYN_CHANNELS='2'"),
+    ("MEDSYN_FIT", "zoom", "MEDSYN_FIT='zoom': unknown --fit"),
+    ("MEDSYN_RECIPE", "turbo", "MEDSYN_RECIPE='turbo': model 'dcgan' has no recipe"),
 ])
 def test_a_bad_environment_variable_is_named(var, value, says):  # case 11: steps='abc' from where?
     one_line(run_cli(*DRY, env={var: value}), says)

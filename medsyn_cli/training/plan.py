@@ -248,7 +248,10 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
         return setting(name, flag, default, cast=cast, section="train", check=check,
                        file=(flags.config_file, file_train))
 
-    res_flag = pick("res", flags.res, None, int)
+    def checked(test):  # a check for pick(): ``test`` raises InputError, the value passes through
+        return lambda value: (test(value), value)[1]
+
+    res_flag = pick("res", flags.res, None, int, checked(lambda r: spec.check(r, spec.channels[0])))
     out_flag = flags.out if flags.out is not None else file_train.get("out")
     if out_flag is None:
         res_for_name = res_flag or _default_res(spec)
@@ -264,20 +267,21 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
 
     # Identity of the run: on --resume these come from the run and may not change.
     res = identity_setting("res", res_flag, stored.get("res"), _default_res(spec), int)
-    channels = identity_setting("channels", pick("channels", flags.channels, None, int), stored.get("channels"),
-                                1, int)
+    channels = identity_setting("channels", pick("channels", flags.channels, None, int,
+                                                 checked(lambda c: spec.check(spec.resolutions[0], c))),
+                                stored.get("channels"), 1, int)
     data = identity_setting("data", pick("data", flags.data, None),
                             stored.get("data", {}).get("path"), DEFAULT_DATA[spec.task], str)
     # Runs made before --fit existed were padded.
     stored_fit = stored.get("data", {}).get("fit", "pad") if flags.resume else None
-    fit = identity_setting("fit", pick("fit", flags.fit, None), stored_fit, spec.default_fit, str)
-    if fit not in FITS:
-        raise InputError(f"unknown --fit {fit!r}", hint=f"use one of {', '.join(FITS)}")
+    fit = identity_setting("fit", pick("fit", flags.fit, None, str, checked(check_fit)), stored_fit, spec.default_fit,
+                           str)
+    check_fit(fit)
     if spec.task == "translation" and fit != "pad":
         raise InputError(f"--fit {fit}: translation models train on padded images (pad), so outputs map back "
                          "onto their inputs")
     # Runs made before --recipe existed used the paper recipe (the defaults).
-    recipe = identity_setting("recipe", pick("recipe", flags.recipe, None),
+    recipe = identity_setting("recipe", pick("recipe", flags.recipe, None, str, checked(spec.recipe)),
                               stored.get("recipe", "paper") if flags.resume else None, "paper", str)
     recipe_settings = spec.recipe(recipe)
     batch_size = identity_setting("batch_size", pick("batch_size", flags.batch_size, None, int,
@@ -343,6 +347,11 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
     return TrainPlan(spec=spec, config=config, res=res, channels=channels, data=data, out=out, fit=fit,
                      recipe=recipe, settings=settings, resume=flags.resume, force=flags.force, world_size=world,
                      config_changes=changes)
+
+
+def check_fit(fit: str) -> None:
+    if fit not in FITS:
+        raise InputError(f"unknown --fit {fit!r}", hint=f"use one of {', '.join(FITS)}")
 
 
 def _default_res(spec: ModelSpec) -> int:
