@@ -124,6 +124,10 @@ ATTENTION = Metric(
     name="attention", needs="images", command="medsyn_cli.cli.eval:attention",
     summary="Dice of a translation model's attention maps with the true tumor masks.")
 
+TRANSLATION = Metric(
+    name="translation", needs="images", command="medsyn_cli.cli.eval_translation:eval_translation",
+    summary="Does a translation model translate held-out slices? Conversion by a judge, FID/KID, where the change is.")
+
 EDGES = Metric(
     name="edges", needs="images", command="medsyn_cli.cli.eval_edges:eval_edges",
     summary="Compare edge density, background noise, broken lines and gradient magnitudes of REAL and FAKE.")
@@ -131,5 +135,5 @@ EDGES = Metric(
 
 @hookimpl
 def register_metrics(register):
-    for metric in (FID, KID, PR, CLASSIFY, EDGES, ATTENTION):
+    for metric in (FID, KID, PR, CLASSIFY, EDGES, ATTENTION, TRANSLATION):
         register(metric)

@@ -1,0 +1,160 @@
+"""``medsyn eval translation RUN --data TEST``: does a translation model translate held-out slices?
+
+The built-in metrics plugin registers it as the ``translation`` metric's command; the scoring is
+:mod:`medsyn_cli.metrics.translation`, the judge :mod:`medsyn_cli.metrics.judge`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from medsyn_cli.cli.common import echo_json, log, progress
+from medsyn_cli.metrics.judge import JudgeSettings
+
+
+def _judge_data(run: str, given: Optional[str]) -> str:
+    """The judge's training data: ``--judge-data``, else the data the run was trained on."""
+    if given:
+        return given
+    from medsyn_cli.errors import InputError
+    from medsyn_cli.run_config import read_run_config
+
+    if not Path(run).is_dir():
+        raise InputError("--judge-data is needed: a checkpoint or export does not say what it was trained on",
+                         path=run, hint="pass --judge-data TRAINING-DATA (the training cases, never the test cases)")
+    return read_run_config(Path(run))["data"]["path"]
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def _table(r: dict[str, Any]) -> str:
+    j, tt, tn = r["judge"], r["to_tumor"], r["to_normal"]
+    rows = [
+        ("slices", f"{r['slices']['normal']} normal, {r['slices']['tumor']} tumor (area-matched, of "
+                   f"{r['slices']['normal_in']} and {r['slices']['tumor_visible']} with a visible tumor)"),
+        ("judge accuracy", f"{_fmt(j['accuracy'])}  (TPR {_fmt(j['tpr'])}, TNR {_fmt(j['tnr'])}; real test slices)"),
+        ("normal -> tumor", f"conversion {_fmt(tt['conversion'])}  (judged tumor {_fmt(tt['judged_tumor_before'])}"
+                            f" -> {_fmt(tt['judged_tumor_after'])})"),
+        ("tumor -> normal", f"conversion {_fmt(tn['conversion'])}  (judged normal {_fmt(tn['judged_normal_before'])}"
+                            f" -> {_fmt(tn['judged_normal_after'])})"),
+    ]
+    d = r.get("distances")
+    if d:
+        rows.append(("FID to tumor", f"{d['fid_translated_normal_vs_tumor']:.2f} translated normals, "
+                                     f"{d['fid_normal_vs_tumor']:.2f} untouched (ratio {d['fid_ratio_to_tumor']:.3f})"))
+        rows.append(("FID to normal", f"{d['fid_translated_tumor_vs_normal']:.2f} translated tumors, "
+                                      f"{d['fid_tumor_vs_normal']:.2f} untouched"))
+    kind = r["maps"]["kind"]
+    rows.append((f"{kind}", f"normal -> tumor: {_fmt(tt['inside_brain_share'])} of its mass inside the brain, "
+                            f"{_fmt(tt['brain_attended_share'])} of the brain above {r['maps']['level']:g}"))
+    rows.append(("", f"tumor -> normal: {_fmt(tn['inside_brain_share'])} inside the brain, "
+                     f"{_fmt(tn['brain_attended_share'])} of the brain, Dice with the masks {_fmt(tn.get('dice'))}"))
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
+
+
+def eval_translation(
+    run: str = typer.Argument(..., help="A translation run directory, checkpoint or .safetensors export."),
+    data: Path = typer.Option(..., "--data", help="Held-out cases: a folder with normal/, tumor/ and masks/ "
+                                                 "(e.g. PREPARED/test) or a folder of BraTS cases."),
+    judge_data: Optional[str] = typer.Option(
+        None, "--judge-data", help="Real slices the judge learns normal vs tumor from (default: the run's "
+                                   "training data; never the test cases)."),
+    which: str = typer.Option("last", "--weights", "-w", help="last, best or live (as for eval attention)."),
+    min_tumor_share: float = typer.Option(0.05, "--min-tumor-share",
+                                          help="A tumor slice counts when its tumor covers this share of the brain."),
+    fid: bool = typer.Option(True, "--fid/--no-fid", help="Also FID/KID (needs the FID Inception weights)."),
+    fid_weights: Optional[Path] = typer.Option(None, "--fid-weights",
+                                               help="FID Inception weights file (default: the cache)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the area matching and the judge."),
+    judge_epochs: int = typer.Option(JudgeSettings.epochs, "--judge-epochs", min=1,
+                                     help="Epochs of each judge network (fewer: a quicker, weaker judge)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Train the judge again instead of reading the cache."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Score translations of held-out slices: conversion, FID/KID, where the change is.
+
+    Normal and tumor slices of DATA (tumors covering at least --min-tumor-share of the brain) are
+    matched by brain area, then translated both ways. A judge (small CNNs trained on the real slices of
+    --judge-data, cached) says which translations moved to the other domain: conversion is the share
+    moved beyond what the untouched inputs had, 0 for a copy, 1 when all moved; its own accuracy on the
+    real test slices is printed so a weak judge shows. FID/KID of translated normals against the real
+    tumors sit beside the untouched normals'. The attention map (or |y - x| / 2 for a model without one)
+    says where the change is: inside the brain, how much of it, and Dice with the true tumor masks.
+
+    Examples:
+
+        medsyn eval translation runs/sag-gan-64 --data brats-flair/test
+
+        medsyn eval translation runs/cyclegan-64 --data brats-test --judge-data brats-train --json
+    """
+    from medsyn_cli.cli.eval import _resolve_device
+    from medsyn_cli.data import load_dataset
+    from medsyn_cli.errors import InputError
+    from medsyn_cli.metrics.judge import load_or_train
+    from medsyn_cli.metrics.translation import score_translation
+    from medsyn_cli.training.checkpoint import load_for_inference
+
+    if not 0.0 <= min_tumor_share < 1.0:
+        raise InputError(f"--min-tumor-share must be in [0, 1), not {min_tumor_share}")
+    dev = _resolve_device(device)
+    model, meta = load_for_inference(run, dev, weights=which)
+    if getattr(model, "task", None) != "translation":
+        raise InputError(f"{meta.get('model')} is unconditional: it translates nothing", path=run)
+    judge_source = _judge_data(run, judge_data)
+    if Path(judge_source).resolve() == Path(data).resolve():
+        raise InputError("the judge would learn from the test cases", path=data,
+                         hint="--judge-data takes the training cases, --data the held-out ones")
+    res, channels = model.res, model.channels
+    test = load_dataset(data, res=res, channels=channels, task="translation")
+    if test.tumor.masks is None:
+        raise InputError("the tumor slices have no masks", path=data,
+                         hint="use a folder with masks/ (the test/ part of `medsyn data prepare brats`)")
+    train = load_dataset(judge_source, res=res, channels=channels, task="translation")
+    settings = JudgeSettings(seed=seed, min_tumor_share=min_tumor_share, epochs=judge_epochs)
+    with progress() as bar:
+        task = bar.add_task("judge", total=settings.epochs * settings.members)
+        try:
+            judge, cached = load_or_train(train, settings, dev, on_epoch=lambda: bar.advance(task),
+                                          use_cache=not no_cache)
+        except ValueError as exc:
+            raise InputError(f"cannot train the judge: {exc}", path=judge_source) from None
+    log(f"judge {'from the cache' if cached else 'trained'} on {judge_source}")
+
+    features = kid_fn = None
+    if fid:
+        features, kid_fn = _inception(fid_weights, dev)
+    result = score_translation(model, test, judge, seed=seed, features=features, kid_fn=kid_fn,
+                               min_tumor_share=min_tumor_share)
+    result.update({"model": meta.get("model"), "step": meta.get("step"), "weights": str(meta.get("source", run)),
+                   "data": str(data), "judge_data": judge_source, "judge_cached": cached})
+    if as_json:
+        echo_json(result)
+    else:
+        typer.echo(_table(result))
+
+
+def _inception(weights: Optional[Path], device: str):
+    """(features(images) -> pool3 features, kid(a, b) -> mean) with the FID Inception network."""
+    from medsyn_cli.data.pixels import to_uint8
+    from medsyn_cli.metrics.features import FeatureExtractor
+    from medsyn_cli.metrics.inputs import ArrayPart, ImageInput
+    from medsyn_cli.metrics.kid import kid
+    from medsyn_cli.metrics.weights import resolve_weights
+
+    extractor = FeatureExtractor(resolve_weights(weights), device="cuda" if device.startswith("cuda") else "cpu")
+
+    def features(images):
+        inp = ImageInput(spec="translation", parts=[ArrayPart(to_uint8(images), "translation")], kinds={"array"})
+        return extractor.extract(inp)[0]
+
+    def kid_mean(a, b) -> float:
+        return float(kid(a, b)["mean"])
+
+    return features, kid_mean

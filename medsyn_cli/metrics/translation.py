@@ -1,0 +1,219 @@
+"""Does a translation model translate? ``medsyn eval translation``: held-out slices scored the way
+image-translation work scores them (docs/metrics.md, "Translation").
+
+* **Slices.** A tumor slice counts when its tumor covers at least ``min_tumor_share`` of the brain (a
+  tumor is a region you can see, not a few pixels at its rim). Normal and tumor slices are then
+  **area-matched**: their brain areas binned, and in each bin as many slices of each domain kept as the
+  scarcer has (seeded), because normal slices come mostly from the top and bottom of a head and would
+  differ from tumor slices by anatomy alone.
+* **The judge** is a small CNN ensemble (:mod:`.judge`) trained on area-matched real slices of the
+  *training* cases; its accuracy on the real test slices is reported, so a weak judge is visible.
+* **Conversion**, per direction: the share of translated slices the judge puts in the target domain,
+  over what the untouched inputs already had: ``(moved - before) / (1 - before)``. A translator that
+  copies its input scores 0, one that makes every slice look like the target 1.
+* **FID/KID** of translated normals against the real tumor slices, beside the untouched normals'
+  (and the other direction likewise).
+* **Where the change is**: the model's attention map (or, for a model without one, the change
+  ``|y - x| / 2``): the share of its mass inside the brain, the share of the brain it covers (above
+  the threshold), and for tumor -> normal its Dice with the true masks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from medsyn_cli.errors import InputError
+
+#: Pixels above this (in [-1, 1]) are head; holes filled, that is the brain (BraTS is skull-stripped).
+BRAIN_LEVEL = -0.98
+MIN_TUMOR_SHARE = 0.05
+AREA_BINS = 10
+THRESHOLD = 0.5
+#: A model without attention: a pixel changed by more than this share of the range counts as changed.
+CHANGE_LEVEL = 0.1
+
+
+def brain_masks(images) -> np.ndarray:
+    """(N, H, W) bool: the head of each image in [-1, 1] (grey mean over channels), holes filled."""
+    from scipy import ndimage
+
+    grey = np.asarray(images, dtype=np.float32)
+    grey = grey.mean(1) if grey.ndim == 4 else grey
+    return np.stack([ndimage.binary_fill_holes(g > BRAIN_LEVEL) for g in grey]) if len(grey) else \
+        np.zeros(grey.shape, dtype=bool)
+
+
+def area_match(area_a: np.ndarray, area_b: np.ndarray, seed: int, bins: int = AREA_BINS
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Indices into ``a`` and ``b`` with the same brain-area histogram: per bin of equal width over
+    both ranges, ``min(count_a, count_b)`` of each, drawn with ``seed``; sorted."""
+    area_a, area_b = np.asarray(area_a, float), np.asarray(area_b, float)
+    if not len(area_a) or not len(area_b):
+        return np.zeros(0, int), np.zeros(0, int)
+    lo = min(area_a.min(), area_b.min())
+    hi = max(area_a.max(), area_b.max())
+    edges = np.linspace(lo, hi, bins + 1)[1:-1]
+    bin_a, bin_b = np.digitize(area_a, edges), np.digitize(area_b, edges)
+    rng = np.random.default_rng(seed)
+    keep_a, keep_b = [], []
+    for b in range(bins):
+        in_a, in_b = np.flatnonzero(bin_a == b), np.flatnonzero(bin_b == b)
+        k = min(len(in_a), len(in_b))
+        if k:
+            keep_a.append(rng.choice(in_a, k, replace=False))
+            keep_b.append(rng.choice(in_b, k, replace=False))
+    if not keep_a:
+        return np.zeros(0, int), np.zeros(0, int)
+    return np.sort(np.concatenate(keep_a)), np.sort(np.concatenate(keep_b))
+
+
+def tumor_shares(masks, brains: np.ndarray) -> np.ndarray:
+    """Each tumor slice's mask area over its brain area."""
+    m = np.asarray(masks, dtype=np.float32)
+    m = m[:, 0] if m.ndim == 4 else m
+    return (m > 0.5).sum((1, 2)) / np.maximum(brains.sum((1, 2)), 1)
+
+
+@dataclass
+class MatchedSlices:
+    """The area-matched held-out slices a model is scored on."""
+
+    normal: Any  # (N, C, H, W) tensor in [-1, 1]
+    tumor: Any
+    tumor_masks: Any  # (M, 1, H, W), or None
+    normal_brain: np.ndarray
+    tumor_brain: np.ndarray
+    counts: dict[str, int]
+
+
+def select_slices(pair, *, seed: int, min_tumor_share: float = MIN_TUMOR_SHARE) -> MatchedSlices:
+    """The visible-tumor slices of ``pair`` (a TwoDomainSet), area-matched against its normal slices."""
+    normal, tumor = pair.normal.images, pair.tumor.images
+    masks = pair.tumor.masks
+    b_n, b_t = brain_masks(normal), brain_masks(tumor)
+    keep = np.ones(len(tumor), dtype=bool)
+    if masks is not None and min_tumor_share > 0:
+        labelled = np.ones(len(tumor), bool) if pair.tumor.has_mask is None else pair.tumor.has_mask.numpy()
+        keep = labelled & (tumor_shares(masks, b_t) >= min_tumor_share)
+    t_rows = np.flatnonzero(keep)
+    i_n, i_t = area_match(b_n.sum((1, 2)), b_t[t_rows].sum((1, 2)), seed)
+    t_idx = t_rows[i_t]
+    if len(i_n) < 2:
+        raise InputError(f"only {len(i_n)} normal and tumor slice(s) have comparable brain areas "
+                         f"(of {len(normal)} normal, {len(t_rows)} tumor slices with a tumor "
+                         f">= {min_tumor_share:g} of the brain)",
+                         hint="score on more cases, or lower --min-tumor-share")
+    return MatchedSlices(
+        normal=normal[i_n], tumor=tumor[t_idx], tumor_masks=None if masks is None else masks[t_idx],
+        normal_brain=b_n[i_n], tumor_brain=b_t[t_idx],
+        counts={"normal_in": len(normal), "tumor_in": len(tumor), "tumor_visible": int(len(t_rows)),
+                "normal": int(len(i_n)), "tumor": int(len(t_idx))})
+
+
+def translate_all(model, images, to: str, batch_size: int = 32):
+    """(translated images, attention maps or None), float32 on the CPU."""
+    import torch
+
+    outs, atts = [], []
+    for start in range(0, len(images), batch_size):
+        with torch.inference_mode():
+            y, a = model.translate(images[start:start + batch_size].to(model.device), to=to)
+        outs.append(y.float().cpu().clamp(-1, 1))
+        atts.append(None if a is None else a.float().cpu().clamp(0, 1))
+    y = torch.cat(outs)
+    return y, (None if any(a is None for a in atts) else torch.cat(atts))
+
+
+def change_maps(x, y, attention) -> tuple[np.ndarray, float, str]:
+    """(N, H, W) maps in [0, 1] of where the model changed the image, the level above which a pixel
+    counts as changed, and which map it is."""
+    import torch.nn.functional as F
+
+    if attention is not None:
+        if attention.shape[-2:] != x.shape[-2:]:
+            attention = F.interpolate(attention, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return attention.mean(1).numpy(), THRESHOLD, "attention"
+    return ((y - x).abs() / 2).mean(1).numpy(), CHANGE_LEVEL, "change |y-x|/2"
+
+
+def where_stats(maps: np.ndarray, level: float, brains: np.ndarray) -> dict[str, Any]:
+    """Share of the maps' mass inside the brain (pooled), and the mean share of each brain covered."""
+    mass = float(maps.sum())
+    inside = float((maps * brains).sum()) / mass if mass > 0 else None
+    covered = ((maps > level) & brains).sum((1, 2)) / np.maximum(brains.sum((1, 2)), 1)
+    outside = ((maps > level) & ~brains).sum((1, 2)) / np.maximum((~brains).sum((1, 2)), 1)
+    return {"inside_brain_share": inside, "brain_attended_share": float(covered.mean()),
+            "background_attended_share": float(outside.mean())}
+
+
+def conversion(before: float, after: float) -> float | None:
+    """``(after - before) / (1 - before)``: 0 for a copy, 1 when every slice moved; None when the
+    inputs were all already judged to be in the target domain."""
+    return None if before >= 1.0 else (after - before) / (1.0 - before)
+
+
+def score_translation(model, pair, judge, *, seed: int = 0, features: Callable | None = None,
+                      min_tumor_share: float = MIN_TUMOR_SHARE, batch_size: int = 32,
+                      kid_fn: Callable | None = None) -> dict[str, Any]:
+    """Score ``model`` on ``pair`` (held-out TwoDomainSet with tumor masks) with ``judge``.
+
+    ``features(images) -> (N, 2048)`` (Inception pool3) enables FID/KID; ``None`` skips them."""
+    from medsyn_cli.metrics.attention import dice
+
+    sel = select_slices(pair, seed=seed, min_tumor_share=min_tumor_share)
+    y_n, att_n = translate_all(model, sel.normal, "tumor", batch_size)
+    y_t, att_t = translate_all(model, sel.tumor, "normal", batch_size)
+
+    p = {k: judge.prob_tumor(v) for k, v in
+         {"normal": sel.normal, "tumor": sel.tumor, "to_tumor": y_n, "to_normal": y_t}.items()}
+    judge_acc = float(np.concatenate([p["normal"] < 0.5, p["tumor"] >= 0.5]).mean())
+    before_t, after_t = float((p["normal"] >= 0.5).mean()), float((p["to_tumor"] >= 0.5).mean())
+    before_n, after_n = float((p["tumor"] < 0.5).mean()), float((p["to_normal"] < 0.5).mean())
+
+    result: dict[str, Any] = {
+        "slices": sel.counts,
+        "judge": {**judge.describe(), "accuracy": judge_acc,
+                  "tpr": float((p["tumor"] >= 0.5).mean()), "tnr": float((p["normal"] < 0.5).mean())},
+        "to_tumor": {"judged_tumor_before": before_t, "judged_tumor_after": after_t,
+                     "conversion": conversion(before_t, after_t)},
+        "to_normal": {"judged_normal_before": before_n, "judged_normal_after": after_n,
+                      "conversion": conversion(before_n, after_n)},
+    }
+    maps_n, level, kind = change_maps(sel.normal, y_n, att_n)
+    maps_t, _, _ = change_maps(sel.tumor, y_t, att_t)
+    result["to_tumor"].update(where_stats(maps_n, level, sel.normal_brain))
+    result["to_normal"].update(where_stats(maps_t, level, sel.tumor_brain))
+    if sel.tumor_masks is not None:
+        truth = sel.tumor_masks[:, 0].numpy() > 0.5
+        result["to_normal"]["dice"] = float(np.mean([dice(m > level, t) for m, t in zip(maps_t, truth)]))
+    result["maps"] = {"kind": kind, "level": level}
+    result["change_in_brain"] = {  # mean |y - x| over brain pixels, in [-1, 1] units
+        "to_tumor": float(((y_n - sel.normal).abs().mean(1).numpy() * sel.normal_brain).sum()
+                          / max(sel.normal_brain.sum(), 1)),
+        "to_normal": float(((y_t - sel.tumor).abs().mean(1).numpy() * sel.tumor_brain).sum()
+                           / max(sel.tumor_brain.sum(), 1))}
+    if features is not None:
+        result["distances"] = _distances(features, sel, y_n, y_t, kid_fn)
+    return result
+
+
+def _distances(features: Callable, sel: MatchedSlices, y_n, y_t, kid_fn: Callable | None) -> dict[str, Any]:
+    """FID (and KID) of each translation against the target domain's real slices, beside the inputs'."""
+    from medsyn_cli.metrics.fid import fid_from_features
+
+    f = {"normal": features(sel.normal), "tumor": features(sel.tumor),
+         "to_tumor": features(y_n), "to_normal": features(y_t)}
+    out: dict[str, Any] = {
+        "fid_translated_normal_vs_tumor": fid_from_features(f["tumor"], f["to_tumor"]),
+        "fid_normal_vs_tumor": fid_from_features(f["tumor"], f["normal"]),
+        "fid_translated_tumor_vs_normal": fid_from_features(f["normal"], f["to_normal"]),
+        "fid_tumor_vs_normal": fid_from_features(f["normal"], f["tumor"]),
+    }
+    out["fid_ratio_to_tumor"] = out["fid_translated_normal_vs_tumor"] / max(out["fid_normal_vs_tumor"], 1e-12)
+    if kid_fn is not None:
+        out["kid_translated_normal_vs_tumor"] = kid_fn(f["to_tumor"], f["tumor"])
+        out["kid_normal_vs_tumor"] = kid_fn(f["normal"], f["tumor"])
+    return out
