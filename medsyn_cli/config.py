@@ -124,7 +124,8 @@ def _from_source(value: Any, cast: Callable, check: Callable | None, shown: str,
     try:
         value = _cast(value, cast)
     except (TypeError, ValueError):
-        expected = _EXPECTED.get(cast, "true or false" if cast.__name__ == "boolean" else f"a {cast.__name__}")
+        expected = _EXPECTED.get(cast, getattr(cast, "expected", None) or
+                                 ("true or false" if cast.__name__ == "boolean" else f"a {cast.__name__}"))
         raise InputError(f"{shown}: expected {expected}", path=path) from None
     if check is None:
         return value

@@ -40,7 +40,7 @@ def one_line(proc, *needles: str) -> str:
     ('[train]\nsteps = "abc"\n', "[train] steps"),
     ("[train]\nsteps = -5\n", "[train] steps"),
     ('[train]\nlr = "x"\n', '[train] lr = "x": expected a number'),
-    ('[train]\namp = "maybe"\n', '[train] amp = "maybe": expected true or false'),
+    ('[train]\namp = "maybe"\n', '[train] amp = "maybe": expected true, false or auto'),
 ])
 def test_a_bad_user_config_is_one_line_naming_the_file_and_key(medsyn_home, content, says):  # case 6
     path = user_toml(medsyn_home, content)
@@ -53,7 +53,7 @@ def test_a_bad_user_config_is_one_line_naming_the_file_and_key(medsyn_home, cont
     ("MEDSYN_CHECKPOINT_EVERY", "0", "MEDSYN_CHECKPOINT_EVERY='0': checkpoint-every must be a positive integer"),
     ("MEDSYN_RES", "abc", "MEDSYN_RES='abc': expected an integer"),
     ("MEDSYN_LR", "-1", "(from MEDSYN_LR)"),
-    ("MEDSYN_AMP", "maybe", "MEDSYN_AMP='maybe': expected true or false"),
+    ("MEDSYN_AMP", "maybe", "MEDSYN_AMP='maybe': expected true, false or auto"),
     ("MEDSYN_EMA_DECAY", "5", "MEDSYN_EMA_DECAY='5'"),
     ("MEDSYN_DEVICE", "tpu", "MEDSYN_DEVICE='tpu': unknown --device"),
     ("MEDSYN_RES", "48", "MEDSYN_RES='48': model 'dcgan' does not support --res 48"),

@@ -42,7 +42,12 @@ def train(
     log_every: Optional[int] = typer.Option(None, "--log-every", help="Steps between log lines / stats records. [default: 50]"),
     channels: Optional[int] = typer.Option(None, "--channels", help="Image channels. [default: 1]"),
     amp: Optional[bool] = typer.Option(None, "--amp/--no-amp",
-                                       help="bf16 autocast. [default: on for CUDA, off on CPU]"),
+                                       help="bf16 autocast on or off. [default: auto: on for CUDA and for CPUs with "
+                                            "native bf16 (avx512_bf16, AMX), off elsewhere]"),
+    max_minutes: Optional[float] = typer.Option(
+        None, "--max-minutes", help="Training-time budget: after the step that spends it, write the checkpoint and "
+                                    "weights and exit 0 as a finished run (step time, summed over resumes; "
+                                    "--resume with a larger budget goes on; 0: none). [default: none]"),
     ema_decay: Optional[float] = typer.Option(None, "--ema-decay",
                                               help="EMA decay for models that keep one. [default: 0.999]"),
     force: bool = typer.Option(False, "--force", help="Delete an existing run in --out and start over."),
@@ -82,6 +87,8 @@ def train(
         medsyn train wgan --data ./covid-ct --res 64 --set n_critic=5 --dry-run
         medsyn train hagan --data ./covid-ct --res 64 --eval-every 2000 --out runs/hagan64
         medsyn train dcgan --data ./covid-ct --res 64 --recipe fast --out runs/dcgan-fast
+        medsyn train sag-gan --data brats-train --res 64 --max-minutes 20 --out runs/sag20
+        medsyn train sag-gan --out runs/sag20 --resume --max-minutes 60
         medsyn train dcgan --steps 50 --out runs/try --json | jq .losses
         torchrun --nproc_per_node=2 -m medsyn_cli train dcgan --res 64 --out runs/ddp
     """
@@ -94,7 +101,7 @@ def train(
         checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every,
         channels=channels, amp=amp, ema_decay=ema_decay, force=force, eval_every=eval_every,
         fid_weights=fid_weights, tensorboard=tensorboard, recipe=recipe, compile=compile_nets,
-        channels_last=channels_last,
+        channels_last=channels_last, max_minutes=max_minutes,
     )
     plan = resolve_plan(flags)
     if dry_run:
@@ -119,6 +126,8 @@ def train(
     if result.exit_code:
         log(f"medsyn: {result.message}")
         raise typer.Exit(result.exit_code)
+    if result.budget_spent:
+        log(f"finished at the --max-minutes budget: step {result.step} of {result.total}")
     for label, path in (("sample grid", result.grid), ("loss plot", result.plot),
                         ("weights", result.weights), ("best weights", result.best), ("checkpoint", result.checkpoint)):
         if path is not None:
@@ -133,7 +142,9 @@ def train_report(result, seconds: float) -> dict:
     records = read_stats(result.run_dir / "stats.jsonl")
     last = records[-1] if records else {}
     return {
-        "run_dir": str(result.run_dir), "finished": result.exit_code == 0 and result.step >= result.total,
+        "run_dir": str(result.run_dir),
+        "finished": result.exit_code == 0 and (result.step >= result.total or result.budget_spent),
+        "ended_by": "max_minutes" if result.budget_spent else "steps" if result.step >= result.total else "signal",
         "exit_code": result.exit_code, "steps": result.step, "total_steps": result.total,
         "losses": last.get("losses", {}), "losses_step": last.get("step"), "seconds": round(seconds, 3),
         "train_seconds": last.get("seconds"),

@@ -22,8 +22,8 @@ from medsyn_cli.config import build_config, parse_set, read_toml, setting, user_
 from medsyn_cli.errors import InputError
 from medsyn_cli.registry import ModelSpec, get_model
 from medsyn_cli.run_config import RUN_FORMAT, read_run_config
-from medsyn_cli.training.plan_values import (as_int, boolean, check_device_name, check_ema_decay, identity_setting,
-                                             on_off, positive)
+from medsyn_cli.training.plan_values import (amp_mode, as_int, boolean, check_device_name, check_ema_decay,
+                                             check_max_minutes, identity_setting, on_off, positive)
 
 FITS = ("pad", "resize", "crop")  # medsyn_cli.data.geometry.FITS, without importing numpy here
 DEFAULT_STEPS = 10_000
@@ -75,6 +75,7 @@ class TrainFlags:
     recipe: str | None = None
     compile: bool | None = None
     channels_last: bool | None = None
+    max_minutes: float | None = None
 
 
 @dataclass
@@ -86,7 +87,7 @@ class TrainSettings:
     batch_size: int  # the global batch per step; each torchrun rank takes batch_size // world_size
     seed: int
     device: str
-    amp: bool | None  # None: bf16 autocast on CUDA, none on CPU
+    amp: bool | None  # None (auto): bf16 autocast on CUDA and on CPUs with native bf16, fp32 elsewhere
     checkpoint_every: int
     sample_every: int
     log_every: int
@@ -97,6 +98,7 @@ class TrainSettings:
     tensorboard: bool = False  # TensorBoard event files in RUN/tensorboard
     compile: bool = False  # torch.compile each network (in place: state_dict keys unchanged)
     channels_last: bool = False  # networks and image batches in channels-last memory layout
+    max_minutes: float | None = None  # training-time budget (step time summed over resumes); None: none
 
 
 @dataclass
@@ -321,7 +323,8 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
         default = stored_train.get(name, DEFAULTS.get(name)) if flags.resume else DEFAULTS.get(name)
         return pick(name, flag, default, cast, check)
 
-    amp = knob("amp", flags.amp, boolean)
+    # On --resume the run's recorded setting (auto stays auto), not the precision it resolved to.
+    amp = pick("amp", flags.amp, amp_mode(stored_train.get("amp_setting", stored_train.get("amp"))), amp_mode)
     settings = TrainSettings(
         steps=steps,
         epochs=epochs,
@@ -339,6 +342,7 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
         tensorboard=on_off("tensorboard", knob("tensorboard", flags.tensorboard, boolean)),
         compile=on_off("compile", knob("compile", flags.compile, boolean)),
         channels_last=on_off("channels_last", knob("channels_last", flags.channels_last, boolean)),
+        max_minutes=knob("max_minutes", flags.max_minutes, float, check_max_minutes),
     )
     if settings.tensorboard:
         from medsyn_cli.training.tensorboard import require_tensorboard

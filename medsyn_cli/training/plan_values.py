@@ -18,6 +18,25 @@ def boolean(text: str) -> bool:
     raise ValueError(text)
 
 
+def amp_mode(text: Any) -> bool | None:
+    """``--amp`` from a file or variable: on/off as for :func:`boolean`, or ``auto`` (None: bf16 where the
+    device has it natively, see :func:`medsyn_cli.training.device.amp_choice`)."""
+    if text is None or (isinstance(text, str) and text.strip().lower() == "auto"):
+        return None
+    return text if isinstance(text, bool) else boolean(text)
+
+
+amp_mode.expected = "true, false or auto"  # what a config error says was expected
+
+
+def check_max_minutes(value: Any) -> float | None:
+    """A training-time budget in minutes: > 0, or 0 for none (None)."""
+    minutes = float(value)
+    if minutes != minutes or minutes < 0 or minutes == float("inf"):
+        raise InputError(f"--max-minutes must be a positive number of minutes (0: no budget), not {value!r}")
+    return minutes or None
+
+
 def positive(name: str, value: Any, *, allow_zero: bool = False) -> int:
     """An integer >= 1 (>= 0 with ``allow_zero``); TOML floats like 500.0 are accepted."""
     ok = not isinstance(value, bool) and (

@@ -36,7 +36,7 @@ from medsyn_cli.model import GANModel, step_function
 from medsyn_cli.outputs import remove_run
 from medsyn_cli.training import checkpoint as ckpt_io
 from medsyn_cli.training.batches import Batches, check_data, fingerprint, load_data, plain_data
-from medsyn_cli.training.device import amp_enabled, autocast_factory, configure_backends, resolve_device
+from medsyn_cli.training.device import amp_choice, autocast_factory, configure_backends, resolve_device
 from medsyn_cli.training.distributed import DistContext
 from medsyn_cli.training.ema import EMA
 from medsyn_cli.training.plan import TrainPlan
@@ -59,6 +59,7 @@ class TrainResult:
     best: Path | None = None  # best.safetensors (lowest FID) when the run scored FID
     checkpoint: Path | None = None
     message: str = ""
+    budget_spent: bool = False  # ended by --max-minutes before its planned steps
 
 
 def run_training(plan: TrainPlan, data: ImageSet | TwoDomainSet | None = None) -> TrainResult:
@@ -114,7 +115,7 @@ class Trainer(SideWork):
             torch.manual_seed(self.s.seed + 7919 * ctx.rank)
         self.model.to(device)
         prepare_networks(self.model, device, compile=self.s.compile, channels_last=self.s.channels_last)
-        self.amp = amp_enabled(device, self.s.amp)
+        self.amp, self.amp_reason = amp_choice(device, self.s.amp)
         self.model.autocast = autocast_factory(device, self.amp)
         self.model.grad_sync = ctx.grad_sync()
         self.ema = EMA(self.model, self.s.ema_decay) if self.model.wants_ema and ctx.is_main else None
@@ -193,7 +194,9 @@ class Trainer(SideWork):
         cfg = self.plan.as_dict()
         cfg["training"]["steps"] = self.total
         cfg["training"]["batches_per_epoch"] = self.bpe
+        cfg["training"]["amp_setting"] = "auto" if self.s.amp is None else self.s.amp  # what --resume takes again
         cfg["training"]["amp"] = self.amp
+        cfg["training"]["amp_reason"] = self.amp_reason
         cfg["training"]["device_used"] = str(self.device)
         cfg["data"].update({"count": self.data.counts(), "intensity": self.intensity,
                             "fingerprint": self.fingerprint})
@@ -214,17 +217,24 @@ class Trainer(SideWork):
     def run(self) -> TrainResult:
         plan, s = self.plan, self.s
         result = TrainResult(run_dir=self.out, step=self.step, total=self.total)
+        self._meter = LossMeter()
+        self._bar_on = show_progress() and self.ctx.is_main
         what = f"{plan.spec.name} {plan.channels}x{plan.res}x{plan.res} on {self.device}"
         if self.ctx.active:
             what += f" x{self.ctx.world_size} processes ({self.plan.per_rank_batch} images each per step)"
-        self.log.line(f"training {what}{' with bf16 autocast' if self.amp else ''}: {self.data.counts()} images, "
-                      f"batch {s.batch_size}, {self.bpe} steps/epoch, step {self.step} -> {self.total}")
+        precision = "bf16 autocast" if self.amp else "fp32"
+        budget = f", at most {s.max_minutes:g} training minutes" if s.max_minutes else ""
+        self.log.line(f"training {what} in {precision} ({self.amp_reason}): {self.data.counts()} images, "
+                      f"batch {s.batch_size}, {self.bpe} steps/epoch, step {self.step} -> {self.total}{budget}")
         if self.step >= self.total:
             self.log.line(f"already at step {self.step} of {self.total}; pass a larger --steps to train on")
-        meter = LossMeter()
+        elif self._out_of_time():
+            self.log.line(f"already at the --max-minutes budget ({self.elapsed / 60:.1f} of {s.max_minutes:g} "
+                          "training minutes); pass a larger --max-minutes to train on")
+            return self._finish(result, budget_spent=True)
+        meter = self._meter
         train_step = step_function(self.model)
-
-        bar_on = show_progress() and self.ctx.is_main
+        bar_on = self._bar_on
         with StopRequest() as stop, progress() as bar:
             task = bar.add_task(f"{plan.spec.name}", total=self.total, completed=self.step, info="")
             while self.step < self.total:
@@ -233,12 +243,14 @@ class Trainer(SideWork):
                 batch = self.batches.get(k)
                 waited = time.perf_counter() - t0
                 meter.add(train_step(batch, k, k // self.bpe), k)  # no host read: the device runs ahead
-                # A stop request in torchrun waits for the next check point, the same step on every rank.
-                check = self._check_point(k + 1) or (stop.requested and not self.ctx.active)
+                # A stop request (or a spent --max-minutes budget) in torchrun waits for the next check
+                # point, the same step on every rank.
+                late = self._out_of_time(time.perf_counter() - t0)
+                check = self._check_point(k + 1) or ((stop.requested or late) and not self.ctx.active)
                 bad = meter.check() if check else None  # the one host read, before any side work
                 dt = time.perf_counter() - t0  # at a check point this includes the device catching up
                 if check:
-                    stop_now, any_bad = self.ctx.any_true([stop.requested, bad is not None])
+                    stop_now, any_bad, late = self.ctx.any_true([stop.requested, bad is not None, late])
                     if any_bad:
                         self._nan_stop(bad)
                 self.step = k + 1
@@ -264,7 +276,14 @@ class Trainer(SideWork):
                     self._checkpoint()
                 if check and stop_now:
                     return self._stopped(stop, result)
+                if check and late and self.step < self.total:
+                    return self._finish(result, budget_spent=True)
         return self._finish(result)
+
+    def _out_of_time(self, running: float = 0.0) -> bool:
+        """Whether the training-time budget (``--max-minutes``) is spent, counting ``running`` seconds of
+        the step in progress."""
+        return bool(self.s.max_minutes) and self.elapsed + running >= self.s.max_minutes * 60
 
     def _check_point(self, step: int) -> bool:
         """Whether the losses are read on the host after ``step`` steps: a log step or one with side
@@ -318,12 +337,17 @@ class Trainer(SideWork):
         self.log.line(f"stopped: {result.message}", echo=False)
         return result
 
-    def _finish(self, result: TrainResult) -> TrainResult:
+    def _finish(self, result: TrainResult, budget_spent: bool = False) -> TrainResult:
+        """Score, checkpoint, grid, plot and export the last step: a finished run, also when the
+        --max-minutes budget ended it before its --steps (recorded in config.json's ``finished``)."""
+        if budget_spent and self._meter.count:
+            self._log_step(self._meter, echo=not self._bar_on)  # the last steps' losses, as at the planned end
         if self.s.eval_every and self.scored_step != self.step:
             self._score()
         if self.saved_step != self.step:
             self._checkpoint()
         result.step = self.step
+        result.budget_spent = budget_spent and self.step < self.total
         result.checkpoint = self.ckpt_dir / ckpt_io.LATEST
         if not self.ctx.is_main:
             return result
@@ -333,9 +357,20 @@ class Trainer(SideWork):
         result.weights = self._export()
         best = self.out / "best.safetensors"
         result.best = best if self.best is not None and best.exists() else None
+        self._record_finish(budget_spent)
         runs_index.record_run(self.plan.spec.name, self.out, self.step)
         self.log.line(f"finished at step {self.step} ({self.elapsed:.1f} s of training)", echo=False)
         return result
+
+    def _record_finish(self, budget_spent: bool) -> None:
+        """config.json's ``finished``: the step and training minutes the run ended at, and why."""
+        path = self.out / "config.json"
+        cfg = json.loads(path.read_text())
+        cfg["finished"] = {"step": self.step, "planned_steps": self.total,
+                           "training_minutes": round(self.elapsed / 60, 6),
+                           "reason": "max_minutes" if budget_spent else "steps", "time": time.time()}
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(cfg, indent=2, default=str) + "\n")
 
     # -- checkpoints -----------------------------------------------------------------------------
     def _checkpoint(self) -> None:
