@@ -3,10 +3,13 @@
     python bench/bench_quality.py --model dcgan --data ../shared/data/covid-ct-noncovid --res 64 --minutes 30
 
 Trains through `medsyn train` itself, in chunks joined by `--resume` (bit-exact, so the chunks are one
-run), and after each chunk scores the run the way the HAGAN paper did: as many samples as training
-images (`medsyn sample --n auto`) against the training images prepared as training prepared them
-(`medsyn eval fid --run`), FID and KID. The clock is the run's own training seconds (`stats.jsonl`),
-so the time spent scoring is not charged to the model. Prints one JSON object: per point the minutes,
+run), each ending at the step that spends the point's `--max-minutes` budget, and after each chunk scores
+the run the way the HAGAN paper did: as many samples as training images (`medsyn sample --n auto`)
+against the training images prepared as training prepared them (`medsyn eval fid --run`), FID and KID.
+A translation model is scored on held-out cases instead (`--test-data`) with `medsyn eval translation`,
+its judge trained on `--data`: conversion both ways, the judge's accuracy, the FID pair, where the
+change is. The clock is the run's own training seconds (`stats.jsonl`), so the time spent scoring is
+not charged to the model. Prints one JSON object: per point the minutes,
 steps, images seen, FID and KID; the real-vs-real split-half FID (the floor at this size); the load
 average before and after; the commit. Writes OUT/fid_vs_minutes.png and OUT/final_grid.png.
 
@@ -55,6 +58,14 @@ def trained(run: Path) -> tuple[int, float]:
     return steps, seconds
 
 
+def task_of(model: str) -> str:
+    """``unconditional`` or ``translation``, from ``medsyn models --json``."""
+    for entry in json.loads(medsyn("models", "--json").stdout)["models"]:
+        if model in (entry["name"], *entry.get("aliases", [])):
+            return entry["task"]
+    raise SystemExit(f"bench_quality: unknown model {model!r}")
+
+
 def commit() -> str:
     try:
         out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
@@ -84,7 +95,7 @@ def fresh_bench_folder(out: Path) -> None:
             raise SystemExit(2)
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    write_manifest(out, COMMAND, [])
+    write_manifest(out, COMMAND, {})
 
 
 def score(run: Path, out: Path, data: str, weights: str | None, tag: str, baseline: bool,
@@ -102,6 +113,26 @@ def score(run: Path, out: Path, data: str, weights: str | None, tag: str, baseli
     return result
 
 
+def score_translation(run: Path, test: str, judge_data: str, weights: str | None, seed: int) -> dict:
+    """``medsyn eval translation`` of the run on the held-out cases, the judge trained on the training data."""
+    args = ["eval", "translation", run, "--data", test, "--judge-data", judge_data, "--seed", seed, "--json"]
+    if weights:
+        args += ["--fid-weights", weights]
+    return json.loads(medsyn(*args).stdout)
+
+
+def translation_point(r: dict) -> dict:
+    """The figures of one scoring of a translation run (docs/metrics.md, eval translation)."""
+    d, tt, tn = r.get("distances", {}), r["to_tumor"], r["to_normal"]
+    rnd = lambda v, k=4: None if v is None else round(v, k)  # noqa: E731
+    return {"conversion_to_tumor": rnd(tt["conversion"]), "conversion_to_normal": rnd(tn["conversion"]),
+            "judge_accuracy": rnd(r["judge"]["accuracy"]),
+            "fid_translated": rnd(d.get("fid_translated_normal_vs_tumor"), 2),
+            "fid_untouched": rnd(d.get("fid_normal_vs_tumor"), 2), "fid_ratio": rnd(d.get("fid_ratio_to_tumor")),
+            "inside_brain": rnd(tt["inside_brain_share"]), "brain_attended": rnd(tt["brain_attended_share"]),
+            "dice": rnd(tn.get("dice")), "maps": r["maps"]["kind"], "slices": r["slices"]}
+
+
 def keeps_average(train: list) -> bool:
     """Whether ``medsyn train`` with these arguments keeps a generator average (``ema``), from its
     ``--dry-run`` (which writes nothing; its ``--out`` is a fresh temporary path)."""
@@ -110,6 +141,28 @@ def keeps_average(train: list) -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         args = [*train[:train.index("--out")], *train[train.index("--out") + 2:], "--out", Path(tmp) / "run"]
         return bool(json.loads(medsyn(*args, "--dry-run").stdout)["model_config"].get("ema"))
+
+
+def plot_translation(points: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    minutes = [p["minutes"] for p in points]
+    for key, label, style in (("conversion_to_tumor", "conversion normal -> tumor", "o-"),
+                              ("conversion_to_normal", "conversion tumor -> normal", "s-"),
+                              ("fid_ratio", "FID translated / untouched", "^--"),
+                              ("dice", "attention Dice (tumor -> normal)", "x:")):
+        ax.plot(minutes, [p[key] if p[key] is not None else float("nan") for p in points], style, label=label)
+    ax.set_xlabel("training minutes")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def plot(points: list[dict], floor: float | None, path: Path, title: str) -> None:
@@ -150,12 +203,18 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--fid-weights", default=None)
     ap.add_argument("--out", default=None, help="bench folder (default: bench-out/MODEL-RES-RECIPE-seedS)")
+    ap.add_argument("--test-data", default=None,
+                    help="translation models: the held-out cases `medsyn eval translation` scores (required)")
     ap.add_argument("--score-live", action="store_true",
                     help="also score the last step's weights without the generator average (needs ema=true)")
     args = ap.parse_args()
     if args.points < 1 or args.minutes <= 0:
         raise SystemExit("--points must be >= 1 and --minutes > 0")
 
+    translation = task_of(args.model) == "translation"
+    if translation and not args.test_data:
+        print("bench_quality: a translation model is scored on held-out cases: give --test-data", file=sys.stderr)
+        raise SystemExit(2)
     out = Path(args.out or f"bench-out/{args.model}-{args.res}-{args.recipe}-seed{args.seed}")
     run = out / "run"
     load_start = os.getloadavg()
@@ -173,32 +232,27 @@ def main() -> None:
         raise SystemExit(2)
     fresh_bench_folder(out)
 
-    steps, seconds = 0, 0.0
     points = []
-    targets = [args.minutes * 60 * (i + 1) / args.points for i in range(args.points)]
-    first = True
+    floor = prepared = None
+    targets = [args.minutes * (i + 1) / args.points for i in range(args.points)]
     for i, target in enumerate(targets):
-        while seconds < target * 0.97:
-            if first:  # a short first chunk measures the rate
-                want = 10
-            else:
-                # The rate changes (warm-up, other processes): approach the target in chunks of at most
-                # half the remaining time, so a chunk overshoots by little.
-                rate = steps / max(seconds, 1e-6)
-                want = steps + max(5, int(0.5 * (target - seconds) * rate))
-            medsyn(*train, "--steps", want, *([] if first else ["--resume"]))
-            first = False
-            steps, seconds = trained(run)
-        if points and points[-1]["steps"] == steps and i < len(targets) - 1:
-            continue  # the last chunk overshot this point too: nothing new to score
+        # Each chunk ends at the step that spends the point's budget (`--max-minutes`, the run's own clock).
+        medsyn(*train, "--steps", 10 ** 9, "--max-minutes", target, *(["--resume"] if i else []))
+        steps, seconds = trained(run)
         last = i == len(targets) - 1
-        result = score(run, out, args.data, args.fid_weights, f"{i}", baseline=last)
         cfg = json.loads((run / "config.json").read_text())
         batch = cfg["training"]["batch_size"]
         point = {"minutes": round(seconds / 60, 2), "steps": steps, "images_seen": steps * batch,
-                 "epochs": round(steps / cfg["training"]["batches_per_epoch"], 2),
-                 "fid": round(result["metrics"]["fid"], 3), "kid_mean": round(result["metrics"]["kid_mean"], 5),
-                 "kid_std": round(result["metrics"]["kid_std"], 5), "images": result["fake"]["count"]}
+                 "epochs": round(steps / cfg["training"]["batches_per_epoch"], 2)}
+        if translation:
+            point.update(translation_point(score_translation(run, args.test_data, args.data, args.fid_weights,
+                                                             args.seed)))
+            points.append(point)
+            print(json.dumps({"point": point}), file=sys.stderr, flush=True)
+            continue
+        result = score(run, out, args.data, args.fid_weights, f"{i}", baseline=last)
+        point.update({"fid": round(result["metrics"]["fid"], 3), "kid_mean": round(result["metrics"]["kid_mean"], 5),
+                      "kid_std": round(result["metrics"]["kid_std"], 5), "images": result["fake"]["count"]})
         if args.score_live:
             live = score(run, out, args.data, args.fid_weights, f"{i}-live", baseline=False, which="live")
             point.update(fid_live=round(live["metrics"]["fid"], 3), kid_live=round(live["metrics"]["kid_mean"], 5))
@@ -211,11 +265,15 @@ def main() -> None:
     grid = sorted((run / "samples").glob("step-*.png"))
     if grid:
         shutil.copy(grid[-1], out / "final_grid.png")
-    plot(points, floor, out / "fid_vs_minutes.png", f"{args.model} {args.res}x{args.res}, seed {args.seed}")
+    title = f"{args.model} {args.res}x{args.res}, seed {args.seed}"
+    if translation:
+        plot_translation(points, out / "fid_vs_minutes.png", title)
+    else:
+        plot(points, floor, out / "fid_vs_minutes.png", title)
     print(json.dumps({
         "model": args.model, "data": args.data, "res": args.res, "recipe": args.recipe, "sets": args.sets,
         "seed": args.seed, "device": args.device, "budget_minutes": args.minutes, "batch_size": batch,
-        "score_live": args.score_live,
+        "score_live": args.score_live, "test_data": args.test_data, "amp": cfg["training"].get("amp"),
         "fit": cfg["data"]["fit"], "training_images": cfg["data"]["count"], "points": points,
         "real_split_half_fid": None if floor is None else round(floor, 3), "real_prepared": prepared,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),

@@ -47,16 +47,27 @@ class SAGGANConfig:
     n_epochs: int = field(default=100, metadata={"min": 0})  # epochs at the initial learning rate
     n_epochs_decay: int = field(default=100, metadata={"min": 0})  # epochs of linear decay towards zero after that
     init_gain: float = field(default=0.02, metadata={"gt": 0})  # std of the N(0, gain) weight initialisation
+    # Later practice, off in the paper recipe (`--recipe fast` turns them on; docs/models/sag-gan.md says why):
+    attention_in_brain: bool = False  # attention maps are zero outside the head (a closed mask of the input)
+    lambda_area: float = field(default=0.0, metadata={"min": 0})  # weight of the prior on A_N's area
+    area_min: float = field(default=0.0, metadata={"min": 0, "max": 1})  # A_N covers at least this share of the brain
+    area_max: float = field(default=1.0, metadata={"min": 0, "max": 1})  # ... and at most this share
+    # L1 between A_N on the generated normal (cycle path) and the tumor mask: where a tumor was taken out is
+    # where it must be put back
+    lambda_cycle_mask: float = field(default=0.0, metadata={"min": 0})
 
     def __post_init__(self) -> None:
         if self.gan_loss not in ("bce", "lsgan"):
             raise InputError(f"sag-gan setting gan_loss must be bce or lsgan, not {self.gan_loss!r}")
+        if self.area_min > self.area_max:
+            raise InputError(f"sag-gan setting area_min ({self.area_min}) is above area_max ({self.area_max})")
         if not self.attention:
-            needs = [k for k in ("attention_in_d", "mask_supervision") if getattr(self, k)]
+            needs = [k for k in ("attention_in_d", "mask_supervision", "attention_in_brain") if getattr(self, k)]
+            needs += [k for k in ("lambda_area", "lambda_cycle_mask") if getattr(self, k)]
             if needs:
                 raise InputError(
                     f"sag-gan setting {needs[0]}=true needs attention=true",
-                    hint=f"with attention=false also set {'=false '.join(needs)}=false",
+                    hint="with attention=false also turn off " + ", ".join(needs),
                 )
 
 

@@ -29,6 +29,7 @@ import torch
 from medsyn_cli.gan.networks import default_n_blocks, init_weights
 from medsyn_cli.gan.two_domain import TwoDomainGAN, adversarial, check_direction, discriminator_step, l1
 from medsyn_cli.model import Losses
+from medsyn_cli.nn.masks import area_prior, head_mask
 from medsyn_plugins.sag_gan import SAGGANConfig
 from medsyn_plugins.sag_gan.networks import (
     AttentionGuidedDiscriminator,
@@ -73,8 +74,12 @@ class SAGGAN(TwoDomainGAN):
 
     # -- the attention-guided translation ---------------------------------------------------
     def _attend(self, x: torch.Tensor, source: str) -> torch.Tensor | None:
-        """The source domain's attention map for ``x`` (None with attention off)."""
-        return self.networks[f"attn_{source}"](x) if self.config.attention else None
+        """The source domain's attention map for ``x`` (None with attention off); with
+        ``attention_in_brain`` zero outside the head."""
+        if not self.config.attention:
+            return None
+        attention = self.networks[f"attn_{source}"](x)
+        return attention * head_mask(x).to(attention.dtype) if self.config.attention_in_brain else attention
 
     def _translate(self, x: torch.Tensor, to: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         source = "normal" if to == "tumor" else "tumor"
@@ -117,9 +122,13 @@ class SAGGAN(TwoDomainGAN):
             "cycle_normal": l1(rec_n, real_n) * cfg.lambda_cycle,
             "cycle_tumor": l1(rec_t, real_t) * cfg.lambda_cycle,
         }
+        has_mask = batch.get("tumor_has_mask", torch.ones(real_t.shape[0], dtype=torch.bool))
         if cfg.attention and cfg.mask_supervision and "tumor_mask" in batch:
-            has_mask = batch.get("tumor_has_mask", torch.ones(real_t.shape[0], dtype=torch.bool))
             losses["mask"] = masked_l1(att_t.float(), batch["tumor_mask"], has_mask) * cfg.lambda_mask
+        if cfg.attention and cfg.lambda_cycle_mask and "tumor_mask" in batch:  # A_N where the tumor was taken out
+            losses["cycle_mask"] = masked_l1(att_cyc_n.float(), batch["tumor_mask"], has_mask) * cfg.lambda_cycle_mask
+        if cfg.attention and cfg.lambda_area:  # A_N on real normals: a tumor-sized region of the brain
+            losses["area"] = area_prior(att_n, head_mask(real_n), cfg.area_min, cfg.area_max) * cfg.lambda_area
         loss_g = sum(losses.values())
         self.optimize("generators", loss_g)
 
