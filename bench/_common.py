@@ -162,7 +162,7 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def add_step_flags(parser: argparse.ArgumentParser, *, batch_size: int, warmup: int, steps: int) -> None:
+def add_step_flags(parser: argparse.ArgumentParser, *, batch_size: int | None, warmup: int, steps: int) -> None:
     """The flags of a training-throughput bench: batch, warm-up and timed steps, the matmul size, device,
     threads, seed, and the speed flags."""
     parser.add_argument("--batch-size", type=int, default=batch_size, help="real images per train_step")
@@ -175,15 +175,71 @@ def add_step_flags(parser: argparse.ArgumentParser, *, batch_size: int, warmup: 
     add_speed_flags(parser)
 
 
-def bench_steps(model: Any, image: torch.Tensor, args: argparse.Namespace, device: torch.device) -> dict:
-    """Time ``model``'s ``train_step`` on the batch ``{"image": image}`` as the trainer would run it (train
-    mode, bf16 autocast on CUDA, the speed flags); the figures every training bench reports."""
+def set_amp(model: Any, device: torch.device, amp: bool | None) -> bool:
+    """Give ``model`` the trainer's autocast: bf16 when ``amp`` (None: on CUDA only, the benches' default,
+    so their figures stay comparable with those before bf16 became the CPU default), else float32.
+    Returns whether bf16 is on."""
+    from medsyn_cli.training.device import autocast_factory
+
+    on = device.type == "cuda" if amp is None else bool(amp)
+    model.autocast = autocast_factory(device, on)
+    return on
+
+
+def with_channels_last(args: argparse.Namespace, channels_last: bool) -> argparse.Namespace:
+    """A copy of ``args`` with ``--channels-last`` set to ``channels_last``."""
+    return argparse.Namespace(**{**vars(args), "channels_last": channels_last})
+
+
+#: The four precision x layout configurations of the ``--amp`` tables, in the order they are timed.
+AMP_CONFIGS = {"fp32": (False, False), "fp32_channels_last": (False, True),
+               "bf16": (True, False), "bf16_channels_last": (True, True)}
+
+
+def amp_ratios(configs: dict[str, dict]) -> dict:
+    """bf16 over fp32 images/s for each layout, and channels-last over plain for each precision (None
+    where a configuration is missing), and the fastest configuration."""
+    def ratio(a: str, b: str):
+        if a in configs and b in configs:
+            return round(configs[a]["images_per_s"] / configs[b]["images_per_s"], 3)
+        return None
+
+    return {"bf16_over_fp32": ratio("bf16", "fp32"),
+            "bf16_over_fp32_channels_last": ratio("bf16_channels_last", "fp32_channels_last"),
+            "channels_last_over_plain_fp32": ratio("fp32_channels_last", "fp32"),
+            "channels_last_over_plain_bf16": ratio("bf16_channels_last", "bf16"),
+            "fastest": max(configs, key=lambda c: configs[c]["images_per_s"]) if configs else None}
+
+
+def training_batch(task: str, batch: int, res: int, channels: int = 1, device: torch.device | str = "cpu",
+                   seed: int = 0) -> dict[str, torch.Tensor]:
+    """A synthetic training batch in [-1, 1] (content does not change the arithmetic): ``image`` for an
+    unconditional model; ``normal``, ``tumor`` and a tumor mask on every other row for a translation model."""
+    g = torch.Generator().manual_seed(seed)
+
+    def images() -> torch.Tensor:
+        return (torch.rand(batch, channels, res, res, generator=g) * 2 - 1).to(device)
+
+    if task == "unconditional":
+        return {"image": images()}
+    mask = torch.zeros(batch, 1, res, res)
+    mask[:, :, res // 3: res // 2, res // 3: res // 2] = 1
+    return {"normal": images(), "tumor": images(), "tumor_mask": mask.to(device),
+            "tumor_has_mask": (torch.arange(batch) % 2 == 0).to(device)}
+
+
+def bench_steps(model: Any, data: torch.Tensor | dict, args: argparse.Namespace, device: torch.device, *,
+                amp: bool | None = None, images_per_step: int | None = None) -> dict:
+    """Time ``model``'s ``train_step`` on ``data`` (an image batch, as ``{"image": data}``, or a whole batch
+    dict) as the trainer would run it (train mode, the speed flags, bf16 autocast as :func:`set_amp` says);
+    the figures every training bench reports. ``images_per_step``: the images one step consumes
+    (default: the batch size; a translation step consumes a normal and a tumor image per row)."""
     model.train()
-    if device.type == "cuda":  # what the trainer does on a GPU
-        model.autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-    batch = apply_speed_flags(model, {"image": image}, args, device)
+    bf16 = set_amp(model, device, amp)
+    batch = apply_speed_flags(model, data if isinstance(data, dict) else {"image": data}, args, device)
     timing = time_train_steps(model, batch, warmup=args.warmup, steps=args.steps, device=device)
-    median, n = timing["median_seconds"], image.shape[0]
+    median = timing["median_seconds"]
+    n = images_per_step or next(iter(batch.values())).shape[0]
     return {
         "images_per_s": round(n / median, 3),
         "images_per_s_mean": round(n * args.steps / sum(timing["step_seconds"]), 3),
@@ -193,6 +249,7 @@ def bench_steps(model: Any, image: torch.Tensor, args: argparse.Namespace, devic
         "train_flops_per_image": int(timing["flops_per_step"] / n),
         "achieved_flops_per_s": timing["flops_per_step"] / median,
         "last_losses": timing["last_losses"],
+        "bf16_autocast": bf16,
     }
 
 

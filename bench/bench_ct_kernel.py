@@ -14,7 +14,10 @@ steps with the gradient penalty, then one generator step) on a synthetic batch, 
 records them, each variant's warm-up seconds (the compilation, with ``--compile``) and the process's peak
 memory (``peak_rss_mb``; on CUDA also ``cuda_max_memory_allocated_mb``).
 
-Prints one JSON object on stdout. Run: ``.venv/bin/python bench/bench_ct_kernel.py [--batch-size 16]``.
+``--amp`` also times each variant under bf16 autocast (a fresh model, same seed): ``bf16`` (the same
+figures, no fraction) and ``bf16_over_fp32`` in each variant; the variant's own figures stay float32.
+
+Prints one JSON object on stdout. Run: ``.venv/bin/python bench/bench_ct_kernel.py [--batch-size 16] [--amp]``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ VARIANTS = {"small": 64, "large-v1": 128, "large-v2": 128}
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated variants")
+    p.add_argument("--amp", action="store_true", help="also time each variant under bf16 autocast")
     add_step_flags(p, batch_size=16, warmup=1, steps=3)
     return p.parse_args(argv)
 
@@ -47,12 +51,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def bench_variant(variant: str, args: argparse.Namespace, device: torch.device) -> dict:
     spec = get_model("ct-kernel-wgan")
     res = VARIANTS[variant]
-    torch.manual_seed(args.seed)
     config = build_config(spec.config_cls, {"variant": variant})
-    model = spec.factory(config, res, 1).to(device)
+
+    def build():
+        torch.manual_seed(args.seed)
+        return spec.factory(config, res, 1).to(device)
+
+    model = build()
     image = torch.rand(args.batch_size, 1, res, res, device=device) * 2 - 1
-    return {"res": res, **bench_steps(model, image, args, device), "parameters": model.parameter_counts(),
-            "use_kernel": model.use_kernel, "n_critic": config.n_critic}
+    base = bench_steps(model, image, args, device, amp=False if args.amp else None)  # --amp: fp32 also on CUDA
+    result = {"res": res, **base, "parameters": model.parameter_counts(),
+              "use_kernel": model.use_kernel, "n_critic": config.n_critic}
+    if args.amp:
+        result["bf16"] = bench_steps(build(), image, args, device, amp=True)
+        result["bf16_over_fp32"] = round(result["bf16"]["images_per_s"] / result["images_per_s"], 3)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "warmup_steps": args.warmup,
         "timed_steps": args.steps,
         **speed_flags(args),
+        "amp": bool(args.amp),
         **peak_memory(device),
         "matmul": matmul,
         "variants": variants,

@@ -3,13 +3,16 @@ translation of a whole BraTS-sized volume, as one JSON object (run it through ``
 
 Per registered model: training images/s (median of the timed steps after warm-up, synthetic batches at
 the model's default batch size), the training FLOPs per image counted by PyTorch, and the model-FLOP
-utilisation (MFU) against the device's dense peak: ``--peak-tflops`` when given, else a bf16 (GPU) or
-fp32 (CPU) matmul timed in the same process. Sampling images/s for unconditional models; FID feature
-images/s of the FID Inception network (its architecture, random weights unless ``--fid-weights``: speed
+utilisation (MFU) against the device's dense peak: ``--peak-tflops`` when given, else a bf16 (GPU) or,
+on a CPU, a matmul in the steps' precision (bf16 under autocast, else fp32) timed in the same process.
+Sampling images/s for unconditional models; FID feature images/s of the FID Inception network (its architecture, random weights unless ``--fid-weights``: speed
 does not depend on the values); and the seconds to translate a 240x240x155 volume slice by slice with
 sag-gan. Peak memory: ``torch.cuda.max_memory_allocated`` on a GPU, the process's max RSS on a CPU.
-On a GPU the steps run under bf16 autocast, channels-last, as the trainer does; ``--compile`` compiles
-each network as ``medsyn train --compile`` does (FLOPs are counted on the eager step).
+``--amp auto`` (the default, what ``bench/gpu.sh`` passes): bf16 autocast where the trainer takes it by
+default (CUDA, CPUs with native bf16), for training, sampling and the translated volume alike, as
+``medsyn train``/``sample``/``translate`` run; ``--amp on``/``off`` force it. On a GPU the networks are
+channels-last, as the trainer does; ``--compile`` compiles each network as ``medsyn train --compile`` does
+(FLOPs are counted on the eager step).
 
 ``--smoke``: tiny steps, batches and volume, for a CPU check that everything runs (not a measurement).
 """
@@ -32,7 +35,10 @@ import torch  # noqa: E402
 from medsyn_cli.config import build_config  # noqa: E402
 from medsyn_cli.errors import TrainingError  # noqa: E402
 from medsyn_cli.registry import all_models  # noqa: E402
+from medsyn_cli.training.device import amp_choice, autocast_factory  # noqa: E402
 from medsyn_cli.training.speedups import check_compile, prepare_networks  # noqa: E402
+
+AMP_SETTINGS = {"auto": None, "on": True, "off": False}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -47,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fid-weights", default=None)
     p.add_argument("--volume", default="240,240,155", help="X,Y,Z of the volume to translate")
     p.add_argument("--smoke", action="store_true", help="tiny sizes: check that it runs (CPU)")
+    p.add_argument("--amp", choices=list(AMP_SETTINGS), default="auto",
+                   help="bf16 autocast: auto (as medsyn train: CUDA and CPUs with native bf16), on or off")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile each network as `medsyn train --compile` does (the warm-up steps wait for "
                         "the compiler: their warmup_seconds include it)")
@@ -75,8 +83,8 @@ def bench_model(name, spec, args, device, peak) -> dict:
     batch = 2 if args.smoke else spec.default_batch_size
     torch.manual_seed(0)
     model = spec.factory(build_config(spec.config_cls, {}), res, 1).to(device)
+    model.autocast = autocast_factory(device, args.amp_on)
     if device.type == "cuda":
-        model.autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
         for net in model.networks.values():
             net.to(memory_format=torch.channels_last)
     model.train()
@@ -138,6 +146,7 @@ def bench_translate(args, device) -> dict:
     spec = all_models()["sag-gan"]
     res = 32 if args.smoke else args.translation_res
     model = spec.factory(build_config(spec.config_cls, {}), res, 1).to(device).eval()
+    model.autocast = autocast_factory(device, args.amp_on)
     rng = np.random.default_rng(0)
     vol = np.zeros(shape, np.float32)
     vol[shape[0] // 8:-shape[0] // 8, shape[1] // 8:-shape[1] // 8] = rng.random(
@@ -163,13 +172,16 @@ def main(argv=None) -> None:
             check_compile(device)  # before any model is built, where the compiler cannot work
         except TrainingError as exc:
             sys.exit(f"bench_gpu: {exc}")
+    args.amp_on, amp_reason = amp_choice(device, AMP_SETTINGS[args.amp])
     started = time.time()
     if args.peak_tflops:
         peak, peak_from = args.peak_tflops * 1e12, "--peak-tflops"
     elif device.type == "cuda":
         peak, peak_from = matmul_flops_per_s(8192, device, dtype=torch.bfloat16), "bf16 matmul 8192^2, measured"
-    else:
-        peak, peak_from = matmul_flops_per_s(512 if args.smoke else 2048, device), "fp32 matmul, measured"
+    else:  # the CPU: a matmul in the precision the steps run in
+        dtype = torch.bfloat16 if args.amp_on else torch.float32
+        peak = matmul_flops_per_s(512 if args.smoke else 2048, device, dtype=dtype)
+        peak_from = f"{'bf16' if args.amp_on else 'fp32'} matmul, measured"
     specs = all_models()
     names = [m for m in args.models.split(",") if m] or list(specs)
     models = {}
@@ -178,7 +190,9 @@ def main(argv=None) -> None:
         models[name] = bench_model(name, specs[name], args, device, peak)
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
-        "torch": torch.__version__, "smoke": args.smoke, "compile": args.compile, "peak_flops_per_s": peak, "peak_from": peak_from,
+        "torch": torch.__version__, "smoke": args.smoke, "compile": args.compile,
+        "amp": {"setting": args.amp, "bf16_autocast": args.amp_on, "reason": amp_reason},
+        "peak_flops_per_s": peak, "peak_from": peak_from,
         "models": models, "fid_features": bench_fid(args, device), "translate_volume": bench_translate(args, device),
         "peak_memory_mib": peak_memory_mib(device), "seconds": round(time.time() - started, 1),
     }

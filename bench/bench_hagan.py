@@ -9,6 +9,7 @@ large fp32 matmul measured in the same run, and the fraction of that rate the tr
     .venv/bin/python bench/bench_hagan.py               # paper widths, 64x64, batch 32
     .venv/bin/python bench/bench_hagan.py --steps 5 --ablation base
     .venv/bin/python bench/bench_hagan.py --channels-last      # or --compile, as medsyn train has them
+    .venv/bin/python bench/bench_hagan.py --amp                # also under bf16 autocast: "bf16", "bf16_over_fp32"
 
 The JSON also records the flags, each phase's warm-up seconds (the compilation, with ``--compile``) and
 the process's peak resident memory (``peak_rss_mb``).
@@ -22,7 +23,7 @@ import os
 import platform
 
 from _common import (add_speed_flags, apply_speed_flags, matmul_flops_per_s, peak_memory,  # first: OpenMP
-                     speed_flags, time_train_steps)
+                     set_amp, speed_flags, time_train_steps)
 
 import torch
 
@@ -51,14 +52,20 @@ def main() -> None:
     parser.add_argument("--ablation", default="full")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per phase")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per phase")
+    parser.add_argument("--amp", action="store_true",
+                        help="also time both phases under bf16 autocast (a fresh model, same seed): the JSON's "
+                             "bf16 and bf16_over_fp32; the figures at the top stay float32")
     add_speed_flags(parser)
     args = parser.parse_args()
 
-    torch.manual_seed(0)
-    config = HAGANConfig(ablation=args.ablation, warmup_steps=PHASE_SWITCH)
-    model = HAGAN(config, args.res, args.channels)
-    batch = {"image": torch.rand(args.batch, args.channels, args.res, args.res) * 2 - 1}
-    batch = apply_speed_flags(model, batch, args, torch.device("cpu"))
+    def build(bf16: bool):
+        torch.manual_seed(0)
+        model = HAGAN(HAGANConfig(ablation=args.ablation, warmup_steps=PHASE_SWITCH), args.res, args.channels)
+        set_amp(model, torch.device("cpu"), bf16)
+        batch = {"image": torch.rand(args.batch, args.channels, args.res, args.res) * 2 - 1}
+        return model, apply_speed_flags(model, batch, args, torch.device("cpu"))
+
+    model, batch = build(False)
     phases = {"warmup_phase": 0, "attnmix_phase": PHASE_SWITCH}
 
     result = {
@@ -72,6 +79,13 @@ def main() -> None:
     matmul_before = matmul_flops_per_s()
     for name, step in phases.items():
         result[name] = time_phase(model, batch, step, args.warmup, args.steps)
+    if args.amp:
+        model, batch = build(True)
+        result["bf16"] = {name: time_phase(model, batch, step, args.warmup, args.steps)
+                          for name, step in phases.items()}
+        result["bf16_over_fp32"] = {name: result["bf16"][name]["images_per_s"] / result[name]["images_per_s"]
+                                    for name in phases}
+    result["amp"] = bool(args.amp)
     matmul_after = matmul_flops_per_s()
     result["matmul_fp32_flops_per_s"] = max(matmul_before, matmul_after)
     result["matmul_fp32_flops_per_s_before_after"] = [matmul_before, matmul_after]

@@ -16,6 +16,12 @@ Prints one JSON object:
     .venv/bin/python bench/bench_translation.py
     .venv/bin/python bench/bench_translation.py --steps 5 --threads 1 --translate-res 64
     .venv/bin/python bench/bench_translation.py --channels-last   # or --compile: the training part
+    .venv/bin/python bench/bench_translation.py --amp             # also under bf16 autocast
+
+``--amp`` also times each model's training under bf16 autocast (a fresh model, same seed: ``bf16`` and
+``bf16_over_fp32`` in each ``train`` entry) and translates the volume again under bf16 autocast, as
+``medsyn translate`` does by default where the CPU has native bf16 (``translate_bf16``,
+``translate_bf16_speedup``: fp32 seconds over bf16 seconds); the other figures stay float32.
 
 The JSON also records the flags (applied to training as ``medsyn train`` applies them; the volume is
 translated with plain networks), each model's warm-up seconds (the compilation, with ``--compile``) and
@@ -33,7 +39,7 @@ import time
 from pathlib import Path
 
 from _common import (add_speed_flags, apply_speed_flags, matmul_flops_per_s, peak_memory,  # first: OpenMP
-                     speed_flags, time_train_steps)
+                     set_amp, speed_flags, time_train_steps)
 
 import numpy as np
 import torch
@@ -58,8 +64,10 @@ def random_batch(res: int, batch: int) -> dict[str, torch.Tensor]:
             "tumor_mask": mask, "tumor_has_mask": torch.arange(batch) % 2 == 0}
 
 
-def bench_training(name: str, res: int, batch: int, warmup: int, steps: int, args: argparse.Namespace) -> dict:
+def bench_training(name: str, res: int, batch: int, warmup: int, steps: int, args: argparse.Namespace,
+                   bf16: bool = False) -> dict:
     model = build(name, res)
+    set_amp(model, torch.device("cpu"), bf16)
     data = apply_speed_flags(model, random_batch(res, batch), args, torch.device("cpu"))
     timing = time_train_steps(model, data, warmup=warmup, steps=steps)
     median, flops = timing["median_seconds"], timing["flops_per_step"]
@@ -80,10 +88,11 @@ def synthetic_head(path: Path) -> None:
     nib.save(nib.Nifti1Image(vol, np.diag([-1.0, -1.0, 1.0, 1.0])), str(path))
 
 
-def bench_translate(res: int, batch_size: int) -> dict:
+def bench_translate(res: int, batch_size: int, bf16: bool = False) -> dict:
     from medsyn_cli.translation import translate_volume
 
     model = build("sag-gan", res).eval()
+    set_amp(model, torch.device("cpu"), bf16)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         cases = sorted(BRATS.glob("*/*_t1ce.nii.gz")) if BRATS.is_dir() else []
@@ -95,7 +104,7 @@ def bench_translate(res: int, batch_size: int) -> dict:
             outcome = translate_volume(model, source, tmp / "out.nii.gz", "tumor", tmp / "att.nii.gz",
                                        batch_size=batch_size)
             seconds = time.perf_counter() - t
-    return {"input": source.name if cases else "synthetic 240x240x155 int16 head", "res": res,
+    return {"input": source.name if cases else "synthetic 240x240x155 int16 head", "res": res, "bf16_autocast": bf16,
             "batch_size": batch_size, "seconds": round(seconds, 2),
             "slices_translated": outcome.slices_translated, "slices_skipped": outcome.slices_skipped,
             "slices_per_s": round(outcome.slices_translated / seconds, 2)}
@@ -111,6 +120,7 @@ def main() -> None:
     ap.add_argument("--translate-res", type=int, default=128)
     ap.add_argument("--translate-batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    ap.add_argument("--amp", action="store_true", help="also train and translate under bf16 autocast")
     add_speed_flags(ap)
     args = ap.parse_args()
     if args.threads:
@@ -121,6 +131,10 @@ def main() -> None:
     matmul = max(matmul_before, matmul_flops_per_s())  # the faster of before and after, as bench_train does
     for figures in train.values():
         figures["fraction_of_matmul"] = round(figures["achieved_flops_per_s"] / matmul, 3)
+    if args.amp:
+        for m, figures in train.items():
+            figures["bf16"] = bench_training(m, args.res, args.batch_size, args.warmup, args.steps, args, bf16=True)
+            figures["bf16_over_fp32"] = round(figures["bf16"]["images_per_s"] / figures["images_per_s"], 3)
     result = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "threads": torch.get_num_threads(), "device": "cpu",
@@ -129,7 +143,12 @@ def main() -> None:
         "matmul": {"size": 2048, "flops_per_s": round(matmul)},
         "train": train,
         "translate": bench_translate(args.translate_res, args.translate_batch),
+        "amp": bool(args.amp),
     }
+    if args.amp:
+        result["translate_bf16"] = bench_translate(args.translate_res, args.translate_batch, bf16=True)
+        seconds = (result["translate"]["seconds"], result["translate_bf16"]["seconds"])
+        result["translate_bf16_speedup"] = round(seconds[0] / seconds[1], 3)
     result.update(peak_memory("cpu"))
     print(json.dumps(result, indent=2))
 

@@ -20,6 +20,7 @@ def test_gpu_bench_smoke_prints_every_figure():
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
     assert result["smoke"] is True and result["peak_flops_per_s"] > 0
+    assert result["amp"]["setting"] == "auto"  # gpu.sh runs as medsyn train does by default
     for name in ("dcgan", "sag-gan"):
         m = result["models"][name]
         assert m["train_images_per_s"] > 0 and m["train_flops_per_image"] > 0 and 0 < m["mfu"] < 1.5

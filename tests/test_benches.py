@@ -90,6 +90,85 @@ def test_translation_bench_trains_and_translates_a_volume():
     assert result["translate"]["seconds"] > 0 and result["translate"]["slices_translated"] > 0
 
 
+# -- bf16 autocast (issue 36) -----------------------------------------------------------------------
+def test_amp_helpers_set_the_trainers_autocast_and_compare_configurations():
+    import contextlib
+
+    model = type("M", (), {})()
+    cpu = _common.torch.device("cpu")
+    assert _common.set_amp(model, cpu, None) is False and model.autocast is contextlib.nullcontext  # CPU default
+    assert _common.set_amp(model, cpu, True) is True
+    with model.autocast():
+        assert _common.torch.is_autocast_enabled("cpu")
+        assert _common.torch.get_autocast_dtype("cpu") == _common.torch.bfloat16
+    configs = {"fp32": {"images_per_s": 10.0}, "fp32_channels_last": {"images_per_s": 12.0},
+               "bf16": {"images_per_s": 18.0}, "bf16_channels_last": {"images_per_s": 15.0}}
+    assert _common.amp_ratios(configs) == {
+        "bf16_over_fp32": 1.8, "bf16_over_fp32_channels_last": 1.25, "channels_last_over_plain_fp32": 1.2,
+        "channels_last_over_plain_bf16": 0.833, "fastest": "bf16"}
+    assert _common.amp_ratios({"fp32": {"images_per_s": 1.0}})["bf16_over_fp32"] is None
+    batch = _common.training_batch("translation", 4, 16)
+    assert set(batch) == {"normal", "tumor", "tumor_mask", "tumor_has_mask"}
+    assert batch["tumor_has_mask"].tolist() == [True, False, True, False]
+    assert _common.training_batch("unconditional", 3, 16)["image"].shape == (3, 1, 16, 16)
+
+
+@pytest.mark.slow
+def test_train_bench_amp_table_times_each_model_and_the_reference_four_ways():
+    result = figures(bench("bench_train.py", "--amp", "--models", "dcgan,sag-gan", "--batch-size", "2",
+                           "--warmup", "0", "--steps", "1", "--matmul-size", "256"))
+    assert result["benchmark"] == "train_throughput_amp" and result["configurations"] == list(_common.AMP_CONFIGS)
+    reference = result["reference"]
+    for entry in (reference, result["models"]["dcgan"], result["models"]["sag-gan"]):
+        assert set(entry["configs"]) == set(_common.AMP_CONFIGS)
+        for label, figures_ in entry["configs"].items():
+            assert figures_["images_per_s"] > 0 and figures_["losses_finite"] is True
+            assert figures_["bf16_autocast"] is label.startswith("bf16")
+        assert entry["bf16_over_fp32"] > 0 and entry["fastest"] in _common.AMP_CONFIGS
+    assert reference["batch_size"] == 2 and reference["parameters"]["generator"] == 3574656  # the example's G, nc=1
+    assert set(result["models"]["dcgan"]["over_reference"]) == set(_common.AMP_CONFIGS)
+    sag = result["models"]["sag-gan"]
+    assert sag["task"] == "translation" and sag["images_per_step"] == 2 * sag["batch_size"]
+    assert sag["over_reference"] is None  # another task: no like-for-like comparison
+
+
+@pytest.mark.slow
+def test_hagan_ct_kernel_and_translation_benches_take_amp():
+    hagan = figures(bench("bench_hagan.py", "--batch", "2", "--warmup", "0", "--steps", "1", "--amp"))
+    assert hagan["amp"] is True and hagan["bf16"]["attnmix_phase"]["attnmix_active"] is True
+    assert hagan["bf16_over_fp32"]["warmup_phase"] > 0 and hagan["warmup_phase"]["images_per_s"] > 0
+    ct = figures(bench("bench_ct_kernel.py", "--variants", "small", "--batch-size", "2", "--warmup", "0",
+                       "--steps", "1", "--matmul-size", "256", "--amp"))
+    small = ct["variants"]["small"]
+    assert small["bf16_autocast"] is False and small["bf16"]["bf16_autocast"] is True and small["bf16_over_fp32"] > 0
+    tr = figures(bench("bench_translation.py", "--models", "cyclegan", "--res", "64", "--warmup", "0",
+                       "--steps", "1", "--translate-res", "64", "--translate-batch", "32", "--amp"))
+    assert tr["train"]["cyclegan"]["bf16"]["pairs_per_s"] > 0 and tr["train"]["cyclegan"]["bf16_over_fp32"] > 0
+    assert tr["translate_bf16"]["bf16_autocast"] is True and tr["translate"]["bf16_autocast"] is False
+    assert tr["translate_bf16"]["slices_translated"] == tr["translate"]["slices_translated"]
+
+
+@pytest.mark.slow
+def test_amp_numerics_bench_trains_through_the_trainer_and_reads_its_losses(tmp_path):
+    result = figures(bench("bench_amp_numerics.py", "--models", "dcgan", "--steps", "3", "--log-every", "1",
+                           "--batch-size", "4", "--data", "phantom:ct", "--with-fp32", "--out", str(tmp_path)))
+    run = result["models"]["dcgan"]
+    assert result["all_finite"] is True and result["no_nan_guard"] is True
+    assert run["amp"] is True and run["fp32"]["amp"] is False and run["exit_code"] == 0
+    assert run["steps_done"] == 3 and run["records"] == 3 and run["losses_finite"] is True
+    assert run["nan_guard_tripped"] is False and set(run["final_losses"]) >= {"loss_d", "loss_g"}
+    assert (tmp_path / "dcgan-bf16" / "stats.jsonl").is_file()
+
+
+def test_inference_amp_bench_times_both_precisions():
+    result = figures(bench("bench_inference_amp.py", "--models", "dcgan,sag-gan", "--batch-size", "2",
+                           "--translate-batch", "1", "--batches", "1"))
+    for name, task in (("dcgan", "unconditional"), ("sag-gan", "translation")):
+        m = result["models"][name]
+        assert m["task"] == task and m["fp32_images_per_s"] > 0 and m["bf16_images_per_s"] > 0
+        assert 0 < m["mean_abs_diff"] < 0.05 and m["bf16_over_fp32"] > 0
+
+
 def test_quality_bench_refuses_a_folder_it_did_not_make(tmp_path):
     out = tmp_path / "my-scans"
     out.mkdir()
