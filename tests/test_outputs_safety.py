@@ -145,7 +145,7 @@ def test_outputs_follow_the_umask(tiny_models, dcgan_run, tmp_path, capsys, mask
         run = tmp_path / "run"
         train(run, random_images(8), steps=2, batch_size=4, checkpoint_every=1)
         sample(source=str(dcgan_run), out=str(tmp_path / "fake"), n=2, fmt="png", seed=0, batch_size=2,
-               device="cpu", as_json=False, force=False, weights="last")
+               device="cpu", as_json=False, force=False, weights="last", amp=None)
     finally:
         os.umask(old)
     for root in (run, tmp_path / "fake"):

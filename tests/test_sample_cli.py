@@ -22,7 +22,8 @@ def sample_here(capsys, source, out, **kw) -> list[str]:
     """Run the command's function in this process (a subprocess costs seconds on a busy machine)."""
     from medsyn_cli.cli.sample import sample
 
-    args = dict(n=2, fmt="png", seed=0, batch_size=64, device="cpu", as_json=False, force=False, weights="last")
+    args = dict(n=2, fmt="png", seed=0, batch_size=64, device="cpu", as_json=False, force=False, weights="last",
+                amp=None)
     args.update(kw)
     capsys.readouterr()
     sample(source=str(source), out=str(out), **args)
@@ -53,7 +54,7 @@ def test_sampling_builds_no_optimizer_and_never_imports_the_compiler(dcgan_run, 
     # `medsyn sample` that sampling does not need. The model is built without optimizers.
     code = ("import sys; from medsyn_cli.cli.sample import sample; "
             f"sample(source={str(dcgan_run)!r}, out={str(tmp_path / 'fake')!r}, n=2, fmt='png', seed=0, "
-            "batch_size=64, device='cpu', as_json=False, force=False, weights='last'); "
+            "batch_size=64, device='cpu', as_json=False, force=False, weights='last', amp=None); "
             "from medsyn_cli.training.checkpoint import load_for_inference; "
             f"model, _ = load_for_inference({str(dcgan_run)!r}); "
             "print(sorted(model.optimizers), sorted(m for m in ('torch._dynamo', 'torchvision') if m in sys.modules))")
@@ -132,5 +133,5 @@ def test_translation_models_are_sent_to_translate(tiny_models, tmp_path):
 
     with pytest.raises(InputError, match="medsyn translate"):
         sample(source=str(run), n=2, out=str(tmp_path / "o"), fmt="png", seed=0, batch_size=2, device="cpu",
-               as_json=False, force=False, weights="last")
+               as_json=False, force=False, weights="last", amp=None)
     assert load_for_inference(run)[1]["task"] == "translation" and not (tmp_path / "o").exists()

@@ -30,6 +30,10 @@ def sample(
     seed: int = typer.Option(0, "--seed", help="Same seed, batch size and device: same images."),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Images generated per forward pass."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N. [default: auto]"),
+    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp",
+                                       help="Run the generator under bf16 autocast (outputs are float32 either way). "
+                                            "[default: auto: on for CUDA and for CPUs with native bf16 "
+                                            "(avx512_bf16, AMX), off elsewhere, as training]"),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line per file instead of paths."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
 ) -> None:
@@ -37,6 +41,8 @@ def sample(
 
     The files appear all at once: they are written into a temporary directory beside --out, which
     is renamed to --out at the end. Images come from the EMA weights when the run kept an EMA.
+    The generator runs under bf16 autocast where the device computes bf16 natively (--no-amp:
+    float32; the images then match a float32 run's bit for bit).
 
     Examples:
 
@@ -60,21 +66,25 @@ def sample(
 
     check_owned_folder(target, force=force, command="sample")  # before the model is loaded
     device_name = setting("device", device, "auto", section="sample")
+    from medsyn_cli.training.plan_values import amp_mode
+
+    amp = setting("amp", amp, None, cast=amp_mode, section="sample", check=amp_mode)
 
     from medsyn_cli.training.checkpoint import load_for_inference
 
-    model, meta = load_for_inference(source, device=device_name, weights=weights)
+    model, meta = load_for_inference(source, device=device_name, weights=weights, amp=amp)
     if meta["task"] != "unconditional":
         raise InputError(f"{meta['model']} is a translation model; it translates images instead of sampling",
                          path=source, hint="use `medsyn translate`")
 
     files = write_samples(model, target, n=n, fmt=fmt, seed=seed, batch_size=batch_size, force=force,
                           progress=progress)
-    log(f"{n} images from {meta['model']} (step {meta['step']}) in {target}")
+    precision = "bf16 autocast" if meta["amp"] else "fp32"
+    log(f"{n} images from {meta['model']} (step {meta['step']}, {precision}: {meta['amp_reason']}) in {target}")
     for i, path in enumerate(files):
         if as_json:
             echo_json({"path": str(path), "index": i, "format": fmt, "model": meta["model"], "step": meta["step"],
-                       "seed": seed, "source": meta["source"]})
+                       "seed": seed, "source": meta["source"], "amp": meta["amp"]})
         else:
             typer.echo(str(path))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -30,12 +31,14 @@ def resolve_weights(model: str | None) -> Path:
     return found
 
 
-def load_translator(weights: Path, device: str, res: int | None, channels: int | None, which: str = "last"):
-    """The model and its metadata, refused when it cannot translate or is not what was asked for."""
+def load_translator(weights: Path, device: str, res: int | None, channels: int | None, which: str = "last",
+                    amp: bool | None = False):
+    """The model and its metadata, refused when it cannot translate or is not what was asked for;
+    ``amp`` as :func:`~medsyn_cli.training.checkpoint.load_for_inference` takes it (None: auto)."""
     from medsyn_cli.training.checkpoint import load_for_inference
     from medsyn_cli.training.device import resolve_device
 
-    model, meta = load_for_inference(weights, resolve_device(device), weights=which)
+    model, meta = load_for_inference(weights, resolve_device(device), weights=which, amp=amp)
     name = meta.get("model", type(model).__name__)
     if getattr(model, "task", None) != "translation":
         raise InputError(f"model {name!r} is unconditional: it samples images, it does not translate them",
@@ -65,6 +68,10 @@ def translate(
     res: Optional[int] = typer.Option(None, "--res", help="Refuse a checkpoint of another resolution."),
     channels: Optional[int] = typer.Option(None, "--channels", help="Refuse a checkpoint of another channel count."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp",
+                                       help="Run the generators under bf16 autocast (outputs are float32 either "
+                                            "way). [default: auto: on for CUDA and for CPUs with native bf16 "
+                                            "(avx512_bf16, AMX), off elsewhere, as training]"),
     which: str = typer.Option("last", "--weights", "-w",
                               help="last (weights.safetensors), best (best.safetensors: lowest FID of "
                                    "--eval-every) or live (checkpoints/latest.pt without an EMA) when "
@@ -81,7 +88,8 @@ def translate(
     affine, header and intensity scale, and every voxel outside the brain keeps its value.
     Prints each output path on stdout (one per line). An input whose modality (guessed from its
     name: t1, t1ce, t2, flair) or intensity scale (CT in HU vs MR) differs from the data the model
-    was trained on gives a warning, or with --strict an error.
+    was trained on gives a warning, or with --strict an error. The generators run under bf16
+    autocast where the device computes bf16 natively (--no-amp: float32).
 
     Examples:
 
@@ -113,7 +121,12 @@ def translate(
     weights = resolve_weights(model)
     import torch  # only now: every check above answers without it
 
-    net, meta = load_translator(weights, device, res, channels, which)
+    from medsyn_cli.config import setting
+    from medsyn_cli.training.plan_values import amp_mode
+
+    if amp is None and os.environ.get("MEDSYN_AMP"):  # the flag, else MEDSYN_AMP (as train), else auto
+        amp = setting("amp", None, None, cast=amp_mode, check=amp_mode)
+    net, meta = load_translator(weights, device, res, channels, which, amp=amp)
     if attention_out is not None and not getattr(net.config, "attention", False):
         raise InputError(f"model {meta.get('model', '?')!r} has no attention maps", path=weights,
                          hint="drop --attention-out, or use a sag-gan run with attention=true")
@@ -126,7 +139,9 @@ def translate(
     check = DomainCheck(meta.get("intensity"), strict=strict)
     for path in paths:  # names first: --strict refuses before anything is written
         check.name(path)
-    log(f"translating {len(paths)} input(s) to {to} with {meta.get('model', '?')} at {net.res}px ({weights})")
+    precision = "bf16 autocast" if meta["amp"] else "fp32"
+    log(f"translating {len(paths)} input(s) to {to} with {meta.get('model', '?')} at {net.res}px ({weights}; "
+        f"{precision}: {meta['amp_reason']})")
     from medsyn_cli.fileio import staged_outputs
     from medsyn_cli.outputs import record_outputs
 
@@ -149,7 +164,7 @@ def translate(
             echo_json({"input": str(path), "output": str(outcome.output),
                        "attention": None if outcome.attention is None else str(outcome.attention),
                        "slices_translated": outcome.slices_translated,
-                       "slices_skipped": outcome.slices_skipped, **outcome.info})
+                       "slices_skipped": outcome.slices_skipped, "amp": meta["amp"], **outcome.info})
         else:
             typer.echo(str(outcome.output))
 

@@ -97,7 +97,10 @@ class FeatureExtractor:
         window: collections.deque[Future] = collections.deque()
         ahead = 2 * self.batch_size  # decode at most two batches ahead: bounded memory
         start = 0
-        with ThreadPoolExecutor(self.workers) as pool, torch.inference_mode(), tf32:
+        # float32 features even inside a caller's bf16 autocast (a training run scoring FID): the
+        # parity with pytorch-fid must not depend on who calls
+        fp32 = torch.autocast(torch.device(self.device).type, enabled=False)
+        with ThreadPoolExecutor(self.workers) as pool, torch.inference_mode(), tf32, fp32:
             def refill() -> None:
                 while len(window) < ahead:
                     nxt = next(items, None)

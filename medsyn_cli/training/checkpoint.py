@@ -189,7 +189,8 @@ def build_model(name: str, config: dict[str, Any], res: int, channels: int, *, i
     return spec, model
 
 
-def load_for_inference(path: str | Path, device: str | torch.device = "cpu", weights: str = "last"):
+def load_for_inference(path: str | Path, device: str | torch.device = "cpu", weights: str = "last",
+                       amp: bool | None = False):
     """Load a trained model from a run directory, a ``.pt`` checkpoint or a ``.safetensors`` export.
 
     A run directory means its ``weights.safetensors`` if present, else ``checkpoints/latest.pt``;
@@ -198,9 +199,15 @@ def load_for_inference(path: str | Path, device: str | torch.device = "cpu", wei
     weights as trained (a run directory's ``checkpoints/latest.pt``, a checkpoint, or an export
     without an EMA), to compare the average with what it averages. Returns ``(model, meta)`` with the networks
     in eval mode on ``device``; ``meta`` has model, task, res, channels, config, intensity, step,
-    ema and source.
+    ema, source, amp and amp_reason.
+
+    ``amp`` is the precision of ``sample``/``translate`` (outputs are float32 either way): None is auto,
+    the training rule (bf16 autocast on CUDA and on CPUs with native bf16, see
+    :func:`~medsyn_cli.training.device.amp_choice`), True/False force it. The default, False, keeps
+    float32 for callers that measure (metrics, the translation yardstick); ``medsyn sample`` and
+    ``medsyn translate`` pass their ``--amp`` setting (auto unless forced).
     """
-    from medsyn_cli.training.device import resolve_device
+    from medsyn_cli.training.device import amp_choice, autocast_factory, resolve_device
     from medsyn_cli.training.export import read_weights
 
     source = _resolve_source(Path(path), weights)
@@ -229,8 +236,11 @@ def load_for_inference(path: str | Path, device: str | torch.device = "cpu", wei
     except RuntimeError as exc:
         raise InputError(f"weights do not fit model {meta['model']!r}: {state_mismatch(exc)}",
                          path=source) from None
-    model.to(resolve_device(str(device)))
+    target = resolve_device(str(device))
+    model.to(target)
     model.eval()
+    meta["amp"], meta["amp_reason"] = amp_choice(target, amp)
+    model.autocast = autocast_factory(target, meta["amp"])
     meta["source"] = str(source)
     return model, meta
 
