@@ -225,7 +225,7 @@ def test_kernel_is_trained_and_train_step_reports_losses():
     assert any(kernel is p for g in model.optimizers["generator"].param_groups for p in g["params"])
     before = kernel.detach().clone()
     losses = model.train_step({"image": torch.rand(4, 1, 128, 128) * 2 - 1}, 0)
-    assert set(losses) == {"loss_critic", "loss_g", "gp", "wasserstein"}
+    assert set(losses) == {"loss_critic", "loss_g", "gp", "grad_norm", "wasserstein"}
     assert all(math.isfinite(v) for v in losses.values())
     assert not torch.equal(kernel.detach(), before)
 
@@ -325,7 +325,7 @@ def test_linconv_baseline_trains_and_samples_through_the_cli(tmp_path):
                 "--device", "cpu", "--out", out, *narrow, env={"OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr
     stats = [json.loads(line) for line in (out / "stats.jsonl").read_text().splitlines()]
-    assert stats and set(stats[-1]["losses"]) == {"loss_critic", "loss_g", "gp", "wasserstein"}
+    assert stats and set(stats[-1]["losses"]) == {"loss_critic", "loss_g", "gp", "grad_norm", "wasserstein"}
     r = run_cli("sample", out, "--n", "3", "--out", tmp_path / "fake", "--format", "npy")
     assert r.returncode == 0, r.stderr
     paths = r.stdout.split()

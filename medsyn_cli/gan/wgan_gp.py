@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from medsyn_cli.nn.gradient_penalty import gradient_penalty
+from medsyn_cli.nn.gradient_penalty import penalty_and_norm
 from medsyn_cli.nn.losses import wasserstein_critic, wasserstein_generator
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ class CriticStep:
     loss: torch.Tensor  # E[C(fake)] - E[C(real)] + lambda * GP, what the critic minimised
     wasserstein: torch.Tensor  # E[C(real)] - E[C(fake)], the critic's estimate of W(real, fake)
     gp: torch.Tensor  # E[(||grad C(x_hat)||_2 - 1)^2]
+    grad_norm: torch.Tensor  # E[||grad C(x_hat)||_2] at the same interpolates (1 for a 1-Lipschitz optimum)
 
 
 Augment = Callable[[torch.Tensor], torch.Tensor]
@@ -48,10 +49,10 @@ def critic_step(model: GANModel, real: torch.Tensor, latents: torch.Tensor, *, g
     with model.autocast():
         scores_real, scores_fake = C(real), C(fake)
     loss_w = wasserstein_critic(scores_real, scores_fake)
-    gp = gradient_penalty(C, real, fake)
+    gp, grad_norm = penalty_and_norm(C, real, fake)
     loss = loss_w + gp_weight * gp
     model.optimize(critic, loss)
-    return CriticStep(loss.detach(), -loss_w.detach(), gp.detach())
+    return CriticStep(loss.detach(), -loss_w.detach(), gp.detach(), grad_norm)
 
 
 def generator_step(model: GANModel, latents: torch.Tensor, *, generator: str = "generator",

@@ -116,6 +116,7 @@ class KernelSkipWGAN(GANModel):
             "loss_critic": critic.loss,  # detached tensors (critic_step, generator_step)
             "loss_g": loss_g,
             "gp": critic.gp,
+            "grad_norm": critic.grad_norm,  # mean ||grad C|| at the penalty's interpolates (last critic step)
             # The critic's estimate of the Wasserstein distance on the last critic step.
             "wasserstein": critic.wasserstein,
         }
