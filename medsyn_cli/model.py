@@ -142,6 +142,37 @@ class GANModel:
             return torch.empty(0, self.channels, self.res, self.res, device=self.device)
         return torch.cat(out)
 
+    def discriminator_scores(self, images: torch.Tensor) -> torch.Tensor | None:
+        """The raw score the model's discriminator (or critic) gives each image, shape (N,), float32: no
+        gradient, eval mode (BatchNorm's running statistics; none updated), under the model's autocast,
+        the network's mode restored; a spatial output (a PatchGAN map) is averaged per image. What
+        ``--holdout``'s diagnostics compare on training, held-out and generated images.
+
+        By default the network named ``critic`` or ``discriminator``; a model whose discriminator is
+        built otherwise (several outputs, two discriminators) overrides this, and one without any
+        returns None (the diagnostics are then skipped)."""
+        name = next((n for n in ("critic", "discriminator") if n in self.networks), None)
+        return None if name is None else self.score_images(self.networks[name], images)
+
+    @torch.no_grad()
+    def score_images(self, net: nn.Module, images: torch.Tensor, *, select: Callable[[Any], torch.Tensor] | None = None,
+                     chunk: int = 256) -> torch.Tensor:
+        """``net``'s score of each image as in :meth:`discriminator_scores`; ``select`` picks the score
+        from the network's output when it returns more than one thing (e.g. ``lambda out: out[0]``)."""
+        was_training = {m: m.training for m in net.modules()}
+        net.eval()
+        try:
+            out = []
+            for part in images.split(chunk):
+                with self.autocast():
+                    scores = net(part.to(self.device))
+                    scores = select(scores) if select is not None else scores
+                out.append(scores.float().reshape(part.shape[0], -1).mean(dim=1))
+        finally:
+            for module, mode in was_training.items():
+                module.training = mode
+        return torch.cat(out) if out else torch.empty(0, device=self.device)
+
     @staticmethod
     def requires_grad(module: nn.Module, flag: bool) -> None:
         """Freeze a network while another is updated (saves backward work, as the references do)."""

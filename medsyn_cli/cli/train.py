@@ -48,6 +48,11 @@ def train(
         None, "--max-minutes", help="Training-time budget: after the step that spends it, write the checkpoint and "
                                     "weights and exit 0 as a finished run (step time, summed over resumes; "
                                     "--resume with a larger budget goes on; 0: none). [default: none]"),
+    holdout: Optional[float] = typer.Option(
+        None, "--holdout", help="Keep this fraction (0 to 0.5) of the images out of training, chosen by --seed, and "
+                                "log the critic's mean score on training, held-out and generated images at every "
+                                "log step (is the critic memorising?); part of the run's identity. Unconditional "
+                                "models. 0: off. [default: 0]"),
     ema_decay: Optional[float] = typer.Option(None, "--ema-decay",
                                               help="EMA decay for models that keep one. [default: 0.999]"),
     force: bool = typer.Option(False, "--force", help="Delete an existing run in --out and start over."),
@@ -86,6 +91,7 @@ def train(
         medsyn train dcgan --out runs/dcgan64 --resume --steps 40000
         medsyn train wgan --data ./covid-ct --res 64 --set n_critic=5 --dry-run
         medsyn train hagan --data ./covid-ct --res 64 --eval-every 2000 --out runs/hagan64
+        medsyn train wgan --data ./covid-ct --res 64 --holdout 0.1 --eval-every 1000 --out runs/wgan-watch
         medsyn train dcgan --data ./covid-ct --res 64 --recipe fast --out runs/dcgan-fast
         medsyn train sag-gan --data brats-train --res 64 --max-minutes 20 --out runs/sag20
         medsyn train sag-gan --out runs/sag20 --resume --max-minutes 60
@@ -101,7 +107,7 @@ def train(
         checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every,
         channels=channels, amp=amp, ema_decay=ema_decay, force=force, eval_every=eval_every,
         fid_weights=fid_weights, tensorboard=tensorboard, recipe=recipe, compile=compile_nets,
-        channels_last=channels_last, max_minutes=max_minutes,
+        channels_last=channels_last, max_minutes=max_minutes, holdout=holdout,
     )
     plan = resolve_plan(flags)
     if dry_run:

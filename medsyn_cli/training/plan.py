@@ -23,7 +23,7 @@ from medsyn_cli.errors import InputError
 from medsyn_cli.registry import ModelSpec, get_model
 from medsyn_cli.run_config import RUN_FORMAT, read_run_config
 from medsyn_cli.training.plan_values import (amp_mode, as_int, boolean, check_device_name, check_ema_decay,
-                                             check_max_minutes, identity_setting, on_off, positive)
+                                             check_holdout, check_max_minutes, identity_setting, on_off, positive)
 
 FITS = ("pad", "resize", "crop")  # medsyn_cli.data.geometry.FITS, without importing numpy here
 DEFAULT_STEPS = 10_000
@@ -76,6 +76,7 @@ class TrainFlags:
     compile: bool | None = None
     channels_last: bool | None = None
     max_minutes: float | None = None
+    holdout: float | None = None
 
 
 @dataclass
@@ -99,6 +100,7 @@ class TrainSettings:
     compile: bool = False  # torch.compile each network (in place: state_dict keys unchanged)
     channels_last: bool = False  # networks and image batches in channels-last memory layout
     max_minutes: float | None = None  # training-time budget (step time summed over resumes); None: none
+    holdout: float = 0.0  # fraction of the images kept out of training for the critic diagnostics (0: off)
 
 
 @dataclass
@@ -292,6 +294,13 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
     seed = identity_setting("seed", pick("seed", flags.seed, None, int, partial(positive, "seed", allow_zero=True)),
                             stored_train.get("seed"), 0, int)
 
+    # Runs made before --holdout existed held nothing out.
+    holdout = identity_setting("holdout", pick("holdout", flags.holdout, None, float, check_holdout),
+                               stored_train.get("holdout", 0.0) if flags.resume else None, 0.0, float)
+    if holdout and spec.task == "translation":
+        raise InputError(f"--holdout: {spec.name} is a translation model; the critic diagnostics hold out images "
+                         "of unconditional models only", hint="drop --holdout")
+
     spec.check(res, channels)
     batch_size = positive("batch_size", batch_size)
     if batch_size % world:
@@ -343,6 +352,7 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
         compile=on_off("compile", knob("compile", flags.compile, boolean)),
         channels_last=on_off("channels_last", knob("channels_last", flags.channels_last, boolean)),
         max_minutes=knob("max_minutes", flags.max_minutes, float, check_max_minutes),
+        holdout=holdout,
     )
     if settings.tensorboard:
         from medsyn_cli.training.tensorboard import require_tensorboard

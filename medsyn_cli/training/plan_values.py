@@ -37,6 +37,18 @@ def check_max_minutes(value: Any) -> float | None:
     return minutes or None
 
 
+def check_holdout(value: Any) -> float:
+    """The fraction of the training images kept out of training for the critic diagnostics: 0 (off) or
+    a number in (0, 0.5]."""
+    try:
+        fraction = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"--holdout must be a fraction in (0, 0.5] (0: off), not {value!r}") from None
+    if isinstance(value, bool) or not (fraction == 0 or 0 < fraction <= 0.5):
+        raise InputError(f"--holdout must be a fraction in (0, 0.5] (0: off), not {value!r}")
+    return fraction
+
+
 def positive(name: str, value: Any, *, allow_zero: bool = False) -> int:
     """An integer >= 1 (>= 0 with ``allow_zero``); TOML floats like 500.0 are accepted."""
     ok = not isinstance(value, bool) and (

@@ -34,11 +34,12 @@ from medsyn_cli.errors import InputError, TrainingError
 from medsyn_cli.fileio import atomic_path
 from medsyn_cli.model import GANModel, step_function
 from medsyn_cli.outputs import remove_run
-from medsyn_cli.training import checkpoint as ckpt_io
+from medsyn_cli.training import checkpoint as ckpt_io, critic_watch
 from medsyn_cli.training.batches import Batches, check_data, fingerprint, load_data, plain_data
 from medsyn_cli.training.device import amp_choice, autocast_factory, configure_backends, resolve_device
 from medsyn_cli.training.distributed import DistContext
 from medsyn_cli.training.ema import EMA
+from medsyn_cli.training.holdout import holdout_record, split_holdout
 from medsyn_cli.training.plan import TrainPlan
 from medsyn_cli.training.sidework import SideWork
 from medsyn_cli.training.speedups import prepare_networks
@@ -91,12 +92,13 @@ class Trainer(SideWork):
 
         self.data = data if data is not None else load_data(plan, ctx)
         check_data(self.data, plan)
+        self.fingerprint = fingerprint(self.data)  # the data as loaded; then --holdout's images leave it
+        self.data, self.holdout = split_holdout(self.data, self.s.holdout, self.s.seed)
         self.batches = Batches(self.data, self.s.batch_size, self.s.seed, ctx, device,
                                channels_last=self.s.channels_last)
         self.bpe = self.batches.batches_per_epoch
         self.total = self.s.epochs * self.bpe if self.s.epochs is not None else int(self.s.steps)
         self.intensity = plain_data(self.data.intensity_record())
-        self.fingerprint = fingerprint(self.data)
         self.scorer = None  # before the run directory is made: missing FID weights refuse the run
         if self.s.eval_every and ctx.is_main:
             from medsyn_cli.training.scoring import FIDScorer
@@ -134,6 +136,7 @@ class Trainer(SideWork):
             self.log.listeners.append(self.tensorboard.on_stats)
         ctx.broadcast_modules(self.model.networks.values())
         self.model.train()
+        self.critic_watch = critic_watch.start(self)  # --holdout: the critic's scores at every log step
         self._write_config()
 
     # -- set-up --------------------------------------------------------------------------------
@@ -199,7 +202,7 @@ class Trainer(SideWork):
         cfg["training"]["amp_reason"] = self.amp_reason
         cfg["training"]["device_used"] = str(self.device)
         cfg["data"].update({"count": self.data.counts(), "intensity": self.intensity,
-                            "fingerprint": self.fingerprint})
+                            "fingerprint": self.fingerprint, **holdout_record(self.holdout)})
         path = self.out / "config.json"
         if self.plan.resume and path.exists():
             old = json.loads(path.read_text())
@@ -307,6 +310,8 @@ class Trainer(SideWork):
             "seconds": round(self.elapsed, 3),
             "lr": {k: opt.param_groups[0]["lr"] for k, opt in self.model.optimizers.items()},
         }
+        if self.critic_watch is not None:
+            record["critic"] = self.critic_watch.record()
         self.log.stats(record)
         self.log.line(f"step {self.step}/{self.total} epoch {record['epoch']:.2f} {format_losses(means)} "
                       f"| {ips:.1f} img/s", echo=echo)

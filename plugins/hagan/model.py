@@ -205,6 +205,12 @@ class HAGAN(GANModel):
         z = self.latents(n, generator).to(self.device)
         return self.run_eval(G, z, chunk=SAMPLE_CHUNK)
 
+    def discriminator_scores(self, images: torch.Tensor) -> torch.Tensor:
+        """The hierarchical D's image-level score of each image (its first output; the pixel-level map
+        of the second branch is a separate judgement and is left out), on the images as given (no
+        DiffAugment, no AttnMix), for ``--holdout``'s diagnostics."""
+        return self.score_images(self.networks["discriminator"], images, select=lambda out: out[0])
+
     def example_inputs(self, network_name: str, batch: int = 1) -> tuple[torch.Tensor, ...]:
         """The forward inputs of ``network_name`` (for FLOP counting, ``flops_per_image``): z for the
         generator (which then uses its stored skip features), an image batch for the discriminator."""
