@@ -8,7 +8,9 @@ from typing import Any
 #: Recorded training settings and the ``medsyn train`` flag that sets each.
 TRAIN_FLAGS = (("batch_size", "--batch-size"), ("seed", "--seed"), ("checkpoint_every", "--checkpoint-every"),
                ("sample_every", "--sample-every"), ("log_every", "--log-every"), ("ema_decay", "--ema-decay"),
-               ("eval_every", "--eval-every"))
+               ("eval_every", "--eval-every"), ("holdout", "--holdout"))
+#: Settings left out of the command when 0 (off).
+OFF_WHEN_ZERO = ("eval_every", "holdout")
 
 
 def _model_defaults(model: str) -> dict[str, Any] | None:
@@ -40,7 +42,7 @@ def train_command(config: dict[str, Any], run_dir: str) -> str:
     if config.get("data", {}).get("fit"):
         args += ["--fit", str(config["data"]["fit"])]
     for key, flag in TRAIN_FLAGS:
-        if t.get(key) is not None and not (key == "eval_every" and not t[key]):
+        if t.get(key) is not None and not (key in OFF_WHEN_ZERO and not t[key]):
             args += [flag, str(t[key])]
     if t.get("amp") is not None:
         args.append("--amp" if t["amp"] else "--no-amp")

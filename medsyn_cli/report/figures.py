@@ -72,3 +72,45 @@ def fid_curve(points: list[tuple[int, float]], best: tuple[int, float] | None) -
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return _png(fig)
+
+
+#: How to read the critic figure (the report's note and bench/plot_critic.py's caption).
+CRITIC_READING = ("The critic's mean raw score on training images, on held-out images it never trained on and on "
+                  "generated images: a train-holdout gap that opens (held-out images scored more like fakes) "
+                  "while FID rises means the critic is memorising its training images; curves that move "
+                  "together while FID rises point elsewhere.")
+
+
+def draw_critic(ax, records: list[dict[str, Any]], fid_points: list[tuple[int, float]] | None = None) -> None:
+    """On the matplotlib axes ``ax``: the critic's mean score on training, held-out and generated images
+    against the step (the gap shaded), and FID on a second axis when ``fid_points`` are given.
+    ``records`` are :func:`medsyn_cli.report.run.critic_records`."""
+    steps = np.array([r["step"] for r in records], dtype=float)
+    train, held, fake = (np.array([float(r[k]) for r in records]) for k in ("train", "holdout", "fake"))
+    marker = "o" if len(steps) < 30 else None
+    lines = ax.plot(steps, train, "-", marker=marker, markersize=3, color="tab:blue", label="training images")
+    lines += ax.plot(steps, held, "-", marker=marker, markersize=3, color="tab:orange", label="held-out images")
+    lines += ax.plot(steps, fake, "--", color="tab:red", linewidth=1.2, label="generated images")
+    ax.fill_between(steps, train, held, color="tab:orange", alpha=0.15, linewidth=0)
+    ax.set_xlabel("step", fontsize=9)
+    ax.set_ylabel("critic's mean score", fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.grid(alpha=0.3)
+    if fid_points:
+        fid_ax = ax.twinx()
+        f_steps, fids = zip(*fid_points)
+        lines += fid_ax.plot(f_steps, fids, "-s", color="tab:purple", markersize=3.5, linewidth=1.2, label="FID")
+        fid_ax.set_ylabel("FID (lower is better)", fontsize=9, color="tab:purple")
+        fid_ax.tick_params(labelsize=8, colors="tab:purple")
+    ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="best")
+
+
+def critic_curve(records: list[dict[str, Any]], fid_points: list[tuple[int, float]] | None = None) -> bytes | None:
+    """:func:`draw_critic` as PNG bytes."""
+    if not records:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.6, 3.4))
+    draw_critic(ax, records, fid_points)
+    fig.tight_layout()
+    return _png(fig)

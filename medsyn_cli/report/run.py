@@ -98,6 +98,22 @@ class RunView:
         return out
 
 
+    def critic_records(self) -> list[dict[str, Any]]:
+        """The records of ``--holdout``'s critic diagnostics: ``{"step", "train", "holdout", "fake", ...}``."""
+        return critic_records(self.stats)
+
+
+def critic_records(stats: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``{"step": ..., **record["critic"]}`` of every stats record with the critic's scores."""
+    out = []
+    for r in stats:
+        critic, step = r.get("critic"), r.get("step")
+        if isinstance(critic, dict) and isinstance(step, (int, float)) and all(
+                isinstance(critic.get(k), (int, float)) for k in ("train", "holdout", "fake")):
+            out.append({"step": int(step), **critic})
+    return out
+
+
 def list_grids(samples: Path) -> list[tuple[int, Path]]:
     if not samples.is_dir():
         return []

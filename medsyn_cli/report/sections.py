@@ -140,6 +140,21 @@ def fid_section(run: RunView, _opts: Options) -> Section | None:
     return "fid", "FID during training", body + note(words + ".")
 
 
+def critic_section(run: RunView, _opts: Options) -> Section | None:
+    """``--holdout``'s critic diagnostics, with FID on a second axis when the run scored it."""
+    records = run.critic_records()
+    if not records:
+        return None
+    last = records[-1]
+    r_v = last.get("r_v")
+    words = (f"{len(records)} records of {last.get('images', '?')} images each; at step {last['step']} train "
+             f"{last['train']:.4g}, held-out {last['holdout']:.4g}, generated {last['fake']:.4g}, gap "
+             f"{last['train'] - last['holdout']:.4g}, r_v {'—' if r_v is None else f'{r_v:.3f}'}. ")
+    body = img(figures.critic_curve(records, run.fid_records()), "critic scores against the training step",
+               cls="plot")
+    return "critic", "Is the critic memorising? (--holdout)", body + note(words + figures.CRITIC_READING)
+
+
 # -- samples ---------------------------------------------------------------------------------------
 def grids_section(run: RunView, opts: Options) -> Section:
     title = "Translations over training" if run.task == "translation" else "Samples over training"
@@ -218,7 +233,7 @@ def log_section(run: RunView, _opts: Options) -> Section | None:
 
 
 BUILTIN: tuple[Callable[[RunView, Options], Section | None], ...] = (
-    settings_section, loss_section, fid_section, grids_section, translation_section, commands_section,
+    settings_section, loss_section, fid_section, critic_section, grids_section, translation_section, commands_section,
 )
 
 
