@@ -17,7 +17,7 @@ from test_train_tiny import random_images, tiny_models, train  # noqa: F401
 
 
 def test_a_held_run_directory_refuses_train_resume_and_force(cli, tiny_models, tmp_path):
-    from medsyn_cli.outputs import locked
+    from medsyn_cli.locks import locked
 
     out = tmp_path / "run"
     train(out, random_images(8), steps=1, batch_size=4)
@@ -33,7 +33,7 @@ def test_a_held_run_directory_refuses_train_resume_and_force(cli, tiny_models, t
 
 def test_the_run_directory_is_locked_while_it_trains(tiny_models, tmp_path, monkeypatch):
     from medsyn_cli.errors import InputError
-    from medsyn_cli.outputs import locked
+    from medsyn_cli.locks import locked
     from medsyn_cli.training import trainer as trainer_mod
     from medsyn_cli.training.plan import TrainFlags, resolve_plan
     from medsyn_cli.training.run_guard import guarded_run
@@ -56,12 +56,12 @@ def test_the_run_directory_is_locked_while_it_trains(tiny_models, tmp_path, monk
 
 
 def test_the_os_releases_the_lock_of_a_killed_process(tmp_path):
-    from medsyn_cli.outputs import locked
+    from medsyn_cli.locks import locked
 
     out = tmp_path / "fake"
     script = textwrap.dedent(f"""
         import os, sys
-        from medsyn_cli.outputs import locked
+        from medsyn_cli.locks import locked
         with locked({str(out)!r}, "sample"):
             print("held", flush=True)
             sys.stdin.readline()
@@ -85,7 +85,7 @@ def test_the_os_releases_the_lock_of_a_killed_process(tmp_path):
 
 
 def test_sample_on_a_held_output_exits_2_naming_the_holder(cli, tmp_path):
-    from medsyn_cli.outputs import locked
+    from medsyn_cli.locks import locked
 
     out = tmp_path / "fake"
     with locked(out, "sample"):
@@ -95,7 +95,8 @@ def test_sample_on_a_held_output_exits_2_naming_the_holder(cli, tmp_path):
 
 
 def test_a_cache_entry_being_written_elsewhere_is_skipped(tmp_path):
-    from medsyn_cli.outputs import locked, write_cache_entry
+    from medsyn_cli.locks import locked
+    from medsyn_cli.outputs import write_cache_entry
 
     target = tmp_path / "cache" / "key.npz"
     calls = []

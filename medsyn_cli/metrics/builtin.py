@@ -121,7 +121,7 @@ CLASSIFY = Metric(
     summary="Downstream test (SAG-GAN protocol): does adding synthetic images help a ResNet18 classifier?")
 
 ATTENTION = Metric(
-    name="attention", needs="images", command="medsyn_cli.cli.eval:attention",
+    name="attention", needs="images", command="medsyn_cli.cli.eval_translation:attention",
     summary="Dice of a translation model's attention maps with the true tumor masks.")
 
 TRANSLATION = Metric(

@@ -216,7 +216,8 @@ def _model_overrides(flags: TrainFlags, file_model: dict, spec: ModelSpec, *, wi
 
 
 def _check_out(out: Path, *, resume: bool, force: bool) -> None:
-    from medsyn_cli.outputs import check_run_replaceable, check_unlocked, check_writable
+    from medsyn_cli.locks import check_unlocked
+    from medsyn_cli.outputs import check_run_replaceable, check_writable
 
     if resume and force:
         raise InputError("--resume and --force contradict each other", hint="--force starts the run over")

@@ -10,7 +10,8 @@ import shutil
 from pathlib import Path
 
 from medsyn_cli.errors import MedsynError, from_os_error
-from medsyn_cli.outputs import holds_only_run_entries, locked
+from medsyn_cli.locks import locked
+from medsyn_cli.outputs import holds_only_run_entries
 from medsyn_cli.training.plan import TrainPlan
 
 

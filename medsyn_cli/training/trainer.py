@@ -18,7 +18,6 @@ step, a step with side work, a stop, the last step), before anything of the step
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,6 @@ from medsyn_cli import runs_index
 from medsyn_cli.console import progress, show_progress  # here, not in the loop: importing rich draws from ``random``
 from medsyn_cli.data.types import ImageSet, TwoDomainSet
 from medsyn_cli.errors import InputError, TrainingError
-from medsyn_cli.fileio import atomic_path
 from medsyn_cli.model import GANModel, step_function
 from medsyn_cli.outputs import remove_run
 from medsyn_cli.training import checkpoint as ckpt_io, critic_watch
@@ -41,6 +39,7 @@ from medsyn_cli.training.distributed import DistContext
 from medsyn_cli.training.ema import EMA
 from medsyn_cli.training.holdout import holdout_record, split_holdout
 from medsyn_cli.training.plan import TrainPlan
+from medsyn_cli.training.run_record import record_finish, write_run_config
 from medsyn_cli.training.sidework import SideWork
 from medsyn_cli.training.speedups import prepare_networks
 from medsyn_cli.training.signals import StopRequest
@@ -203,18 +202,8 @@ class Trainer(SideWork):
         cfg["training"]["device_used"] = str(self.device)
         cfg["data"].update({"count": self.data.counts(), "intensity": self.intensity,
                             "fingerprint": self.fingerprint, **holdout_record(self.holdout)})
-        path = self.out / "config.json"
-        if self.plan.resume and path.exists():
-            old = json.loads(path.read_text())
-            cfg["created"] = old.get("created")
-            cfg["resumes"] = old.get("resumes", []) + [
-                {"step": self.step, "time": time.time(), "model_config_changes": self.plan.config_changes}]
-        else:
-            cfg["created"] = time.time()
-            cfg["resumes"] = []
-        cfg.pop("resume", None)
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(cfg, indent=2, default=str) + "\n")
+        write_run_config(self.out / "config.json", cfg, resume=self.plan.resume, step=self.step,
+                         config_changes=self.plan.config_changes)
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> TrainResult:
@@ -362,20 +351,11 @@ class Trainer(SideWork):
         result.weights = self._export()
         best = self.out / "best.safetensors"
         result.best = best if self.best is not None and best.exists() else None
-        self._record_finish(budget_spent)
+        record_finish(self.out / "config.json", step=self.step, planned=self.total, seconds=self.elapsed,
+                      budget_spent=budget_spent)
         runs_index.record_run(self.plan.spec.name, self.out, self.step)
         self.log.line(f"finished at step {self.step} ({self.elapsed:.1f} s of training)", echo=False)
         return result
-
-    def _record_finish(self, budget_spent: bool) -> None:
-        """config.json's ``finished``: the step and training minutes the run ended at, and why."""
-        path = self.out / "config.json"
-        cfg = json.loads(path.read_text())
-        cfg["finished"] = {"step": self.step, "planned_steps": self.total,
-                           "training_minutes": round(self.elapsed / 60, 6),
-                           "reason": "max_minutes" if budget_spent else "steps", "time": time.time()}
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(cfg, indent=2, default=str) + "\n")
 
     # -- checkpoints -----------------------------------------------------------------------------
     def _checkpoint(self) -> None:
