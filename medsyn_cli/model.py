@@ -79,8 +79,13 @@ class GANModel:
         raise NotImplementedError(f"{type(self).__name__} is not an unconditional model")
 
     @torch.no_grad()
-    def translate(self, x: torch.Tensor, to: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Translate a batch in [-1, 1] to domain ``to``; returns (images, attention or None)."""
+    def translate(self, x: torch.Tensor, to: str, region: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Translate a batch in [-1, 1] to domain ``to``; returns (images, attention or None).
+
+        ``region`` (N, 1, H, W) in [0, 1], where given, is where the change may happen: outside it the
+        output is the input (``medsyn translate --where``). A model written before ``region`` existed
+        (``translate(x, to)``) still works; the host refuses ``--where`` for it."""
         raise NotImplementedError(f"{type(self).__name__} is not a translation model")
 
     def extra_state(self) -> dict[str, Any]:

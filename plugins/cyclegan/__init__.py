@@ -33,6 +33,9 @@ class CycleGANConfig:
     n_epochs: int = field(default=100, metadata={"min": 0})  # epochs at the initial learning rate
     n_epochs_decay: int = field(default=100, metadata={"min": 0})  # epochs of linear decay towards zero after that
     init_gain: float = field(default=0.02, metadata={"gt": 0})  # std of the N(0, gain) weight initialisation
+    # Later practice, off in the paper recipe (`--recipe fast`; docs/models/cyclegan.md): outside the head the
+    # output is the input (a tumor grows in the brain; the black background has nothing to translate)
+    keep_background: bool = False
 
 
 @hookimpl

@@ -22,6 +22,7 @@ from medsyn_cli.gan.networks import PatchDiscriminator, ResnetGenerator, default
 from medsyn_cli.gan.two_domain import TwoDomainGAN, check_direction, discriminator_step, l1
 from medsyn_cli.model import Losses
 from medsyn_cli.nn.losses import lsgan
+from medsyn_cli.nn.masks import head_mask
 from medsyn_plugins.cyclegan import CycleGANConfig
 
 
@@ -50,26 +51,34 @@ class CycleGAN(TwoDomainGAN):
                                 self.networks["disc_normal"].parameters())
         self.setup_training(gens, discs)
 
+    def _generate(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """Generator ``name`` on ``x``; with ``keep_background`` the input passes through outside the head."""
+        y = self.networks[name](x)
+        if not self.config.keep_background:
+            return y
+        head = head_mask(x).to(y.dtype)
+        return head * y + (1 - head) * x
+
     # -- training -------------------------------------------------------------------------
     def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int | None = None) -> Losses:
         cfg = self.config
         self.schedule.set_epoch(epoch)  # the trainer's epoch (None when called directly: the rate stays)
         real_n = batch["normal"].to(self.device)
         real_t = batch["tumor"].to(self.device)
-        g_nt, g_tn = self.networks["gen_normal_to_tumor"], self.networks["gen_tumor_to_normal"]
         d_t, d_n = self.networks["disc_tumor"], self.networks["disc_normal"]
         lam, lam_idt = cfg.lambda_cycle, cfg.lambda_cycle * cfg.lambda_identity
 
         # Generators, with the discriminators frozen.
         self.requires_grad(d_t, False)
         self.requires_grad(d_n, False)
+        nt, tn = "gen_normal_to_tumor", "gen_tumor_to_normal"
         with self.autocast():
-            fake_t = g_nt(real_n)
-            rec_n = g_tn(fake_t)
-            fake_n = g_tn(real_t)
-            rec_t = g_nt(fake_n)
-            idt_t = g_nt(real_t) if lam_idt > 0 else None  # G_nt should leave a tumor image alone
-            idt_n = g_tn(real_n) if lam_idt > 0 else None
+            fake_t = self._generate(nt, real_n)
+            rec_n = self._generate(tn, fake_t)
+            fake_n = self._generate(tn, real_t)
+            rec_t = self._generate(nt, fake_n)
+            idt_t = self._generate(nt, real_t) if lam_idt > 0 else None  # G_nt should leave a tumor image alone
+            idt_n = self._generate(tn, real_n) if lam_idt > 0 else None
             score_fake_t = d_t(fake_t)
             score_fake_n = d_n(fake_n)
         losses = {
@@ -89,9 +98,19 @@ class CycleGAN(TwoDomainGAN):
 
     # -- inference ------------------------------------------------------------------------
     @torch.no_grad()
-    def translate(self, x: torch.Tensor, to: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def translate(self, x: torch.Tensor, to: str, region: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(translated batch, None): CycleGAN has no attention; ``region`` keeps the input outside it."""
         net = self.networks["gen_normal_to_tumor" if check_direction(to) == "tumor" else "gen_tumor_to_normal"]
-        return self.run_eval(net, x), None
+        y = self.run_eval(net, x)
+        x = x.to(y.device).float()
+        keep = head_mask(x) if self.config.keep_background else None
+        if region is not None:
+            region = region.to(y.device).float()
+            keep = region if keep is None else keep * region
+        if keep is not None:
+            y = keep * y + (1 - keep) * x
+        return y, None
 
     def example_inputs(self, network_name: str, batch: int = 1) -> tuple[torch.Tensor, ...]:
         """The forward inputs of ``network_name`` for ``batch`` items (for FLOP counting)."""

@@ -55,6 +55,11 @@ class SAGGANConfig:
     # L1 between A_N on the generated normal (cycle path) and the tumor mask: where a tumor was taken out is
     # where it must be put back
     lambda_cycle_mask: float = field(default=0.0, metadata={"min": 0})
+    # which map a real image is judged through: "other" (Eq. 6: the other domain's map, M_N' * t) or "own"
+    # (Mejjati et al.: its own domain's map, A_T(t) * t, so D_T sees real tumor tissue against painted tumors)
+    d_real_attention: str = field(default="other", metadata={"choices": ("other", "own")})
+    # epochs during which the discriminators judge whole images before the attention-guided ones (Mejjati et al.)
+    whole_d_epochs: int = field(default=0, metadata={"min": 0})
 
     def __post_init__(self) -> None:
         if self.gan_loss not in ("bce", "lsgan"):

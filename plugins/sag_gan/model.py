@@ -50,6 +50,7 @@ def masked_l1(attention: torch.Tensor, mask: torch.Tensor, has_mask: torch.Tenso
 class SAGGAN(TwoDomainGAN):
     def __init__(self, config: SAGGANConfig, res: int, channels: int):
         super().__init__(config, res, channels)
+        self._guided = config.attention and config.attention_in_d and not config.whole_d_epochs
         n_blocks = config.n_blocks or default_n_blocks(res)
         self.networks = {
             name: make_generator(channels, config.ngf, n_blocks, config.amse, config.se_reduction)
@@ -81,23 +82,28 @@ class SAGGAN(TwoDomainGAN):
         attention = self.networks[f"attn_{source}"](x)
         return attention * head_mask(x).to(attention.dtype) if self.config.attention_in_brain else attention
 
-    def _translate(self, x: torch.Tensor, to: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _translate(self, x: torch.Tensor, to: str, region: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
         source = "normal" if to == "tumor" else "tumor"
         attention = self._attend(x, source)
         generated = self.networks[f"gen_{source}_to_{to}"](x)
+        if region is not None:  # --where: the map (or, without attention, the change) only inside it
+            attention = region.to(generated.dtype) if attention is None else attention * region.to(attention.dtype)
+            return attention_compose(generated, x, attention), attention if self.config.attention else None
         if attention is None:
             return generated, None
         return attention_compose(generated, x, attention), attention
 
     def _seen(self, image: torch.Tensor, attention: torch.Tensor | None) -> torch.Tensor:
         """What a discriminator sees of ``image``: ``attention * image`` when guided, else the image."""
-        guided = self.config.attention and self.config.attention_in_d
-        return image * attention if guided else image
+        return image * attention if self._guided else image
 
     # -- training -------------------------------------------------------------------------
     def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int | None = None) -> Losses:
         cfg = self.config
         self.schedule.set_epoch(epoch)  # the trainer's epoch (None when called directly: the rate stays)
+        # Mejjati et al.: whole-image discriminators for the first whole_d_epochs, attention-guided after
+        self._guided = cfg.attention and cfg.attention_in_d and (epoch or 0) >= cfg.whole_d_epochs
         real_n = batch["normal"].to(self.device)
         real_t = batch["tumor"].to(self.device)
         d_t, d_n = self.discriminators()
@@ -134,15 +140,18 @@ class SAGGAN(TwoDomainGAN):
 
         # Discriminators (Eq. 6-7): the real image through the other domain's map, as the fakes are.
         with torch.no_grad():
-            real_in_t = self._seen(real_t, att_n)  # M_N' * t
-            real_in_n = self._seen(real_n, att_t)  # M_T' * n
+            own = cfg.d_real_attention == "own"
+            real_in_t = self._seen(real_t, att_t if own else att_n)  # A_T(t) * t, or Eq. 6's M_N' * t
+            real_in_n = self._seen(real_n, att_n if own else att_t)  # A_N(n) * n, or M_T' * n
         return discriminator_step(self, d_t, d_n, real_in_t, real_in_n, judged_t.detach(), judged_n.detach(),
                                   losses, loss_g, cfg.gan_loss)
 
     # -- inference ------------------------------------------------------------------------
     @torch.no_grad()
-    def translate(self, x: torch.Tensor, to: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(translated batch in [-1, 1], the source attention map in [0, 1] or None)."""
+    def translate(self, x: torch.Tensor, to: str, region: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(translated batch in [-1, 1], the source attention map in [0, 1] or None); with ``region`` the
+        map is zero outside it, so the change stays there."""
         check_direction(to)
         nets = [self.networks[k] for k in self.inference_networks]
         modes = [n.training for n in nets]
@@ -150,7 +159,8 @@ class SAGGAN(TwoDomainGAN):
             n.eval()
         try:
             with self.autocast():
-                y, attention = self._translate(x.to(self.device), to)
+                y, attention = self._translate(x.to(self.device), to,
+                                               None if region is None else region.to(self.device))
         finally:
             for n, mode in zip(nets, modes):
                 n.train(mode)
