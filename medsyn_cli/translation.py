@@ -15,6 +15,8 @@ checkpoints.
   voxels are written: everything else, and every slice without brain, keeps the input's values.
   Shape, affine and a copy of the header are kept; integer inputs without scaling keep their dtype
   (rounded, clipped), any other input is written as float32.
+* ``--where`` / ``--mask-out``: a region the change must stay in, and the mask of what changed
+  (:mod:`medsyn_cli.translation_regions`).
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from medsyn_cli import translation_regions as roi  # --where and --mask-out
 from medsyn_cli.data.geometry import from_square, to_square
 from medsyn_cli.data.intensity import apply_mapping, invert_mapping, percentile_mapping
 from medsyn_cli.errors import InputError
 from medsyn_cli.fileio import atomic_path
+from medsyn_cli.notices import warn
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")  # the output side: a translated volume is written as NIfTI
 DIRECTIONS = ("tumor", "normal")
@@ -46,6 +50,8 @@ class Outcome:
     slices_translated: int = 0
     slices_skipped: int = 0
     info: dict[str, Any] = field(default_factory=dict)
+    mask: Path | None = None  # --mask-out: what changed (translation_regions.changed_mask)
+    mask_pixels: int | None = None
 
 
 # -- paths ---------------------------------------------------------------------------------
@@ -148,10 +154,12 @@ def plan_outputs(inputs: Sequence[Path], to: str, out: Path | None, attention_ou
 
 
 # -- the model on square batches -------------------------------------------------------------
-def translate_arrays(model, images: Sequence[np.ndarray], to: str, batch_size: int
+def translate_arrays(model, images: Sequence[np.ndarray], to: str, batch_size: int,
+                     regions: Sequence[np.ndarray] | None = None
                      ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     """Translate (C, H, W) arrays in [-1, 1] of any size, ``batch_size`` at a time; yields
-    (translated (C, H, W) in [-1, 1], attention (1, H, W) in [0, 1] or None) at each input's size."""
+    (translated (C, H, W) in [-1, 1], attention (1, H, W) in [0, 1] or None) at each input's size.
+    ``regions``: one (H, W) bool mask per image, passed to the model as ``region`` at its resolution."""
     import torch
 
     if to not in DIRECTIONS:
@@ -160,7 +168,11 @@ def translate_arrays(model, images: Sequence[np.ndarray], to: str, batch_size: i
         chunk = images[start:start + max(1, batch_size)]
         squares, geometries = zip(*(to_square(img, model.res, pad_value=-1.0) for img in chunk))
         x = torch.from_numpy(np.stack(squares))
-        y, attention = model.translate(x, to=to)
+        if regions is None:
+            y, attention = model.translate(x, to=to)
+        else:
+            region = np.stack([roi.square_region(r, model.res) for r in regions[start:start + len(chunk)]])
+            y, attention = model.translate(x, to=to, region=torch.from_numpy(region))
         y = y.detach().float().clamp(-1, 1).cpu().numpy()
         att = None if attention is None else attention.detach().float().clamp(0, 1).cpu().numpy()
         for i, geo in enumerate(geometries):
@@ -179,7 +191,7 @@ def read_image(path: Path, channels: int) -> tuple[np.ndarray, dict[str, Any]]:
     if channels == 1:
         raw, mapping = read_image_raw(path)
         mode = "L" if mapping.get("kind") == "uint8" else "I;16"
-        return apply_mapping(raw, mapping)[None], {"mapping": mapping, "mode": mode}
+        return apply_mapping(raw, mapping)[None], {"mapping": mapping, "mode": mode, "raw": raw[None]}
     from PIL import UnidentifiedImageError
 
     from medsyn_cli.data.limits import open_image
@@ -190,7 +202,7 @@ def read_image(path: Path, channels: int) -> tuple[np.ndarray, dict[str, Any]]:
     except (OSError, UnidentifiedImageError) as exc:
         raise InputError(f"cannot read image: {exc}", path=path) from None
     mapping = {"kind": "uint8"}
-    return apply_mapping(arr, mapping), {"mapping": mapping, "mode": "RGB"}
+    return apply_mapping(arr, mapping), {"mapping": mapping, "mode": "RGB", "raw": arr}
 
 
 def write_png(arr: np.ndarray, target: Path, mode: str) -> None:
@@ -206,14 +218,27 @@ def write_png(arr: np.ndarray, target: Path, mode: str) -> None:
         pil.save(tmp, format="PNG")
 
 
-def translate_image(model, path: Path, target: Path, to: str, attention_target: Path | None = None
-                    ) -> Outcome:
+def translate_image(model, path: Path, target: Path, to: str, attention_target: Path | None = None,
+                    region_path: Path | None = None, mask_target: Path | None = None) -> Outcome:
+    """``region_path``: a mask of the image's size; outside it the output keeps the input's pixels.
+    ``mask_target``: a 0/255 PNG of what changed (translation_regions.changed_mask)."""
     image, how = read_image(path, model.channels)
-    (y, att), = translate_arrays(model, [image], to, 1)
-    write_png(invert_mapping(y, how["mapping"]), target, how["mode"])
+    region = None if region_path is None else roi.read_region_image(region_path, image.shape[1:])
+    (y, att), = translate_arrays(model, [image], to, 1, None if region is None else [region])
+    out = invert_mapping(y, how["mapping"])
+    if region is not None:
+        region = roi.effective_region(region, model.res, path)
+        out = np.where(region[None], out, how["raw"])  # outside: the input's own values
+        att = None if att is None else np.where(region[None], att, 0.0)
+    write_png(out, target, how["mode"])
     if attention_target is not None and att is not None:
         write_png(att * 255.0, attention_target, "L")
-    return Outcome(path, target, attention_target if att is not None else None, 1, 0)
+    outcome = Outcome(path, target, attention_target if att is not None else None, 1, 0)
+    if mask_target is not None:
+        changed = roi.changed_mask(image, y, att, region, region=region is not None)
+        write_png(changed[None] * 255.0, mask_target, "L")
+        outcome.mask, outcome.mask_pixels = mask_target, int(changed.sum())
+    return outcome
 
 
 # -- volumes ---------------------------------------------------------------------------------
@@ -268,23 +293,6 @@ def _cast(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return values.astype(dtype)
 
 
-def _save_like(data: np.ndarray, img, target: Path) -> None:
-    """Write ``data`` with ``img``'s affine and a copy of its header (dtype set from ``data``)."""
-    header = img.header.copy()
-    header.set_data_dtype(data.dtype)
-    if hasattr(header, "set_slope_inter"):  # the data are written unscaled
-        header.set_slope_inter(None, None)
-    out = type(img)(data, img.affine, header)
-    ext = ".nii.gz" if target.name.lower().endswith(".gz") else ".nii"
-    with atomic_path(target) as tmp:
-        final_tmp = tmp.with_name(tmp.name + ext)  # nibabel picks compression from the name
-        try:
-            out.to_filename(str(final_tmp))
-            final_tmp.replace(tmp)
-        finally:
-            final_tmp.unlink(missing_ok=True)
-
-
 def check_volume_header(path: Path, volume_index: int | None) -> None:
     """Fail fast, from the header alone, on what :func:`read_volume_3d` would refuse (2D, 4D
     without an index, an index out of range, more data than the file or the memory limit allows),
@@ -325,11 +333,14 @@ def read_volume_3d(path: Path, volume_index: int | None):
 def translate_volume(model, path: Path, target: Path, to: str, attention_target: Path | None = None, *,
                      batch_size: int = 16, volume_index: int | None = None,
                      intensity: dict[str, Any] | None = None,
-                     check_volume: Callable[[Path, np.ndarray], None] | None = None) -> Outcome:
+                     check_volume: Callable[[Path, np.ndarray], None] | None = None,
+                     region_path: Path | None = None, mask_target: Path | None = None) -> Outcome:
     """Translate every axial slice that holds brain; write a NIfTI like the input.
 
     Slices are cut exactly as ``medsyn data`` cuts training slices (RAS axial, rotated for display,
-    :func:`medsyn_cli.data.volumes.slice_volume`) and put back by the exact inverse.
+    :func:`medsyn_cli.data.volumes.slice_volume`) and put back by the exact inverse. ``region_path``: a
+    NIfTI mask of the volume's shape, cut the same way; only brain voxels inside it change.
+    ``mask_target``: a uint8 0/1 NIfTI of what changed (translation_regions.changed_mask).
     """
     from medsyn_cli.data.volumes import assemble_volume, slice_volume
 
@@ -345,20 +356,36 @@ def translate_volume(model, path: Path, target: Path, to: str, attention_target:
 
     planes = [plane for _, plane in slice_volume(volume, "axial", img.affine)]
     inside = [plane_mask for _, plane_mask in slice_volume(brain, "axial", img.affine)]
-    todo = [k for k, m in enumerate(inside) if m.any()]  # slices without brain are left alone
+    if region_path is not None:  # the change may happen only in brain inside the region
+        where = slice_volume(roi.read_region_volume(region_path, volume.shape), "axial", img.affine)
+        inside = [m & w for m, (_, w) in zip(inside, where)]
+    todo = [k for k, m in enumerate(inside) if m.any()]  # slices without brain (or region) are left alone
     result = [p.astype(np.float64) for p in planes]  # outside the brain: the input's exact values
     attention = [np.zeros(p.shape, np.float32) for p in planes] if attention_target is not None else None
-    got_attention = False
+    changed = [np.zeros(p.shape, np.uint8) for p in planes] if mask_target is not None else None
+    got_attention, kept = False, 0
     mapped = [apply_mapping(planes[k], mapping)[None] for k in todo]
-    for k, (y, att) in zip(todo, translate_arrays(model, mapped, to, batch_size)):
-        result[k][inside[k]] = invert_mapping(y[0], mapping)[inside[k]]
+    regions = None if region_path is None else [inside[k] for k in todo]
+    for i, (k, (y, att)) in enumerate(zip(todo, translate_arrays(model, mapped, to, batch_size, regions))):
+        keep = inside[k] if regions is None else roi.effective_region(inside[k], model.res)
+        result[k][keep] = invert_mapping(y[0], mapping)[keep]
+        kept += int(keep.sum())
         if attention is not None and att is not None:
-            attention[k] = np.where(inside[k], att[0], 0.0).astype(np.float32)
+            attention[k] = np.where(keep, att[0], 0.0).astype(np.float32)
             got_attention = True
+        if changed is not None:
+            changed[k] = roi.changed_mask(mapped[i], y, att, keep, region=regions is not None)
+    if regions is not None and not kept:
+        warn(f"{path}: the region (--where) holds no brain at the model's resolution {model.res}; nothing changed")
 
     dtype = output_dtype(img)
-    _save_like(_cast(assemble_volume(result, "axial", img.affine), dtype), img, target)
+    roi.save_like(_cast(assemble_volume(result, "axial", img.affine), dtype), img, target)
     if attention is not None and got_attention:
-        _save_like(assemble_volume(attention, "axial", img.affine).astype(np.float32), img, attention_target)
-    return Outcome(path, target, attention_target if got_attention else None, len(todo),
-                   len(planes) - len(todo), {"dtype": str(dtype), "mapping": mapping})
+        roi.save_like(assemble_volume(attention, "axial", img.affine).astype(np.float32), img,
+                      attention_target)
+    outcome = Outcome(path, target, attention_target if got_attention else None, len(todo),
+                      len(planes) - len(todo), {"dtype": str(dtype), "mapping": mapping})
+    if changed is not None:
+        roi.save_like(assemble_volume(changed, "axial", img.affine).astype(np.uint8), img, mask_target)
+        outcome.mask, outcome.mask_pixels = mask_target, int(sum(int(c.sum()) for c in changed))
+    return outcome

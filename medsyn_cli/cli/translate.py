@@ -62,6 +62,15 @@ def translate(
                                        "Default: beside the input, named *_to-tumor / *_to-normal."),
     attention_out: Optional[Path] = typer.Option(None, "--attention-out",
                                                  help="Also write the attention maps here (file or folder)."),
+    where: Optional[Path] = typer.Option(None, "--where",
+                                         help="A mask of where the change may happen (non-zero = inside): a "
+                                              "PNG/JPEG of the image's size or a NIfTI of the volume's shape; "
+                                              "with several inputs a folder of masks named as the inputs. "
+                                              "Outside it the output is the input."),
+    mask_out: Optional[Path] = typer.Option(None, "--mask-out",
+                                            help="Also write the mask of what changed (PNG 0/255, or NIfTI "
+                                                 "uint8 0/1): a file, or with several inputs a folder of "
+                                                 "files named as the outputs."),
     batch_size: int = typer.Option(16, "--batch-size", "-b", min=1, help="Slices per forward pass."),
     volume_index: Optional[int] = typer.Option(None, "--volume-index", min=0,
                                                help="Which volume of a 4D NIfTI to translate."),
@@ -89,7 +98,8 @@ def translate(
     Prints each output path on stdout (one per line). An input whose modality (guessed from its
     name: t1, t1ce, t2, flair) or intensity scale (CT in HU vs MR) differs from the data the model
     was trained on gives a warning, or with --strict an error. The generators run under bf16
-    autocast where the device computes bf16 natively (--no-amp: float32).
+    autocast where the device computes bf16 natively (--no-amp: float32). --where keeps the change
+    inside a region; --mask-out writes where it happened (masks for training a segmentation model).
 
     Examples:
 
@@ -98,6 +108,8 @@ def translate(
         medsyn translate --to tumor slices/*.png -o translated/
         medsyn translate --to tumor brats-test/normal/ -o translated/
         ls *.nii.gz | medsyn translate --to tumor - -o out/ --device cuda
+        medsyn translate --to tumor case_flair.nii.gz --where roi.nii.gz --mask-out tumor-mask.nii.gz
+        medsyn translate --to tumor normal/ --where rois/ -o syn/tumor --mask-out syn/masks
     """
     from medsyn_cli.translation import (
         check_volume_header,
@@ -107,6 +119,7 @@ def translate(
         translate_image,
         translate_volume,
     )
+    from medsyn_cli.translation_regions import check_regions, plan_masks, region_paths, supports_region
 
     to = to.strip().lower()
     if to not in ("tumor", "normal"):
@@ -115,9 +128,12 @@ def translate(
     if not paths:
         raise InputError("no inputs given")
     plans = plan_outputs(paths, to, out, attention_out, force)
+    masks = plan_masks(plans, mask_out, force)
     for path in paths:  # fail fast, before the model is loaded
         if kind_of(path) == "volume":
             check_volume_header(path, volume_index)
+    regions = region_paths(paths, where)
+    check_regions(paths, regions, [kind_of(p) == "volume" for p in paths], volume_index)
     weights = resolve_weights(model)
     import torch  # only now: every check above answers without it
 
@@ -130,6 +146,10 @@ def translate(
     if attention_out is not None and not getattr(net.config, "attention", False):
         raise InputError(f"model {meta.get('model', '?')!r} has no attention maps", path=weights,
                          hint="drop --attention-out, or use a sag-gan run with attention=true")
+    if where is not None and not supports_region(net):
+        raise InputError(f"model {meta.get('model', '?')!r} cannot keep its change inside a region: its "
+                         "translate() takes no 'region'", path=weights, hint="drop --where, or use a sag-gan or "
+                         "cyclegan run")
     volumes = [p for p in paths if kind_of(p) == "volume"]
     if volumes and net.channels != 1:
         raise InputError(f"this model has {net.channels} channels; a NIfTI volume has one", path=volumes[0],
@@ -149,20 +169,24 @@ def translate(
     # All outputs or none: each waits as a temporary until every input is translated.
     with torch.inference_mode(), progress() as bar, staged_outputs():
         task = bar.add_task("translate", total=len(plans), info="")
-        for path, target, att_target in plans:
+        for (path, target, att_target), region, mask in zip(plans, regions, masks):
             if kind_of(path) == "volume":
                 outcome = translate_volume(net, path, target, to, att_target, batch_size=batch_size,
                                            volume_index=volume_index, intensity=meta.get("intensity"),
-                                           check_volume=check.volume)
+                                           check_volume=check.volume, region_path=region, mask_target=mask)
             else:
-                outcome = translate_image(net, path, target, to, att_target)
+                outcome = translate_image(net, path, target, to, att_target, region, mask)
             bar.advance(task)
-            outcomes.append((path, outcome))
-    record_outputs([p for _, o in outcomes for p in (o.output, o.attention) if p is not None], "translate")
-    for path, outcome in outcomes:
+            outcomes.append((path, outcome, region))
+    record_outputs([p for _, o, _ in outcomes for p in (o.output, o.attention, o.mask) if p is not None],
+                   "translate")
+    for path, outcome, region in outcomes:
         if as_json:
             echo_json({"input": str(path), "output": str(outcome.output),
                        "attention": None if outcome.attention is None else str(outcome.attention),
+                       "region": None if region is None else str(region),
+                       "mask": None if outcome.mask is None else str(outcome.mask),
+                       "mask_pixels": outcome.mask_pixels,
                        "slices_translated": outcome.slices_translated,
                        "slices_skipped": outcome.slices_skipped, "amp": meta["amp"], **outcome.info})
         else:
