@@ -55,6 +55,9 @@ class SAGGANConfig:
     # L1 between A_N on the generated normal (cycle path) and the tumor mask: where a tumor was taken out is
     # where it must be put back
     lambda_cycle_mask: float = field(default=0.0, metadata={"min": 0})
+    # L1 between A_T on the grown tumor (A_T's weights frozen for this term) and A_N's map: the tumor detector,
+    # which the masks train, must find the tumor where A_N placed it
+    lambda_tumor_found: float = field(default=0.0, metadata={"min": 0})
     # which map a real image is judged through: "other" (Eq. 6: the other domain's map, M_N' * t) or "own"
     # (Mejjati et al.: its own domain's map, A_T(t) * t, so D_T sees real tumor tissue against painted tumors)
     d_real_attention: str = field(default="other", metadata={"choices": ("other", "own")})
@@ -68,7 +71,7 @@ class SAGGANConfig:
             raise InputError(f"sag-gan setting area_min ({self.area_min}) is above area_max ({self.area_max})")
         if not self.attention:
             needs = [k for k in ("attention_in_d", "mask_supervision", "attention_in_brain") if getattr(self, k)]
-            needs += [k for k in ("lambda_area", "lambda_cycle_mask") if getattr(self, k)]
+            needs += [k for k in ("lambda_area", "lambda_cycle_mask", "lambda_tumor_found") if getattr(self, k)]
             if needs:
                 raise InputError(
                     f"sag-gan setting {needs[0]}=true needs attention=true",

@@ -74,12 +74,18 @@ class SAGGAN(TwoDomainGAN):
         self.setup_training(gens, discs)
 
     # -- the attention-guided translation ---------------------------------------------------
-    def _attend(self, x: torch.Tensor, source: str) -> torch.Tensor | None:
+    def _attend(self, x: torch.Tensor, source: str, frozen: bool = False) -> torch.Tensor | None:
         """The source domain's attention map for ``x`` (None with attention off); with
-        ``attention_in_brain`` zero outside the head."""
+        ``attention_in_brain`` zero outside the head. ``frozen``: gradients reach ``x`` but not the
+        attention network's weights."""
         if not self.config.attention:
             return None
-        attention = self.networks[f"attn_{source}"](x)
+        net = self.networks[f"attn_{source}"]
+        if frozen:
+            weights = {k: v.detach() for k, v in net.named_parameters()}
+            attention = torch.func.functional_call(net, {**dict(net.named_buffers()), **weights}, (x,))
+        else:
+            attention = net(x)
         return attention * head_mask(x).to(attention.dtype) if self.config.attention_in_brain else attention
 
     def _translate(self, x: torch.Tensor, to: str, region: torch.Tensor | None = None
@@ -133,6 +139,10 @@ class SAGGAN(TwoDomainGAN):
             losses["mask"] = masked_l1(att_t.float(), batch["tumor_mask"], has_mask) * cfg.lambda_mask
         if cfg.attention and cfg.lambda_cycle_mask and "tumor_mask" in batch:  # A_N where the tumor was taken out
             losses["cycle_mask"] = masked_l1(att_cyc_n.float(), batch["tumor_mask"], has_mask) * cfg.lambda_cycle_mask
+        if cfg.attention and cfg.lambda_tumor_found:  # A_T, the masks' student, finds the grown tumor where A_N put it
+            with self.autocast():
+                found = self._attend(fake_t, "tumor", frozen=True)
+            losses["tumor_found"] = l1(found, att_n.detach()) * cfg.lambda_tumor_found
         if cfg.attention and cfg.lambda_area:  # A_N on real normals: a tumor-sized region of the brain
             losses["area"] = area_prior(att_n, head_mask(real_n), cfg.area_min, cfg.area_max) * cfg.lambda_area
         loss_g = sum(losses.values())

@@ -1,0 +1,142 @@
+"""sag-gan's later-practice settings (off in the paper recipe; docs/models/sag-gan.md): attention only inside
+the head, a prior on A_N's area, the tumor detector finding the grown tumor, the cycle mask, each real
+image judged through its own map, whole-image discriminators first; and cyclegan's keep_background."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from medsyn_cli.config import build_config
+from medsyn_cli.errors import InputError
+from medsyn_cli.nn.masks import area_prior, head_mask, share_inside
+from medsyn_cli.registry import get_model
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+TINY = {"ngf": 8, "ndf": 8, "attention_ngf": 4, "se_reduction": 4}
+RES = 32
+
+
+def build(name: str = "sag-gan", **overrides):
+    spec = get_model(name)
+    tiny = TINY if name == "sag-gan" else {"ngf": 8, "ndf": 8}
+    return spec.factory(build_config(spec.config_cls, {**tiny, **overrides}), RES, 1)
+
+
+def head_images(n: int = 2) -> torch.Tensor:
+    """Black frames with a bright square 'head' in the middle (and a dark hole inside it)."""
+    x = torch.full((n, 1, RES, RES), -1.0)
+    x[:, :, 8:24, 8:24] = torch.rand(n, 1, 16, 16) * 0.5
+    x[:, :, 15:17, 15:17] = -1.0  # a ventricle: dark, still head
+    return x
+
+
+def batch(n: int = 2) -> dict[str, torch.Tensor]:
+    mask = torch.zeros(n, 1, RES, RES)
+    mask[:, :, 10:16, 10:16] = 1
+    return {"normal": head_images(n), "tumor": head_images(n), "tumor_mask": mask,
+            "tumor_has_mask": torch.ones(n, dtype=torch.bool)}
+
+
+def test_head_mask_is_the_bright_region_with_its_dark_holes_closed():
+    m = head_mask(head_images(1))[0, 0]
+    assert m[8:24, 8:24].all() and not m[:6].any() and not m[:, 26:].any()
+    assert m[15, 15] == 1  # the dark hole inside counts as head
+
+
+def test_area_prior_is_zero_inside_the_band_and_grows_outside_it():
+    mask = torch.ones(1, 1, 10, 10)
+    maps = torch.zeros(1, 1, 10, 10)
+    maps[..., :2, :] = 1  # 20 % of the mask
+    assert float(share_inside(maps, mask)) == pytest.approx(0.2)
+    assert float(area_prior(maps, mask, 0.1, 0.3)) == 0.0
+    assert float(area_prior(maps, mask, 0.3, 0.5)) == pytest.approx(0.1)
+    assert float(area_prior(maps, mask, 0.0, 0.15)) == pytest.approx(0.05)
+
+
+def test_attention_in_brain_is_zero_outside_the_head():
+    model = build(attention_in_brain=True)
+    x = head_images()
+    _, att = model.translate(x, "tumor")
+    assert float(att[..., :6, :].abs().max()) == 0.0 and float(att[..., 8:24, 8:24].max()) > 0
+    _, free = build(attention_in_brain=False).translate(x, "tumor")
+    assert float(free[..., :6, :].max()) > 0  # the paper's map may attend the background
+
+
+def test_each_new_loss_is_logged_only_when_weighted():
+    base = build().train_step(batch(), 0)
+    assert not {"area", "cycle_mask", "tumor_found"} & set(base)
+    losses = build(lambda_area=1.0, area_min=0.1, area_max=0.3, lambda_cycle_mask=1.0,
+                   lambda_tumor_found=1.0).train_step(batch(), 0)
+    assert {"area", "cycle_mask", "tumor_found"} <= set(losses)
+    assert all(torch.isfinite(torch.as_tensor(losses[k])) for k in ("area", "cycle_mask", "tumor_found"))
+
+
+def test_tumor_found_trains_the_tumor_side_but_never_the_tumor_detector():
+    """The term's gradient reaches G_nt and A_N through the grown tumor, not A_T's weights (the masks
+    alone teach A_T what a tumor is)."""
+    model = build(lambda_tumor_found=1.0, mask_supervision=False, lambda_gan=0.0, lambda_cycle=0.0)
+    grads = {}
+    model.optimize = lambda name, loss, **kw: (loss.backward(), grads.update(
+        {k: [p.grad for p in net.parameters()] for k, net in model.networks.items()}))[0]
+    model.train_step(batch(), 0)
+    assert all(g is None or float(g.abs().max()) == 0 for g in grads["attn_tumor"])
+    assert any(g is not None and float(g.abs().max()) > 0 for g in grads["gen_normal_to_tumor"])
+    assert any(g is not None and float(g.abs().max()) > 0 for g in grads["attn_normal"])
+
+
+@pytest.mark.parametrize("which,expected", [("other", "attn_normal"), ("own", "attn_tumor")])
+def test_a_real_tumor_is_judged_through_the_map_the_setting_names(which, expected):
+    torch.manual_seed(0)
+    model = build(pool_size=0, d_real_attention=which)
+    b = batch()
+    with torch.no_grad():
+        maps = {"attn_normal": model.networks["attn_normal"](b["normal"]),
+                "attn_tumor": model.networks["attn_tumor"](b["tumor"])}
+    seen = []
+    model.networks["disc_tumor"].register_forward_hook(lambda mod, args, out: seen.append(args[0].detach().clone()))
+    model.train_step(b, 0)
+    torch.testing.assert_close(seen[1], b["tumor"] * maps[expected])  # the D step's real batch
+
+
+def test_whole_image_discriminators_first_then_attention_guided():
+    model = build(whole_d_epochs=2)
+    seen = []
+    model.networks["disc_tumor"].register_forward_hook(lambda mod, args, out: seen.append(args[0].detach().clone()))
+    b = batch()
+    model.train_step(b, 0, epoch=1)
+    torch.testing.assert_close(seen[1], b["tumor"])  # whole real image in epoch 1
+    seen.clear()
+    model.train_step(b, 0, epoch=2)
+    assert not torch.equal(seen[1], b["tumor"])  # through a map from epoch 2 on
+
+
+def test_inconsistent_practice_settings_are_refused():
+    with pytest.raises(InputError, match="area_min"):
+        build(area_min=0.5, area_max=0.2)
+    with pytest.raises(InputError, match="needs attention=true"):
+        build(attention=False, attention_in_d=False, mask_supervision=False, lambda_tumor_found=1.0)
+
+
+@pytest.mark.parametrize("name", ["sag-gan", "cyclegan"])
+def test_a_region_keeps_the_input_outside_it(name):
+    model = build(name)
+    x = head_images()
+    region = torch.zeros(2, 1, RES, RES)
+    region[..., 10:20, 10:20] = 1
+    y, att = model.translate(x, "tumor", region=region)
+    outside = region == 0
+    torch.testing.assert_close(y[outside], x[outside])
+    if att is not None:
+        assert float(att[outside].abs().max()) == 0.0
+
+
+def test_cyclegan_keep_background_changes_only_the_head():
+    model = build("cyclegan", keep_background=True)
+    x = head_images()
+    y, _ = model.translate(x, "tumor")
+    background = head_mask(x) == 0
+    torch.testing.assert_close(y[background], x[background])
+    losses = model.train_step(batch(), 0)
+    assert all(torch.isfinite(torch.as_tensor(v)) for v in losses.values())
