@@ -140,3 +140,31 @@ def test_cyclegan_keep_background_changes_only_the_head():
     torch.testing.assert_close(y[background], x[background])
     losses = model.train_step(batch(), 0)
     assert all(torch.isfinite(torch.as_tensor(v)) for v in losses.values())
+
+
+@pytest.mark.parametrize("name", ["sag-gan", "cyclegan"])
+def test_fast_recipe_is_batch_4_half_widths_and_trains_a_step(name, tmp_path):
+    import json
+
+    from conftest import run_cli
+
+    spec = get_model(name)
+    fast = spec.recipe("fast")
+    assert (spec.recipe_batch_size("fast"), spec.recipe_batch_size("paper")) == (4, 1)
+    assert fast["ngf"] == fast["ndf"] == 32
+    if name == "sag-gan":
+        assert fast["lambda_mask"] == 100 and fast["attention_in_brain"] and fast["d_real_attention"] == "own"
+        assert (fast["area_min"], fast["area_max"], fast["lambda_tumor_found"]) == (0.1, 0.3, 10)
+    else:
+        assert fast["keep_background"]
+    dry = run_cli("train", name, "--recipe", "fast", "--dry-run", "--out", tmp_path / "r")
+    assert dry.returncode == 0, dry.stderr
+    cfg = json.loads(dry.stdout)
+    assert cfg["recipe"] == "fast" and cfg["training"]["batch_size"] == 4
+    assert all(cfg["model_config"][k] == v for k, v in fast.items())
+    # the recipe's settings together train (tiny widths over the recipe's, as the paper recipe's tests do)
+    model = build(name, **{**fast, "ngf": 8, "ndf": 8})
+    logs = model.train_step(batch(4), 0)
+    assert all(torch.isfinite(torch.tensor(float(v))) for v in logs.values())
+    if name == "sag-gan":
+        assert "tumor_found" in logs and "area" in logs
