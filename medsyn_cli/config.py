@@ -24,6 +24,31 @@ from medsyn_cli.notices import warn
 
 #: The tables the user's config.toml may hold; other top-level keys are ignored with a warning.
 USER_TABLES = ("train", "sample", "data")
+#: The keys each table may hold (tests/test_config_keys.py keeps [train] in step with the trainer's settings).
+#: A key outside them is a typo that would otherwise be ignored: refused in ``--config FILE``, warned about
+#: in config.toml. ([model] holds model settings, which the model's config class checks.)
+TABLE_KEYS: dict[str, frozenset[str]] = {
+    "train": frozenset({
+        "res", "channels", "data", "fit", "recipe", "out", "steps", "epochs", "lr", "batch_size", "seed",
+        "device", "amp", "checkpoint_every", "sample_every", "log_every", "ema_decay", "keep_checkpoints",
+        "eval_every", "fid_weights", "tensorboard", "compile", "channels_last", "max_minutes", "holdout"}),
+    "sample": frozenset({"device", "amp"}),
+    "data": frozenset({"max_input_gib"}),
+}
+
+
+def unknown_keys_message(table: str, keys) -> str | None:
+    """What to say about the keys of ``[table]`` that medsyn does not read (None: all known)."""
+    import difflib
+
+    known = TABLE_KEYS.get(table)
+    unknown = sorted(k for k in keys if known is not None and k not in known)
+    if not unknown:
+        return None
+    close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+    guess = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown key {unknown[0]!r} in [{table}]{guess}" + (
+        f" and {len(unknown) - 1} more" if len(unknown) > 1 else "")
 
 
 def read_toml(path: str | Path, *, tables: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -48,6 +73,10 @@ def read_toml(path: str | Path, *, tables: tuple[str, ...] | None = None) -> dic
                 raise InputError(f"unknown key {key!r} at the top (expected the tables "
                                  f"{', '.join(f'[{t}]' for t in tables)})", path=path)
             _check_table(key, value, path)
+            message = unknown_keys_message(key, value)
+            if message:
+                raise InputError(message, path=path,
+                                 hint=f"[{key}] takes: {', '.join(sorted(TABLE_KEYS[key]))}")
     return doc
 
 
@@ -76,6 +105,9 @@ def _read_user_config(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
     for key, value in doc.items():
         if key in USER_TABLES:
             _check_table(key, value, Path(path))
+            message = unknown_keys_message(key, value)
+            if message:
+                warn(f"{path}: {message}, ignored")
         else:
             warn(f"{path}: unknown top-level key {key!r} ignored (medsyn reads the tables "
                  f"{', '.join(f'[{t}]' for t in USER_TABLES)}; training settings such as steps go under [train])")

@@ -113,3 +113,30 @@ def test_setting_names_each_source(medsyn_home, monkeypatch, tmp_path):
     with pytest.raises(InputError, match="MEDSYN_N='-2': must be positive"):
         setting("n", None, 5, cast=int, section="sample", check=positive)
     assert setting("n", 7, 5, cast=int, section="sample", check=positive) == 7
+
+
+def test_a_misspelled_train_key_in_config_toml_warns_naming_the_likely_key(medsyn_home):
+    path = user_toml(medsyn_home, "[train]\nstesp = 3\nbatch_size = 4\n")
+    proc = run_cli(*DRY)
+    assert proc.returncode == 0, proc.stderr
+    assert f"medsyn: warning: {path}: unknown key 'stesp' in [train] (did you mean 'steps'?), ignored" in proc.stderr
+    assert '"batch_size": 4' in proc.stdout
+
+
+def test_a_misspelled_train_key_in_a_config_file_is_refused(tmp_path):
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text("[train]\nbatchsize = 4\n")
+    proc = run_cli("train", "dcgan", "--config", str(cfg), "--dry-run", "--out", str(tmp_path / "r"))
+    assert proc.returncode == 2
+    assert "exp.toml: unknown key 'batchsize' in [train] (did you mean 'batch_size'?)" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_the_train_table_knows_every_setting_the_trainer_reads():
+    import dataclasses
+
+    from medsyn_cli.config import TABLE_KEYS
+    from medsyn_cli.training.plan import TrainSettings
+
+    fields = {f.name for f in dataclasses.fields(TrainSettings)} - {"per_rank_batch_size", "world_size"}
+    assert fields <= TABLE_KEYS["train"], fields - TABLE_KEYS["train"]
