@@ -158,6 +158,32 @@ def test_translation_run_shows_triplets_and_dice_against_the_true_masks(tiny_mod
     assert f"mean {np.mean(expected):.3f}; soft Dice" in page and f"mean {np.mean(expected_soft):.3f}." in page
 
 
+def test_translation_run_shows_normal_slices_grown_to_tumor_with_attention_and_difference(tiny_models, tmp_path,
+                                                                                          monkeypatch):
+    from medsyn_cli.data.pixels import to_uint8
+    from medsyn_cli.nn.masks import head_mask
+    from medsyn_cli.report import translation
+
+    data = two_domains(8, 6)
+    data.normal.images[:4] = -1.0  # four empty frames: no brain for a tumor to grow in
+    out = tmp_path / "run"
+    train(out, data, model="tiny-translator", steps=2, batch_size=4)
+    monkeypatch.setattr("medsyn_cli.data.load_dataset", lambda *a, **k: data)
+    result = translation.translation_triplets(open_run(out), n=3, to="tumor")
+    assert result.unavailable is None and len(result.rows) == 3
+    chosen = translation.pick_normal_slices(data.normal, 3)
+    assert all(i >= 4 for i in chosen)  # from the larger half by brain area, never an empty frame
+    assert head_mask(data.normal.images[chosen]).flatten(1).any(1).all()
+    model, _ = __import__("medsyn_cli.training.checkpoint", fromlist=["x"]).load_for_inference(out)
+    with torch.inference_mode():
+        y, _ = model.translate(data.normal.images[chosen], to="tumor")
+    expected = to_uint8(((y - data.normal.images[chosen]).abs() - 1).mean(1, keepdim=True))
+    assert all(np.array_equal(r.difference, expected[i]) for i, r in enumerate(result.rows))
+    assert all(r.mask is None and r.dice is None for r in result.rows)
+    page = build_report(out, force=True).path.read_text()
+    assert "Real normal slices to tumor" in page and page.count('alt="difference"') == 6  # the page shows --translate-n (6) rows
+
+
 def test_translation_run_without_a_checkpoint_says_so(tiny_models, tmp_path):
     out = tmp_path / "run"
     train(out, two_domains(8, 6), model="tiny-translator", steps=2, batch_size=4)
@@ -239,3 +265,28 @@ def test_open_run_refuses_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(InputError) as err:
         open_run(tmp_path)
     assert err.value.exit_code == 2
+
+
+def test_plot_translations_draws_four_rows_per_run_and_refuses_a_run_without_weights(tiny_models, tmp_path,
+                                                                                      monkeypatch, capsys):
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("plot_translations", ROOT / "bench" / "plot_translations.py")
+    plot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plot)
+    data = two_domains(8, 6)
+    out = tmp_path / "run"
+    train(out, data, model="tiny-translator", steps=2, batch_size=4)
+    monkeypatch.setattr("medsyn_cli.data.load_dataset", lambda *a, **k: data)
+    png = tmp_path / "rows.png"
+    assert plot.main([f"{out}=tiny", str(out), "--n", "3", "--out", str(png)]) == 0
+    with Image.open(png) as im:
+        width, height = im.size
+    assert height > width  # two blocks of four rows, three columns
+    for p in (out / "checkpoints").iterdir():
+        p.unlink()
+    (out / "weights.safetensors").unlink()
+    assert plot.main([str(out), "--out", str(tmp_path / "none.png")]) == 2
+    assert "no checkpoint yet" in capsys.readouterr().err and not (tmp_path / "none.png").exists()

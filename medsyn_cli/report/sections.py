@@ -212,6 +212,27 @@ def translation_section(run: RunView, opts: Options) -> Section | None:
     return "translation", title, f'<table class="triplets">{head}{"".join(rows)}</table>' + note(words)
 
 
+def growth_section(run: RunView, opts: Options) -> Section | None:
+    """Normal slices to tumor: where the model grows a tumor (attention) and what it changed (difference)."""
+    if run.task != "translation":
+        return None
+    from medsyn_cli.report.translation import translation_triplets
+
+    result = translation_triplets(run, n=opts.translate_n, device=opts.device, to="tumor")
+    title = "Real normal slices to tumor: input, output, attention, difference"
+    if result.unavailable:
+        return "growth", title, note(result.unavailable, cls="warn")
+    third = "attention" if result.has_attention else "|output − input|"
+    head = f"<tr><th>input (normal)</th><th>output (tumor)</th><th>{third}</th><th>|output − input|</th></tr>"
+    rows = [f'<tr title="{escape(r.source)}"><td>{img(png_bytes(r.input), "input slice")}</td>'
+            f'<td>{img(png_bytes(r.output), "translated slice")}</td><td>{img(png_bytes(r.third), third)}</td>'
+            f'<td>{img(png_bytes(r.difference), "difference")}</td></tr>' for r in result.rows]
+    words = (f"{len(result.rows)} real normal slices of the run's data (from the larger half by brain area) "
+             f"translated to tumor with {result.weights} (step {result.step}); the difference is black where "
+             "the output is the input. Score held-out cases with `medsyn eval translation RUN --data TEST`.")
+    return "growth", title, f'<table class="triplets">{head}{"".join(rows)}</table>' + note(words)
+
+
 # -- reproduce and log -----------------------------------------------------------------------------
 def commands_section(run: RunView, _opts: Options) -> Section:
     run_dir = str(run.config.get("out") or run.dir)
@@ -233,7 +254,8 @@ def log_section(run: RunView, _opts: Options) -> Section | None:
 
 
 BUILTIN: tuple[Callable[[RunView, Options], Section | None], ...] = (
-    settings_section, loss_section, fid_section, critic_section, grids_section, translation_section, commands_section,
+    settings_section, loss_section, fid_section, critic_section, grids_section, translation_section, growth_section,
+    commands_section,
 )
 
 

@@ -1,5 +1,6 @@
 """Translation runs: real tumor slices translated to normal, the model's attention on them, and the
-Dice overlap of that attention (thresholded at 0.5) with the true tumor mask where one exists.
+Dice overlap of that attention (thresholded at 0.5) with the true tumor mask where one exists; and real
+normal slices translated to tumor with the attention and the difference (where the tumor was grown).
 
 The model is loaded like ``medsyn translate`` loads it (``weights.safetensors``, else the newest
 checkpoint, so a run in progress works) and the data from the path the run recorded. Whatever is not
@@ -28,6 +29,7 @@ class TripletRow:
     mask: np.ndarray | None  # uint8 (H, W, 1), 0/255
     dice: float | None  # attention > 0.5 against the mask
     soft_dice: float | None  # the attention's values themselves against the mask (no threshold)
+    difference: np.ndarray | None = None  # |output - input| as uint8 (0: unchanged)
 
 
 @dataclass
@@ -58,8 +60,23 @@ def pick_slices(tumor, n: int) -> list[int]:
     return [pool[round(i * (len(pool) - 1) / max(n - 1, 1))] for i in range(n)]
 
 
-def translation_triplets(run, *, n: int = 6, device: str = "cpu") -> Triplets:
-    """Load the run's model and data and translate ``n`` real tumor slices to normal."""
+def pick_normal_slices(normal, n: int) -> list[int]:
+    """Up to ``n`` normal slices spread through the larger half by brain area: the top and bottom of a head,
+    which dominate a normal set, show little brain for a tumor to grow in."""
+    from medsyn_cli.nn.masks import head_mask
+
+    area = head_mask(normal.images).flatten(1).float().mean(1)
+    order = sorted(range(len(normal)), key=lambda i: (-float(area[i]), i))
+    pool = sorted(order[: max(n, (len(order) + 1) // 2)])
+    if len(pool) <= n:
+        return pool
+    return [pool[round(i * (len(pool) - 1) / max(n - 1, 1))] for i in range(n)]
+
+
+def translation_triplets(run, *, n: int = 6, device: str = "cpu", to: str = "normal",
+                         data_path: str | None = None) -> Triplets:
+    """Load the run's model and data (or ``data_path``, e.g. held-out cases) and translate ``n`` real slices:
+    tumor slices to normal (``to="normal"``) or normal slices to tumor (``to="tumor"``)."""
     from medsyn_cli.errors import MedsynError
 
     if run.weights is None and run.checkpoint is None:
@@ -71,7 +88,7 @@ def translation_triplets(run, *, n: int = 6, device: str = "cpu") -> Triplets:
         model, meta = load_for_inference(run.dir, device)
     except MedsynError as exc:
         return Triplets(unavailable=f"the model could not be loaded: {exc.one_line()}")
-    data_path = run.config.get("data", {}).get("path")
+    data_path = data_path or run.config.get("data", {}).get("path")
     try:
         from medsyn_cli.data import load_dataset
 
@@ -80,19 +97,21 @@ def translation_triplets(run, *, n: int = 6, device: str = "cpu") -> Triplets:
     except (MedsynError, OSError) as exc:
         reason = exc.one_line() if isinstance(exc, MedsynError) else str(exc)
         return Triplets(unavailable=f"the run's data is not reachable from here ({data_path}): {reason}")
-    return _translate(model, meta, data.tumor, n)
+    if to == "tumor":
+        return _translate(model, meta, data.normal, pick_normal_slices(data.normal, n), "tumor")
+    return _translate(model, meta, data.tumor, pick_slices(data.tumor, n), "normal")
 
 
-def _translate(model, meta: dict[str, Any], tumor, n: int) -> Triplets:
+def _translate(model, meta: dict[str, Any], tumor, idx: list[int], to: str) -> Triplets:
+    """Translate slices ``idx`` of ``tumor`` (the source domain's set, whatever its name) to ``to``."""
     import torch
     import torch.nn.functional as F
 
     from medsyn_cli.data.pixels import to_uint8
 
-    idx = pick_slices(tumor, n)
     x = tumor.images[idx]
     with torch.inference_mode():
-        y, attention = model.translate(x.to(model.device), to="normal")
+        y, attention = model.translate(x.to(model.device), to=to)
     y = y.float().cpu()
     out = Triplets(has_attention=attention is not None, weights=str(meta.get("source", "")),
                    step=meta.get("step"))
@@ -105,10 +124,12 @@ def _translate(model, meta: dict[str, Any], tumor, n: int) -> Triplets:
     else:
         third = ((y - x).abs() - 1).mean(1, keepdim=True)  # |diff| in [0, 2] -> [-1, 1]
     images, outputs, thirds = to_uint8(x), to_uint8(y), to_uint8(third)
+    differences = to_uint8(((y - x).abs() - 1).mean(1, keepdim=True))
     for row, i in enumerate(idx):
         mask = None
         score = soft = None
-        labelled = tumor.masks is not None and (tumor.has_mask is None or bool(tumor.has_mask[i]))
+        masks = getattr(tumor, "masks", None)
+        labelled = masks is not None and (tumor.has_mask is None or bool(tumor.has_mask[i]))
         if labelled:
             truth = tumor.masks[i, 0].numpy() > 0.5
             mask = (truth[..., None] * 255).astype(np.uint8)
@@ -117,5 +138,5 @@ def _translate(model, meta: dict[str, Any], tumor, n: int) -> Triplets:
                 soft = soft_dice(att[row, 0].numpy(), truth)
         source = tumor.sources[i] if i < len(tumor.sources) else f"#{i}"
         out.rows.append(TripletRow(source=source, input=images[row], output=outputs[row], third=thirds[row],
-                                   mask=mask, dice=score, soft_dice=soft))
+                                   mask=mask, dice=score, soft_dice=soft, difference=differences[row]))
     return out
