@@ -154,7 +154,7 @@ def test_fast_recipe_is_batch_4_half_widths_and_trains_a_step(name, tmp_path):
     assert fast["ngf"] == fast["ndf"] == 32
     if name == "sag-gan":
         assert fast["lambda_mask"] == 100 and fast["attention_in_brain"] and fast["d_real_attention"] == "own"
-        assert (fast["area_min"], fast["area_max"], fast["lambda_tumor_found"]) == (0.1, 0.3, 10)
+        assert (fast["area_min"], fast["area_max"], fast["lambda_tumor_found"], fast["lambda_gan"]) == (0.1, 0.3, 10, 5)
     else:
         assert fast["keep_background"]
     dry = run_cli("train", name, "--recipe", "fast", "--dry-run", "--out", tmp_path / "r")
