@@ -474,3 +474,17 @@ def test_a_few_training_steps_on_real_ct(shared_data, variant, res):
 @pytest.mark.parametrize("variant,res", VARIANTS)
 def test_training_steps_on_real_ct_with_default_widths(shared_data, variant, res):
     _train_on_real_ct(shared_data, variant, res, 3)
+
+
+@pytest.mark.parametrize("variant,res", [("small", 64), ("large-v2", 128)])
+def test_base_channels_widens_the_reshaped_linear_map_and_one_is_the_thesis(variant, res):
+    thesis = build(variant, res, **NARROW[variant])
+    wide = build(variant, res, base_channels=8, use_kernel=True, **NARROW[variant])
+    g_thesis, g_wide = thesis.networks["generator"], wide.networks["generator"]
+    assert g_thesis.fc.out_features == 16 and g_wide.fc.out_features == 8 * 16  # 1x4x4 against 8x4x4
+    assert g_wide.stages[0][0].in_channels == 8
+    z = torch.randn(3, 128)
+    out = g_wide(z)
+    assert out.shape == (3, 1, res, res) and out.abs().max() <= 1
+    with pytest.raises(InputError, match="base_channels"):
+        build(variant, res, base_channels=0, **NARROW[variant])

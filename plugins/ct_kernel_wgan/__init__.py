@@ -46,6 +46,9 @@ class CTKernelWGANConfig:
     widths: tuple[int, ...] = ()  # generator channels after each upsampling stage but the last
     critic_widths: tuple[int, ...] = ()  # critic channels after each stride-2 conv
     batch_norm: bool = True  # BatchNorm after each hidden transposed conv of the generator
+    # Later practice, 1 in the thesis: channels of the reshaped linear output (the thesis's 1 x 4 x 4 map, whose
+    # 16 numbers every later stage is built from; a wider map stops the drift, docs/models/ct-kernel-wgan.md)
+    base_channels: int = field(default=1, metadata={"min": 1})
     # how skips are brought to the stage's size
     interpolation: str = field(default="bilinear", metadata={"choices": INTERPOLATIONS})
     lr: float = 1e-4  # Adam, both networks (Gulrajani et al.)

@@ -157,5 +157,6 @@ class CTKernelWGAN(KernelSkipWGAN):
             kernel_position=config.kernel_position,
             interpolation=config.interpolation,
             batch_norm=config.batch_norm,
+            base_channels=config.base_channels,
         )
         self._setup(generator, Critic(channels, tuple(config.critic_widths) or c_widths))
