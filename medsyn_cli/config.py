@@ -24,7 +24,7 @@ from medsyn_cli.notices import warn
 
 #: The tables the user's config.toml may hold; other top-level keys are ignored with a warning.
 USER_TABLES = ("train", "sample", "data")
-#: The keys each table may hold (tests/test_config_keys.py keeps [train] in step with the trainer's settings).
+#: The keys each table may hold (tests/test_config_sources.py keeps [train] in step with TrainSettings).
 #: A key outside them is a typo that would otherwise be ignored: refused in ``--config FILE``, warned about
 #: in config.toml. ([model] holds model settings, which the model's config class checks.)
 TABLE_KEYS: dict[str, frozenset[str]] = {

@@ -104,7 +104,7 @@ def read_region_volume(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     return np.nan_to_num(data, nan=0.0) != 0
 
 
-def input_shape(path: Path, volume: bool, volume_index: int | None) -> tuple[int, ...]:
+def input_shape(path: Path, volume: bool) -> tuple[int, ...]:
     """The shape a region of ``path`` must have: (H, W) of an image, the 3D shape of a volume."""
     if volume:
         import nibabel as nib
@@ -115,13 +115,12 @@ def input_shape(path: Path, volume: bool, volume_index: int | None) -> tuple[int
     return read_image_raw(path)[0].shape
 
 
-def check_regions(inputs: Sequence[Path], regions: Sequence[Path | None], volumes: Sequence[bool],
-                  volume_index: int | None) -> None:
+def check_regions(inputs: Sequence[Path], regions: Sequence[Path | None], volumes: Sequence[bool]) -> None:
     """Before the model loads: each mask readable, of its input's size, and not empty."""
     for path, region, volume in zip(inputs, regions, volumes):
         if region is None:
             continue
-        shape = input_shape(path, volume, volume_index)
+        shape = input_shape(path, volume)
         mask = read_region_volume(region, shape) if volume else read_region_image(region, shape)
         if not mask.any():
             raise InputError("region mask is empty (no pixel inside)", path=region,
@@ -129,18 +128,23 @@ def check_regions(inputs: Sequence[Path], regions: Sequence[Path | None], volume
 
 
 # -- the region through the geometry ------------------------------------------------------------------
+def _square(region: np.ndarray, res: int):
+    """(H, W) bool -> ((1, res, res) float32 0/1, the geometry to bring it back)."""
+    square, geo = to_square(region[None].astype(np.float32), res, pad_value=0.0)
+    return (square > THRESHOLD).astype(np.float32), geo
+
+
 def square_region(region: np.ndarray, res: int) -> np.ndarray:
     """(H, W) bool at the input's size -> (1, res, res) float32 0/1, as the model receives it."""
-    square, _ = to_square(region[None].astype(np.float32), res, pad_value=0.0)
-    return (square > THRESHOLD).astype(np.float32)
+    return _square(region, res)[0]
 
 
 def effective_region(region: np.ndarray, res: int, path: Path | None = None) -> np.ndarray:
     """(H, W) bool: where the translated value is kept, the region where the model's region, brought
     back to the input's size, is inside too (a sliver lost at the model's resolution stays the input).
     With ``path``, a region that vanishes entirely is reported (nothing of that input changes)."""
-    square, geo = to_square(region[None].astype(np.float32), res, pad_value=0.0)
-    kept = region & (from_square((square > THRESHOLD).astype(np.float32), geo)[0] > THRESHOLD)
+    square, geo = _square(region, res)
+    kept = region & (from_square(square, geo)[0] > THRESHOLD)
     if path is not None and region.any() and not kept.any():
         from medsyn_cli.notices import warn
 

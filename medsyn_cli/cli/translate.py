@@ -133,7 +133,7 @@ def translate(
         if kind_of(path) == "volume":
             check_volume_header(path, volume_index)
     regions = region_paths(paths, where)
-    check_regions(paths, regions, [kind_of(p) == "volume" for p in paths], volume_index)
+    check_regions(paths, regions, [kind_of(p) == "volume" for p in paths])
     weights = resolve_weights(model)
     import torch  # only now: every check above answers without it
 

@@ -45,6 +45,13 @@ class Triplets:
         return float(np.mean(values)) if values else None
 
 
+def _spread(pool: list[int], n: int) -> list[int]:
+    """Up to ``n`` entries of ``pool`` evenly spaced, the first and the last included."""
+    if len(pool) <= n:
+        return pool
+    return [pool[round(i * (len(pool) - 1) / max(n - 1, 1))] for i in range(n)]
+
+
 def pick_slices(tumor, n: int) -> list[int]:
     """Up to ``n`` tumor slices spread through the set, those with a real mask first."""
     count = len(tumor)
@@ -54,10 +61,7 @@ def pick_slices(tumor, n: int) -> list[int]:
         labelled = list(range(count))
     else:
         labelled = [i for i in range(count) if bool(tumor.has_mask[i])]
-    pool = labelled if labelled else list(range(count))
-    if len(pool) <= n:
-        return pool
-    return [pool[round(i * (len(pool) - 1) / max(n - 1, 1))] for i in range(n)]
+    return _spread(labelled if labelled else list(range(count)), n)
 
 
 def pick_normal_slices(normal, n: int) -> list[int]:
@@ -67,10 +71,7 @@ def pick_normal_slices(normal, n: int) -> list[int]:
 
     area = head_mask(normal.images).flatten(1).float().mean(1)
     order = sorted(range(len(normal)), key=lambda i: (-float(area[i]), i))
-    pool = sorted(order[: max(n, (len(order) + 1) // 2)])
-    if len(pool) <= n:
-        return pool
-    return [pool[round(i * (len(pool) - 1) / max(n - 1, 1))] for i in range(n)]
+    return _spread(sorted(order[: max(n, (len(order) + 1) // 2)]), n)
 
 
 def translation_triplets(run, *, n: int = 6, device: str = "cpu", to: str = "normal",
@@ -115,20 +116,19 @@ def _translate(model, meta: dict[str, Any], tumor, idx: list[int], to: str) -> T
     y = y.float().cpu()
     out = Triplets(has_attention=attention is not None, weights=str(meta.get("source", "")),
                    step=meta.get("step"))
+    difference = ((y - x).abs() - 1).mean(1, keepdim=True)  # |diff| in [0, 2] -> [-1, 1]
+    third = difference  # shown where the model has no attention map
     if attention is not None:
         att = attention.float().cpu()
         if att.shape[-2:] != x.shape[-2:]:
             att = F.interpolate(att, size=x.shape[-2:], mode="bilinear", align_corners=False)
         att = att.clamp(0, 1).mean(1, keepdim=True)
         third = att * 2 - 1
-    else:
-        third = ((y - x).abs() - 1).mean(1, keepdim=True)  # |diff| in [0, 2] -> [-1, 1]
-    images, outputs, thirds = to_uint8(x), to_uint8(y), to_uint8(third)
-    differences = to_uint8(((y - x).abs() - 1).mean(1, keepdim=True))
+    images, outputs, thirds, differences = to_uint8(x), to_uint8(y), to_uint8(third), to_uint8(difference)
+    masks = getattr(tumor, "masks", None)  # a normal set has none
     for row, i in enumerate(idx):
         mask = None
         score = soft = None
-        masks = getattr(tumor, "masks", None)
         labelled = masks is not None and (tumor.has_mask is None or bool(tumor.has_mask[i]))
         if labelled:
             truth = tumor.masks[i, 0].numpy() > 0.5
