@@ -418,6 +418,22 @@ def test_lr_decay_resumes_from_the_step_alone(tmp_path):
     assert rates[4] == pytest.approx(5e-5), rates  # step index 3: halfway from 1e-4 down to 0
 
 
+@pytest.mark.parametrize("model", ["ct-kernel-wgan", "wgan-linconv"])
+def test_lr_critic_gives_the_critic_its_own_rate_through_the_decay(model, tmp_path):
+    from test_train_tiny import random_images, train
+
+    data = random_images(12, res=64)
+    sets = ["widths=16,8,8", "critic_widths=8,8,8,8", "n_critic=1", "lr_critic=4e-4", "lr_decay_start=2",
+            "lr_decay_steps=2", "lr_decay_floor=0"]
+    out = tmp_path / "run"
+    train(out, data, steps=4, model=model, batch_size=4, sets=sets, log_every=1, checkpoint_every=100,
+          sample_every=100)
+    stats = [json.loads(line) for line in (out / "stats.jsonl").read_text().splitlines()]
+    rates = {rec["step"]: rec["lr"] for rec in stats if "lr" in rec}
+    assert rates[1] == pytest.approx({"generator": 1e-4, "critic": 4e-4}), rates
+    assert rates[4] == pytest.approx({"generator": 5e-5, "critic": 2e-4}), rates  # the decay's factor on both
+
+
 @pytest.mark.parametrize("model,sets", [
     ("ct-kernel-wgan", ["widths=16,8,8", "critic_widths=8,8,8,8", "n_critic=2", "use_kernel=true"]),
     ("wgan-linconv", ["widths=16,8,8", "critic_widths=8,8,8,8", "n_critic=2"]),

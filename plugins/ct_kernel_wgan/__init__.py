@@ -17,6 +17,7 @@ a model is built (``factory="package.module:Class"``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 from medsyn_cli.errors import InputError
 from medsyn_cli.hookspecs import hookimpl
@@ -47,11 +48,13 @@ class CTKernelWGANConfig:
     critic_widths: tuple[int, ...] = ()  # critic channels after each stride-2 conv
     batch_norm: bool = True  # BatchNorm after each hidden transposed conv of the generator
     # Later practice, 1 in the thesis: channels of the reshaped linear output (the thesis's 1 x 4 x 4 map, whose
-    # 16 numbers every later stage is built from; a wider map stops the drift, docs/models/ct-kernel-wgan.md)
+    # 16 numbers every later stage is built from; 256 delays the drift but does not stop it, docs/models/ct-kernel-wgan.md)
     base_channels: int = field(default=1, metadata={"min": 1})
     # how skips are brought to the stage's size
     interpolation: str = field(default="bilinear", metadata={"choices": INTERPOLATIONS})
     lr: float = 1e-4  # Adam, both networks (Gulrajani et al.)
+    # Later practice, None in the thesis: the critic's own Adam rate (two time-scale updates, Heusel et al. 2017)
+    lr_critic: Optional[float] = field(default=None, metadata={"gt": 0})
     # Adam betas (Gulrajani et al.'s DCGAN-style setting)
     betas: tuple[float, ...] = field(default=(0.5, 0.9), metadata={"length": 2})
     # critic steps per generator step, all inside one train_step
@@ -108,6 +111,7 @@ class WGANLinConvConfig:
     critic_widths: tuple[int, ...] = ()  # critic channels after each stride-2 conv
     batch_norm: bool = True  # BatchNorm after each hidden transposed conv of the generator
     lr: float = 1e-4  # Adam, both networks (Gulrajani et al.)
+    lr_critic: Optional[float] = field(default=None, metadata={"gt": 0})  # as ct-kernel-wgan's: None is lr
     betas: tuple[float, ...] = (0.5, 0.9)  # Adam betas (Gulrajani et al.'s DCGAN-style setting)
     n_critic: int = 5  # critic steps per generator step, all inside one train_step
     gp_weight: float = 10.0  # lambda of the gradient penalty

@@ -88,15 +88,20 @@ class KernelSkipWGAN(GANModel):
 
     def _setup(self, generator: KernelSkipGenerator, critic: Critic) -> None:
         self.networks = {"generator": generator, "critic": critic}
-        self.optimizers = adam(self.networks, self.config)
+        # lr_critic (None: lr) gives the critic its own rate (two time-scale updates, Heusel et al. 2017)
+        self.optimizers = adam(self.networks, self.config, {"critic": self.config.lr_critic})
 
     def latents(self, n: int) -> torch.Tensor:
         """Training noise from torch's global RNG (saved and restored by the trainer)."""
         return torch.randn(n, self.config.latent_dim, device=self.device)
 
-    def lr_at(self, step: int) -> float:
-        """The Adam rate of both networks at generator step ``step``: constant, or the step decay."""
-        return configured_step_rate(self.config, step)
+    def lr_at(self, step: int, network: str = "generator") -> float:
+        """The Adam rate of ``network`` at generator step ``step``: constant, or the step decay (the same
+        factor on the generator's ``lr`` and the critic's ``lr_critic``)."""
+        rate = configured_step_rate(self.config, step)
+        if network == "critic" and self.config.lr_critic is not None:
+            rate *= self.config.lr_critic / self.config.lr
+        return rate
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         """DiffAugment with the configured policy; each call draws its own transforms."""
@@ -104,7 +109,8 @@ class KernelSkipWGAN(GANModel):
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int, epoch: int = 0) -> Losses:
         if self.config.lr_decay_start >= 0:  # a function of the step alone, so a resumed run agrees
-            set_rate(self.optimizers, self.lr_at(step))
+            for name, optimizer in self.optimizers.items():
+                set_rate({name: optimizer}, self.lr_at(step, name))
         real = batch["image"].to(self.device)
         n = real.shape[0]
         # (1) n_critic critic steps on the same real batch, fresh latents each; (2) one generator step.
