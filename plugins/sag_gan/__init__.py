@@ -63,6 +63,9 @@ class SAGGANConfig:
     d_real_attention: str = field(default="other", metadata={"choices": ("other", "own")})
     # epochs during which the discriminators judge whole images before the attention-guided ones (Mejjati et al.)
     whole_d_epochs: int = field(default=0, metadata={"min": 0})
+    # translate, score and export an exponential moving average of the generators' and attention networks'
+    # weights (--ema-decay) instead of the last step's; training is unchanged
+    ema: bool = False
 
     def __post_init__(self) -> None:
         if self.gan_loss not in ("bce", "lsgan"):
