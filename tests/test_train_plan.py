@@ -195,3 +195,15 @@ def test_bad_invocations_exit_2_with_one_line(args, needle, dry_run, tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr
     assert proc.stderr.startswith("medsyn: error: ")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_model_with_an_epoch_schedule_trains_its_schedule_by_default(tmp_path):
+    from medsyn_cli.training.plan import schedule_epochs
+
+    cyclegan = plan(tmp_path, model="cyclegan", data="phantom:brain")
+    assert (cyclegan.settings.steps, cyclegan.settings.epochs) == (None, 200)  # 100 + 100, the paper's
+    short = plan(tmp_path, model="sag-gan", data="phantom:brain", sets=["n_epochs=4", "n_epochs_decay=2"])
+    assert (short.settings.steps, short.settings.epochs) == (None, 6)
+    explicit = plan(tmp_path, model="sag-gan", data="phantom:brain", steps=50)
+    assert (explicit.settings.steps, explicit.settings.epochs) == (50, None)
+    assert schedule_epochs(object()) is None

@@ -20,7 +20,7 @@ def train(
         None, "--fit", help="How images become RES x RES: pad (aspect kept), resize, or crop (centre square). "
                             "[default: the model's paper's choice, see `medsyn models show MODEL`]"),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Run directory. [default: runs/MODEL-RES]"),
-    steps: Optional[int] = typer.Option(None, "--steps", help="The run's total steps (also on --resume). [default: 10000]"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="The run's total steps (also on --resume). [default: 10000; cyclegan and sag-gan: n_epochs + n_epochs_decay epochs, their rate schedule]"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="The run's total length in epochs instead of steps."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b",
                                              help="Global batch per step (split over torchrun processes). "

@@ -190,6 +190,16 @@ def _length(flags: TrainFlags, file_train: dict, *, explicit_only: bool) -> tupl
     return None
 
 
+def schedule_epochs(config: Any) -> int | None:
+    """The length, in epochs, of a model whose rate follows CycleGAN's epoch schedule (``n_epochs`` at the
+    base rate, then ``n_epochs_decay`` of linear decay: cyclegan, sag-gan), which is how long those papers
+    train; None for a model without one."""
+    n_epochs, n_decay = getattr(config, "n_epochs", None), getattr(config, "n_epochs_decay", None)
+    if n_epochs is None or n_decay is None or n_epochs + n_decay < 1:
+        return None
+    return int(n_epochs) + int(n_decay)
+
+
 def _model_overrides(flags: TrainFlags, file_model: dict, spec: ModelSpec, *, with_env: bool,
                      recipe: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
     """Model settings over the defaults, later winning: the recipe, MEDSYN_LR, [model], --set, --lr;
@@ -320,13 +330,15 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
         config = build_config(spec.config_cls, overrides, model=spec.name, sources=sources)
         changes = {}
 
-    # Length: explicit flags win; on --resume the run's recorded total is the default.
+    # Length: explicit flags win; on --resume the run's recorded total is the default; else the model's
+    # epoch schedule where it has one (its rate is spent after it), else DEFAULT_STEPS.
     length = _length(flags, file_train, explicit_only=flags.resume)
     if length is None:
         if flags.resume:
             length = (stored_train.get("steps"), stored_train.get("epochs"))
         else:
-            length = (DEFAULT_STEPS, None)
+            epochs = schedule_epochs(config)
+            length = (DEFAULT_STEPS, None) if epochs is None else (None, epochs)
     steps, epochs = length
 
     def knob(name: str, flag: Any, cast=int, check=None) -> Any:
