@@ -154,13 +154,16 @@ def test_fast_recipe_is_batch_4_half_widths_and_trains_a_step(name, tmp_path):
     assert fast["ngf"] == fast["ndf"] == 32
     if name == "sag-gan":
         assert fast["lambda_mask"] == 100 and fast["attention_in_brain"] and fast["d_real_attention"] == "own"
-        assert (fast["area_min"], fast["area_max"], fast["lambda_tumor_found"], fast["lambda_gan"]) == (0.1, 0.3, 10, 5)
+        assert (fast["area_min"], fast["area_max"], fast["lambda_tumor_found"], fast["lambda_gan"]) == (0.1, 0.3, 10, 10)
+        assert fast["ema"] and (fast["n_epochs"], fast["n_epochs_decay"]) == (4, 2)
     else:
         assert fast["keep_background"]
     dry = run_cli("train", name, "--recipe", "fast", "--dry-run", "--out", tmp_path / "r")
     assert dry.returncode == 0, dry.stderr
     cfg = json.loads(dry.stdout)
     assert cfg["recipe"] == "fast" and cfg["training"]["batch_size"] == 4
+    if name == "sag-gan":  # the run is the recipe's schedule unless --steps/--epochs says otherwise
+        assert (cfg["training"]["steps"], cfg["training"]["epochs"]) == (None, 6)
     assert all(cfg["model_config"][k] == v for k, v in fast.items())
     # the recipe's settings together train (tiny widths over the recipe's, as the paper recipe's tests do)
     model = build(name, **{**fast, "ngf": 8, "ndf": 8})
