@@ -53,7 +53,7 @@ def step_decay_factor(step: int, start: int, length: int, floor: float) -> float
 
 def configured_step_rate(config, step: int) -> float:
     """The rate at ``step`` of a model config with ``lr`` and the ``lr_decay_start``/``_steps``/``_floor``
-    settings (hagan, ct-kernel-wgan, wgan-linconv)."""
+    settings (hagan; ct-kernel-wgan and wgan-linconv apply the same factor to each network's own rate)."""
     return config.lr * step_decay_factor(step, config.lr_decay_start, config.lr_decay_steps, config.lr_decay_floor)
 
 

@@ -16,7 +16,7 @@ import torch
 
 from medsyn_cli.errors import InputError
 from medsyn_cli.gan.optim import adam
-from medsyn_cli.gan.schedule import configured_step_rate, set_rate
+from medsyn_cli.gan.schedule import set_rate, step_decay_factor
 from medsyn_cli.gan.wgan_gp import critic_step, generator_step
 from medsyn_cli.nn.diffaugment import diff_augment
 from medsyn_cli.model import GANModel, Losses
@@ -98,10 +98,9 @@ class KernelSkipWGAN(GANModel):
     def lr_at(self, step: int, network: str = "generator") -> float:
         """The Adam rate of ``network`` at generator step ``step``: constant, or the step decay (the same
         factor on the generator's ``lr`` and the critic's ``lr_critic``)."""
-        rate = configured_step_rate(self.config, step)
-        if network == "critic" and self.config.lr_critic is not None:
-            rate *= self.config.lr_critic / self.config.lr
-        return rate
+        cfg = self.config
+        base = cfg.lr_critic if network == "critic" and cfg.lr_critic is not None else cfg.lr
+        return base * step_decay_factor(step, cfg.lr_decay_start, cfg.lr_decay_steps, cfg.lr_decay_floor)
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         """DiffAugment with the configured policy; each call draws its own transforms."""
