@@ -504,3 +504,30 @@ def test_base_channels_widens_the_reshaped_linear_map_and_one_is_the_thesis(vari
     assert out.shape == (3, 1, res, res) and out.abs().max() <= 1
     with pytest.raises(InputError, match="base_channels"):
         build(variant, res, base_channels=0, **NARROW[variant])
+
+
+def test_hinge_loss_with_a_spectrally_normalised_critic_and_no_penalty():
+    from torch.nn.utils import parametrize
+
+    torch.manual_seed(0)
+    thesis = build("small", 64, **NARROW["small"])
+    assert not any(parametrize.is_parametrized(m) for m in thesis.networks["critic"].modules())
+    assert thesis.config.loss == "wgan-gp" and thesis.config.gp_weight == 10.0  # the thesis's objective stays
+    model = build("small", 64, loss="hinge", spectral_norm="true", gp_weight="0", n_critic="1", **NARROW["small"])
+    convs = [m for m in model.networks["critic"].modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 5 and all(parametrize.is_parametrized(m, "weight") for m in convs)
+    calls = []
+    real_step = model.optimize
+    model.optimize = lambda name, loss: (calls.append(name), real_step(name, loss))
+    losses = model.train_step({"image": torch.rand(4, 1, 64, 64) * 2 - 1}, 0)
+    assert calls == ["critic", "generator"]
+    assert set(losses) == {"loss_critic", "loss_g", "wasserstein"}  # no penalty, so no gp or grad_norm
+    assert all(math.isfinite(float(v)) for v in losses.values())
+    assert float(losses["loss_critic"]) >= 0  # a hinge loss, not a signed Wasserstein estimate
+    linconv = build_linconv(64, loss="hinge", spectral_norm="true", **NARROW["small"])
+    assert all(parametrize.is_parametrized(m, "weight") for m in linconv.networks["critic"].modules()
+               if isinstance(m, torch.nn.Conv2d))
+    with pytest.raises(InputError):
+        build("small", 64, loss="bce")
+    with pytest.raises(InputError):
+        build("small", 64, gp_weight="-1")

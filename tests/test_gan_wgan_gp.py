@@ -55,3 +55,30 @@ def test_generator_step_updates_only_the_generator_and_unfreezes_the_critic():
     assert all(not torch.equal(a, b) for a, b in zip(g_before, G.parameters()))
     assert all(torch.equal(a, b) for a, b in zip(c_before, C.parameters()))
     assert all(p.requires_grad and p.grad is None for p in C.parameters())  # no critic grads were kept
+
+
+def test_hinge_objective_without_penalty_is_the_sngan_critic_loss_and_skips_the_penalty():
+    import pytest
+
+    model = toy_model()
+    G, C = model.networks["generator"], model.networks["critic"]
+    real, z = torch.randn(6, 4), torch.randn(6, 3)
+    with torch.no_grad():
+        s_real, s_fake = C(real), C(G(z))
+    hinge = torch.relu(1 - s_real).mean() + torch.relu(1 + s_fake).mean()
+    state = torch.get_rng_state()
+    out = critic_step(model, real, z, gp_weight=0.0, objective="hinge")
+    assert torch.equal(torch.get_rng_state(), state)  # no interpolates drawn: the penalty is off
+    assert out.gp is None and out.grad_norm is None
+    assert torch.allclose(out.loss, hinge) and torch.allclose(out.wasserstein, s_real.mean() - s_fake.mean())
+    # With a penalty weight the hinge loss gains the same penalty WGAN-GP's loss does.
+    model = toy_model()
+    state = torch.get_rng_state()
+    with torch.no_grad():
+        fake = model.networks["generator"](z)
+    gp = gradient_penalty(model.networks["critic"], real, fake)
+    torch.set_rng_state(state)
+    out = critic_step(model, real, z, gp_weight=10.0, objective="hinge")
+    assert torch.allclose(out.loss, hinge + 10.0 * gp)
+    with pytest.raises(ValueError, match="objective must be one of"):
+        critic_step(model, real, z, gp_weight=0.0, objective="bce")

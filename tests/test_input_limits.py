@@ -135,6 +135,25 @@ def test_a_claimed_huge_input_is_refused_from_its_header_in_little_memory_and_ti
     assert got["rss_kb"] < MAX_RSS_KB and got["seconds"] < MAX_SECONDS, got
 
 
+def test_a_small_limit_does_not_leak_into_other_image_opens(tmp_path, monkeypatch):
+    # PIL's bomb guard is a module global; medsyn sets it for its own open only. Leaking it failed CI:
+    # report and grid tests opening their own figures later in the same worker were refused as bombs.
+    from medsyn_cli.data.readers import read_image_raw
+    from medsyn_cli.errors import InputError
+
+    png = tmp_path / "small.png"
+    Image.fromarray(np.full((64, 64), 7, np.uint8)).save(png)
+    big = tmp_path / "figure.png"
+    Image.fromarray(np.zeros((300, 400), np.uint8)).save(big)
+    before = Image.MAX_IMAGE_PIXELS
+    monkeypatch.setenv("MEDSYN_MAX_INPUT_GIB", str(10_000 / (1 << 30)))  # 10 kB
+    with pytest.raises(InputError):
+        read_image_raw(png)
+    assert Image.MAX_IMAGE_PIXELS == before
+    with Image.open(big) as im:  # a figure 300 x 400 opens as it would without medsyn
+        assert im.size == (400, 300)
+
+
 def test_the_limit_is_a_setting_named_in_the_error(tmp_path, monkeypatch):
     from medsyn_cli.data.readers import read_image_raw, read_volume
     from medsyn_cli.errors import InputError

@@ -154,14 +154,18 @@ def open_image(path: Path) -> Iterator:
     """``PIL.Image.open`` that refuses, from the header, an image above the limit (PIL's guard set to it)."""
     Image = _pil()
     limit = max_input_bytes()
-    Image.MAX_IMAGE_PIXELS = limit // _FLOAT_BYTES
+    # PIL's guard is a module global: set it for this open only, so that a small limit does not leak into
+    # every other Image.open in the process (figures, reports, a caller's own code).
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, limit // _FLOAT_BYTES
     try:
         img = Image.open(path)
     except Image.DecompressionBombError as exc:  # above twice its limit PIL refuses before showing the size
         found = re.search(r"\((\d+) pixels\)", str(exc))
-        pixels = int(found.group(1)) if found else 2 * Image.MAX_IMAGE_PIXELS + 1
+        pixels = int(found.group(1)) if found else 2 * (limit // _FLOAT_BYTES) + 1
         check_claim(pixels, path, f"an image of {pixels:,} pixels", limit)
         raise  # pragma: no cover - check_claim refused it
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
     with img:
         check_claim(img.width * img.height, path, f"a {img.width} x {img.height} image", limit)
         yield img

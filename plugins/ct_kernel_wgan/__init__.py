@@ -29,6 +29,7 @@ AUTO_VARIANT = {64: "small", 128: "large-v2"}
 KERNEL_POSITIONS = ("linear", "stage1")  # as in networks.py (which imports torch)
 SKIPS = ("auto", "previous", "previous-twice", "eq3.3", "none")
 INTERPOLATIONS = ("bilinear", "nearest", "bicubic")
+OBJECTIVES = ("wgan-gp", "hinge")  # as medsyn_cli.gan.wgan_gp.OBJECTIVES (which imports torch)
 
 
 @dataclass
@@ -59,7 +60,11 @@ class CTKernelWGANConfig:
     betas: tuple[float, ...] = field(default=(0.5, 0.9), metadata={"length": 2})
     # critic steps per generator step, all inside one train_step
     n_critic: int = field(default=5, metadata={"min": 1})
-    gp_weight: float = 10.0  # lambda of the gradient penalty
+    gp_weight: float = field(default=10.0, metadata={"min": 0})  # lambda of the gradient penalty; 0 is none
+    # Later practice, wgan-gp in the thesis: the critic's objective; hinge is SNGAN's (Miyato et al. 2018), usually
+    # with spectral_norm=true and gp_weight=0 (the critic kept Lipschitz by the norm, not the penalty)
+    loss: str = field(default="wgan-gp", metadata={"choices": OBJECTIVES})
+    spectral_norm: bool = False  # later practice, off in the thesis: spectral norm on every critic conv
     ema: bool = False  # sample, score and export an exponential moving average of G (--ema-decay)
     # Later practice, off in the thesis's recipe (constant rate): from generator step lr_decay_start
     # (>= 0) both rates fall linearly to lr_decay_floor * lr over lr_decay_steps steps, then stay there
@@ -114,7 +119,9 @@ class WGANLinConvConfig:
     lr_critic: Optional[float] = field(default=None, metadata={"gt": 0})  # as ct-kernel-wgan's: None is lr
     betas: tuple[float, ...] = (0.5, 0.9)  # Adam betas (Gulrajani et al.'s DCGAN-style setting)
     n_critic: int = 5  # critic steps per generator step, all inside one train_step
-    gp_weight: float = 10.0  # lambda of the gradient penalty
+    gp_weight: float = field(default=10.0, metadata={"min": 0})  # lambda of the gradient penalty; 0 is none
+    loss: str = field(default="wgan-gp", metadata={"choices": OBJECTIVES})  # as ct-kernel-wgan's
+    spectral_norm: bool = False  # as ct-kernel-wgan's: spectral norm on every critic conv
     ema: bool = False  # sample, score and export an exponential moving average of G (--ema-decay)
     lr_decay_start: int = field(default=-1, metadata={"min": -1})  # as ct-kernel-wgan's: off (-1)
     lr_decay_steps: int = field(default=1000, metadata={"min": 0})

@@ -30,4 +30,5 @@ class LinConvWGAN(KernelSkipWGAN):
             batch_norm=config.batch_norm,
             base_channels=config.base_channels,
         )
-        self._setup(generator, Critic(channels, tuple(config.critic_widths) or c_widths))
+        self._setup(generator, Critic(channels, tuple(config.critic_widths) or c_widths,
+                                     spectral_norm=config.spectral_norm))

@@ -115,16 +115,19 @@ class KernelSkipWGAN(GANModel):
         # (1) n_critic critic steps on the same real batch, fresh latents each; (2) one generator step.
         augment = self.augment if self.config.diffaugment else None
         for _ in range(self.config.n_critic):
-            critic = critic_step(self, real, self.latents(n), gp_weight=self.config.gp_weight, augment=augment)
+            critic = critic_step(self, real, self.latents(n), gp_weight=self.config.gp_weight, augment=augment,
+                                 objective=self.config.loss)
         loss_g = generator_step(self, self.latents(n), augment=augment)
-        return {
+        losses = {
             "loss_critic": critic.loss,  # detached tensors (critic_step, generator_step)
             "loss_g": loss_g,
-            "gp": critic.gp,
-            "grad_norm": critic.grad_norm,  # mean ||grad C|| at the penalty's interpolates (last critic step)
-            # The critic's estimate of the Wasserstein distance on the last critic step.
+            # The critic's estimate of the Wasserstein distance (E C(real) - E C(fake)) on the last critic step.
             "wasserstein": critic.wasserstein,
         }
+        if critic.gp is not None:  # the penalty is on (gp_weight > 0)
+            losses["gp"] = critic.gp
+            losses["grad_norm"] = critic.grad_norm  # mean ||grad C|| at the penalty's interpolates
+        return losses
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -164,4 +167,5 @@ class CTKernelWGAN(KernelSkipWGAN):
             batch_norm=config.batch_norm,
             base_channels=config.base_channels,
         )
-        self._setup(generator, Critic(channels, tuple(config.critic_widths) or c_widths))
+        self._setup(generator, Critic(channels, tuple(config.critic_widths) or c_widths,
+                                     spectral_norm=config.spectral_norm))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 SKIP_PATTERNS = ("previous", "previous-twice", "eq3.3", "none")
 #: Where the learnable kernel acts: the reshaped linear output x (section 3.1) or x1 (eq. 3.3).
@@ -151,9 +152,10 @@ class KernelSkipGenerator(nn.Module):
 
 class Critic(nn.Module):
     """image -> one score: 4x4 stride-2 convs with LeakyReLU 0.2, no normalisation (WGAN-GP), then a
-    4x4 conv over the final 4x4 map. ``widths`` has one entry per halving from ``res`` down to 4."""
+    4x4 conv over the final 4x4 map. ``widths`` has one entry per halving from ``res`` down to 4;
+    ``spectral_norm`` (later practice, for the hinge objective) wraps every conv in spectral norm."""
 
-    def __init__(self, channels: int, widths: tuple[int, ...]):
+    def __init__(self, channels: int, widths: tuple[int, ...], spectral_norm: bool = False):
         super().__init__()
         layers: list[nn.Module] = []
         c_in = channels
@@ -161,6 +163,8 @@ class Critic(nn.Module):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2)]
             c_in = c_out
         layers.append(nn.Conv2d(c_in, 1, 4, 1, 0))
+        if spectral_norm:  # Miyato et al. 2018: every conv's largest singular value held at 1
+            layers = [_spectral_norm(m) if isinstance(m, nn.Conv2d) else m for m in layers]
         self.main = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -59,8 +59,11 @@ class WGANGP(LatentGAN):
                                  augment=augment)
             totals["loss_critic"] = totals["loss_critic"] + critic.loss  # detached: summed on the device
             totals["wasserstein"] = totals["wasserstein"] + critic.wasserstein
-            totals["gp"] = totals["gp"] + critic.gp
-            totals["grad_norm"] = totals["grad_norm"] + critic.grad_norm  # mean ||grad C|| at the interpolates
+            if critic.gp is None:  # gp_weight 0: no penalty taken, none logged
+                totals.pop("gp", None), totals.pop("grad_norm", None)
+            else:
+                totals["gp"] = totals["gp"] + critic.gp
+                totals["grad_norm"] = totals["grad_norm"] + critic.grad_norm  # mean ||grad C|| at the interpolates
 
         # (2) One generator update: minimise -E[C(T(G(z)))], T DiffAugment or the identity.
         loss_g = generator_step(self, self.latents(real_batches[0].shape[0]), augment=augment)
