@@ -129,6 +129,7 @@ def translation_point(r: dict) -> dict:
             "judge_accuracy": rnd(r["judge"]["accuracy"]),
             "fid_translated": rnd(d.get("fid_translated_normal_vs_tumor"), 2),
             "fid_untouched": rnd(d.get("fid_normal_vs_tumor"), 2), "fid_ratio": rnd(d.get("fid_ratio_to_tumor")),
+            "fid_ratio_reference": rnd(d.get("fid_ratio_reference")),  # real tumors of the judge's cases
             "inside_brain": rnd(tt["inside_brain_share"]), "brain_attended": rnd(tt["brain_attended_share"]),
             "dice": rnd(tn.get("dice")), "maps": r["maps"]["kind"], "slices": r["slices"]}
 

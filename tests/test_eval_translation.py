@@ -165,6 +165,12 @@ def test_the_command_with_fid(tiny_run, fid_weights):
     d = result["distances"]
     assert d["fid_normal_vs_tumor"] > 0 and d["fid_translated_normal_vs_tumor"] > 0
     assert d["fid_ratio_to_tumor"] == pytest.approx(d["fid_translated_normal_vs_tumor"] / d["fid_normal_vs_tumor"])
+    # The reference: real tumor slices of the judge's cases, as many as the translated normals, three draws.
+    assert len(d["fid_reference_draws"]) == 3 and d["fid_reference_slices"] == result["slices"]["normal"]
+    assert d["fid_reference_tumor_vs_tumor"] == pytest.approx(np.mean(d["fid_reference_draws"]))
+    assert d["fid_ratio_reference"] == pytest.approx(d["fid_reference_tumor_vs_tumor"] / d["fid_normal_vs_tumor"])
+    # Real phantom tumors are nearer the test tumors than untouched normals are: the reference is a real floor.
+    assert d["fid_ratio_reference"] < 1
 
 
 def test_the_judge_never_learns_from_the_test_cases(tiny_run):

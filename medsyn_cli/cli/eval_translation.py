@@ -49,6 +49,9 @@ def _table(r: dict[str, Any]) -> str:
     if d:
         rows.append(("FID to tumor", f"{d['fid_translated_normal_vs_tumor']:.2f} translated normals, "
                                      f"{d['fid_normal_vs_tumor']:.2f} untouched (ratio {d['fid_ratio_to_tumor']:.3f})"))
+        if "fid_reference_tumor_vs_tumor" in d:
+            rows.append(("FID reference", f"{d['fid_reference_tumor_vs_tumor']:.2f} real tumor slices of the judge's "
+                                          f"cases (ratio {d['fid_ratio_reference']:.3f}): what real tumors score"))
         rows.append(("FID to normal", f"{d['fid_translated_tumor_vs_normal']:.2f} translated tumors, "
                                       f"{d['fid_tumor_vs_normal']:.2f} untouched"))
     kind = r["maps"]["kind"]
@@ -133,7 +136,7 @@ def eval_translation(
     if fid:
         features, kid_fn = _inception(fid_weights, dev)
     result = score_translation(model, test, judge, seed=seed, features=features, kid_fn=kid_fn,
-                               min_tumor_share=min_tumor_share)
+                               min_tumor_share=min_tumor_share, reference=train)
     result.update({"model": meta.get("model"), "step": meta.get("step"), "weights": str(meta.get("source", run)),
                    "data": str(data), "judge_data": judge_source, "judge_cached": cached})
     if as_json:

@@ -34,6 +34,8 @@ AREA_BINS = 10
 THRESHOLD = 0.5
 #: A model without attention: a pixel changed by more than this share of the range counts as changed.
 CHANGE_LEVEL = 0.1
+#: Draws of real reference tumor slices whose FIDs are averaged (one draw of ~50 slices varies by ~5).
+REFERENCE_DRAWS = 3
 
 
 def brain_masks(images) -> np.ndarray:
@@ -157,10 +159,12 @@ def conversion(before: float, after: float) -> float | None:
 
 def score_translation(model, pair, judge, *, seed: int = 0, features: Callable | None = None,
                       min_tumor_share: float = MIN_TUMOR_SHARE, batch_size: int = 32,
-                      kid_fn: Callable | None = None) -> dict[str, Any]:
+                      kid_fn: Callable | None = None, reference=None) -> dict[str, Any]:
     """Score ``model`` on ``pair`` (held-out TwoDomainSet with tumor masks) with ``judge``.
 
-    ``features(images) -> (N, 2048)`` (Inception pool3) enables FID/KID; ``None`` skips them."""
+    ``features(images) -> (N, 2048)`` (Inception pool3) enables FID/KID; ``None`` skips them.
+    ``reference`` (a TwoDomainSet of other cases, e.g. the judge's) adds what real tumor slices of those
+    cases score against the test tumors: the FID a translation as good as real tumors would reach."""
     from medsyn_cli.metrics.attention import dice
 
     sel = select_slices(pair, seed=seed, min_tumor_share=min_tumor_share)
@@ -197,7 +201,29 @@ def score_translation(model, pair, judge, *, seed: int = 0, features: Callable |
                            / max(sel.tumor_brain.sum(), 1))}
     if features is not None:
         result["distances"] = _distances(features, sel, y_n, y_t, kid_fn)
+        if reference is not None:
+            d = result["distances"]
+            d.update(_reference(features, sel, reference, seed, min_tumor_share, d["fid_normal_vs_tumor"]))
     return result
+
+
+def _reference(features: Callable, sel: MatchedSlices, reference, seed: int, min_tumor_share: float,
+               untouched: float) -> dict[str, Any]:
+    """FID of real, area-matched tumor slices of other cases against the test tumors, in REFERENCE_DRAWS
+    draws of as many slices as there are translated normals (FID's bias depends on the count)."""
+    from medsyn_cli.metrics.fid import fid_from_features
+
+    try:
+        ref = select_slices(reference, seed=seed, min_tumor_share=min_tumor_share)
+    except InputError:
+        return {}
+    n = min(len(sel.normal), len(ref.tumor))
+    f_test = features(sel.tumor)
+    rng = np.random.default_rng(seed)
+    draws = [fid_from_features(f_test, features(ref.tumor[np.sort(rng.choice(len(ref.tumor), n, replace=False))]))
+             for _ in range(REFERENCE_DRAWS)]
+    return {"fid_reference_tumor_vs_tumor": float(np.mean(draws)), "fid_reference_draws": draws,
+            "fid_reference_slices": int(n), "fid_ratio_reference": float(np.mean(draws)) / max(untouched, 1e-12)}
 
 
 def _distances(features: Callable, sel: MatchedSlices, y_n, y_t, kid_fn: Callable | None) -> dict[str, Any]:
