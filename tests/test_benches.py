@@ -222,3 +222,18 @@ def test_quality_bench_scores_the_average_and_the_live_weights(tmp_path, shared_
     assert result["score_live"] and point["fid_live"] > 0 and point["fid"] > 0
     assert point["fid_live"] != point["fid"]  # two generators: the average and the last step's
     assert (tmp_path / "ema" / "fid_vs_minutes.png").is_file()
+
+
+def test_translation_smoothing_filters_remove_speckle_and_keep_flat_regions():
+    import numpy as np
+    from translation_smoothing import smoother
+
+    flat = np.full((1, 1, 9, 9), 0.5, np.float32)
+    speckled = flat.copy()
+    speckled[0, 0, 4, 4] = -1.0  # one dark pixel inside a bright lesion
+    assert smoother("none") is None
+    np.testing.assert_allclose(smoother("median3")(speckled), flat)  # a 3x3 median removes a lone pixel
+    blurred = smoother("gauss0.7")(speckled)
+    assert blurred[0, 0, 4, 4] > -1.0 and blurred[0, 0, 0, 0] == pytest.approx(0.5)
+    with pytest.raises(SystemExit, match="unknown filter"):
+        smoother("sharpen")
