@@ -384,21 +384,25 @@ def test_critic_sees_the_augmented_images_and_the_penalty_is_taken_between_them(
     assert all(torch.equal(x, torch.full_like(x, 0.25)) for x in seen)
 
 
-def test_fast_recipe_is_batch_16_two_critic_steps_the_average_and_a_short_decay(tmp_path):
+def test_fast_recipe_is_the_hinge_objective_at_dcgan_fasts_pace_with_batch_16(tmp_path):
     from medsyn_plugins.ct_kernel_wgan import FAST_RECIPE
 
     spec = get_model("ct-kernel-wgan")
-    assert spec.recipe("fast") == {"n_critic": 2, "ema": True, "lr_decay_start": 100, "lr_decay_steps": 300,
-                                   "lr_decay_floor": 0.1}
+    assert spec.recipe("fast") == {"loss": "hinge", "spectral_norm": True, "gp_weight": 0.0, "n_critic": 1,
+                                   "lr_critic": 4e-4, "betas": (0.0, 0.9), "diffaugment": "translation,cutout",
+                                   "ema": True}
     assert FAST_RECIPE["batch_size"] == 16
     assert (spec.recipe_batch_size("fast"), spec.recipe_batch_size("paper")) == (16, 64)
     dry = run_cli("train", "ct-kernel-wgan", "--recipe", "fast", "--res", "64", "--dry-run", "--out", tmp_path / "r")
     assert dry.returncode == 0, dry.stderr
     cfg = json.loads(dry.stdout)
     assert cfg["recipe"] == "fast" and cfg["training"]["batch_size"] == 16
-    assert cfg["model_config"]["n_critic"] == 2 and cfg["model_config"]["lr_decay_start"] == 100
+    mc = cfg["model_config"]
+    assert (mc["loss"], mc["spectral_norm"], mc["gp_weight"], mc["n_critic"]) == ("hinge", True, 0.0, 1)
+    assert mc["lr_critic"] == 4e-4 and list(mc["betas"]) == [0.0, 0.9] and mc["lr_decay_start"] == -1
     model = spec.factory(build_config(spec.config_cls, {**spec.recipe("fast"), **NARROW["small"]}), 64, 1)
-    assert model.wants_ema and model.lr_at(0) == 1e-4 and model.lr_at(400) == pytest.approx(1e-5)
+    assert model.wants_ema and model.lr_at(0) == 1e-4 and model.lr_at(0, "critic") == 4e-4
+    assert model.lr_at(5000) == 1e-4  # a constant rate
     assert "fast" not in get_model("wgan-linconv").recipes  # measured for ct-kernel-wgan only
 
 
