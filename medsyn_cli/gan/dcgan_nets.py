@@ -23,6 +23,12 @@ MAX_WIDTH_MULT = 8
 NORMS = ("batch", "layer", "none")
 
 
+def spectral_norm_convs(layers: list[nn.Module]) -> list[nn.Module]:
+    """``layers`` with every ``Conv2d`` wrapped in spectral normalisation (Miyato et al. 2018): each conv's
+    largest singular value held at 1. Shared by the critics that offer it as a setting."""
+    return [_spectral_norm(m) if isinstance(m, nn.Conv2d) else m for m in layers]
+
+
 def num_blocks(res: int) -> int:
     """Stride-2 blocks between 4x4 and ``res`` x ``res`` (4 at 64, 5 at 128, 6 at 256)."""
     n = math.log2(res)
@@ -92,9 +98,7 @@ class Discriminator(nn.Module):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=bias), _norm(norm, c_out), nn.LeakyReLU(0.2, inplace=True)]
         # 4x4 -> 1x1: one raw score (a logit for DCGAN, an unbounded critic value for WGAN-GP).
         layers.append(nn.Conv2d(w[-1], 1, 4, 1, 0, bias=bias))
-        if spectral_norm:
-            layers = [_spectral_norm(m) if isinstance(m, nn.Conv2d) else m for m in layers]
-        self.main = nn.Sequential(*layers)
+        self.main = nn.Sequential(*(spectral_norm_convs(layers) if spectral_norm else layers))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.main(x).flatten()

@@ -200,17 +200,15 @@ def score_translation(model, pair, judge, *, seed: int = 0, features: Callable |
         "to_normal": float(((y_t - sel.tumor).abs().mean(1).numpy() * sel.tumor_brain).sum()
                            / max(sel.tumor_brain.sum(), 1))}
     if features is not None:
-        result["distances"] = _distances(features, sel, y_n, y_t, kid_fn)
-        if reference is not None:
-            d = result["distances"]
-            d.update(_reference(features, sel, reference, seed, min_tumor_share, d["fid_normal_vs_tumor"]))
+        result["distances"] = _distances(features, sel, y_n, y_t, kid_fn, reference, seed, min_tumor_share)
     return result
 
 
-def _reference(features: Callable, sel: MatchedSlices, reference, seed: int, min_tumor_share: float,
-               untouched: float) -> dict[str, Any]:
-    """FID of real, area-matched tumor slices of other cases against the test tumors, in REFERENCE_DRAWS
-    draws of as many slices as there are translated normals (FID's bias depends on the count)."""
+def _reference(f_test: np.ndarray, features: Callable, sel: MatchedSlices, reference, seed: int,
+               min_tumor_share: float, untouched: float) -> dict[str, Any]:
+    """FID of real, area-matched tumor slices of other cases against the test tumors (``f_test``, their
+    features), in REFERENCE_DRAWS draws of as many slices as there are translated normals (FID's bias
+    depends on the count). Each reference slice's features are computed once, whatever the draws."""
     from medsyn_cli.metrics.fid import fid_from_features
 
     try:
@@ -218,16 +216,18 @@ def _reference(features: Callable, sel: MatchedSlices, reference, seed: int, min
     except InputError:
         return {}
     n = min(len(sel.normal), len(ref.tumor))
-    f_test = features(sel.tumor)
+    f_ref = features(ref.tumor)
     rng = np.random.default_rng(seed)
-    draws = [fid_from_features(f_test, features(ref.tumor[np.sort(rng.choice(len(ref.tumor), n, replace=False))]))
+    draws = [fid_from_features(f_test, f_ref[np.sort(rng.choice(len(ref.tumor), n, replace=False))])
              for _ in range(REFERENCE_DRAWS)]
     return {"fid_reference_tumor_vs_tumor": float(np.mean(draws)), "fid_reference_draws": draws,
             "fid_reference_slices": int(n), "fid_ratio_reference": float(np.mean(draws)) / max(untouched, 1e-12)}
 
 
-def _distances(features: Callable, sel: MatchedSlices, y_n, y_t, kid_fn: Callable | None) -> dict[str, Any]:
-    """FID (and KID) of each translation against the target domain's real slices, beside the inputs'."""
+def _distances(features: Callable, sel: MatchedSlices, y_n, y_t, kid_fn: Callable | None, reference=None,
+               seed: int = 0, min_tumor_share: float = MIN_TUMOR_SHARE) -> dict[str, Any]:
+    """FID (and KID) of each translation against the target domain's real slices, beside the inputs';
+    with ``reference`` also what real tumor slices of those cases score (``_reference``)."""
     from medsyn_cli.metrics.fid import fid_from_features
 
     f = {"normal": features(sel.normal), "tumor": features(sel.tumor),
@@ -242,4 +242,6 @@ def _distances(features: Callable, sel: MatchedSlices, y_n, y_t, kid_fn: Callabl
     if kid_fn is not None:
         out["kid_translated_normal_vs_tumor"] = kid_fn(f["to_tumor"], f["tumor"])
         out["kid_normal_vs_tumor"] = kid_fn(f["normal"], f["tumor"])
+    if reference is not None:
+        out.update(_reference(f["tumor"], features, sel, reference, seed, min_tumor_share, out["fid_normal_vs_tumor"]))
     return out

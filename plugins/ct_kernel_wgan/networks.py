@@ -22,7 +22,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+from medsyn_cli.gan.dcgan_nets import spectral_norm_convs
 
 SKIP_PATTERNS = ("previous", "previous-twice", "eq3.3", "none")
 #: Where the learnable kernel acts: the reshaped linear output x (section 3.1) or x1 (eq. 3.3).
@@ -163,9 +164,7 @@ class Critic(nn.Module):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2)]
             c_in = c_out
         layers.append(nn.Conv2d(c_in, 1, 4, 1, 0))
-        if spectral_norm:  # Miyato et al. 2018: every conv's largest singular value held at 1
-            layers = [_spectral_norm(m) if isinstance(m, nn.Conv2d) else m for m in layers]
-        self.main = nn.Sequential(*layers)
+        self.main = nn.Sequential(*(spectral_norm_convs(layers) if spectral_norm else layers))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.main(x).flatten()

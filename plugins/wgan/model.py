@@ -53,17 +53,15 @@ class WGANGP(LatentGAN):
         augment = self.diff_augment if self.config.diffaugment else None
 
         # (1) n_critic critic updates: minimise E[C(fake)] - E[C(real)] + lambda * GP, averaged for the log.
-        totals: dict[str, torch.Tensor | float] = {"loss_critic": 0.0, "wasserstein": 0.0, "gp": 0.0, "grad_norm": 0.0}
+        totals: dict[str, torch.Tensor | float] = {}
         for real in real_batches:
             critic = critic_step(self, real, self.latents(real.shape[0]), gp_weight=self.config.gp_weight,
                                  augment=augment)
-            totals["loss_critic"] = totals["loss_critic"] + critic.loss  # detached: summed on the device
-            totals["wasserstein"] = totals["wasserstein"] + critic.wasserstein
-            if critic.gp is None:  # gp_weight 0: no penalty taken, none logged
-                totals.pop("gp", None), totals.pop("grad_norm", None)
-            else:
-                totals["gp"] = totals["gp"] + critic.gp
-                totals["grad_norm"] = totals["grad_norm"] + critic.grad_norm  # mean ||grad C|| at the interpolates
+            figures = {"loss_critic": critic.loss, "wasserstein": critic.wasserstein}  # detached: summed on the device
+            if critic.gp is not None:  # gp_weight 0 takes no penalty, so none is logged
+                figures.update(gp=critic.gp, grad_norm=critic.grad_norm)  # mean ||grad C|| at the interpolates
+            for key, value in figures.items():
+                totals[key] = totals.get(key, 0.0) + value
 
         # (2) One generator update: minimise -E[C(T(G(z)))], T DiffAugment or the identity.
         loss_g = generator_step(self, self.latents(real_batches[0].shape[0]), augment=augment)
