@@ -4,7 +4,8 @@
 
 Trains through `medsyn train` itself, in chunks joined by `--resume` (bit-exact, so the chunks are one
 run), each ending at the step that spends the point's `--max-minutes` budget, and after each chunk scores
-the run the way the HAGAN paper did: as many samples as training images (`medsyn sample --n auto`)
+the run the way the HAGAN paper did: as many samples as training images (`medsyn sample --n auto`;
+`--samples N` scores N instead, for sets too large to score at every point)
 against the training images prepared as training prepared them (`medsyn eval fid --run`), FID and KID.
 A translation model is scored on held-out cases instead (`--test-data`) with `medsyn eval translation`,
 its judge trained on `--data`: conversion both ways, the judge's accuracy, the FID pair, where the
@@ -99,10 +100,10 @@ def fresh_bench_folder(out: Path) -> None:
 
 
 def score(run: Path, out: Path, data: str, weights: str | None, tag: str, baseline: bool,
-          which: str = "last") -> dict:
+          which: str = "last", samples: str = "auto") -> dict:
     fake = out / f"samples-{tag}"
     shutil.rmtree(fake, ignore_errors=True)
-    medsyn("sample", run, "--n", "auto", "--out", fake, "--seed", 1, "--weights", which)
+    medsyn("sample", run, "--n", samples, "--out", fake, "--seed", 1, "--weights", which)
     args = ["eval", "fid", data, fake, "--run", run, "--metrics", "fid,kid", "--json"]
     if weights:
         args += ["--weights", weights]
@@ -206,11 +207,18 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="bench folder (default: bench-out/MODEL-RES-RECIPE-seedS)")
     ap.add_argument("--test-data", default=None,
                     help="translation models: the held-out cases `medsyn eval translation` scores (required)")
+    ap.add_argument("--samples", default="auto",
+                    help="samples scored at each point: auto (as many as training images, the papers') or a count, "
+                         "for large sets where scoring every point would outlast the training (always against all "
+                         "the training images' features)")
     ap.add_argument("--score-live", action="store_true",
                     help="also score the last step's weights without the generator average (needs ema=true)")
     args = ap.parse_args()
     if args.points < 1 or args.minutes <= 0:
         raise SystemExit("--points must be >= 1 and --minutes > 0")
+    if args.samples != "auto" and not (args.samples.isdigit() and int(args.samples) >= 2):
+        print(f"bench_quality: --samples must be auto or a count of at least 2, not {args.samples!r}", file=sys.stderr)
+        raise SystemExit(2)
 
     translation = task_of(args.model) == "translation"
     if translation and not args.test_data:
@@ -251,11 +259,12 @@ def main() -> None:
             points.append(point)
             print(json.dumps({"point": point}), file=sys.stderr, flush=True)
             continue
-        result = score(run, out, args.data, args.fid_weights, f"{i}", baseline=last)
+        result = score(run, out, args.data, args.fid_weights, f"{i}", baseline=last, samples=args.samples)
         point.update({"fid": round(result["metrics"]["fid"], 3), "kid_mean": round(result["metrics"]["kid_mean"], 5),
                       "kid_std": round(result["metrics"]["kid_std"], 5), "images": result["fake"]["count"]})
         if args.score_live:
-            live = score(run, out, args.data, args.fid_weights, f"{i}-live", baseline=False, which="live")
+            live = score(run, out, args.data, args.fid_weights, f"{i}-live", baseline=False, which="live",
+                         samples=args.samples)
             point.update(fid_live=round(live["metrics"]["fid"], 3), kid_live=round(live["metrics"]["kid_mean"], 5))
         points.append(point)
         print(json.dumps({"point": point}), file=sys.stderr, flush=True)
@@ -274,7 +283,7 @@ def main() -> None:
     print(json.dumps({
         "model": args.model, "data": args.data, "res": args.res, "recipe": args.recipe, "sets": args.sets,
         "seed": args.seed, "device": args.device, "budget_minutes": args.minutes, "batch_size": batch,
-        "score_live": args.score_live, "test_data": args.test_data, "amp": cfg["training"].get("amp"),
+        "score_live": args.score_live, "samples": args.samples, "test_data": args.test_data, "amp": cfg["training"].get("amp"),
         "fit": cfg["data"]["fit"], "training_images": cfg["data"]["count"], "points": points,
         "real_split_half_fid": None if floor is None else round(floor, 3), "real_prepared": prepared,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),

@@ -195,13 +195,24 @@ def test_quality_bench_scores_a_short_run_and_reruns_into_its_own_folder(tmp_pat
     out = tmp_path / "bench"
     args = ("--model", "dcgan", "--data", str(data), "--res", "64", "--minutes", "0.03", "--points", "2",
             "--batch-size", "8", "--fid-weights", str(fid_weights), "--out", str(out))
-    for _ in range(2):  # the second run empties the first's folder: it is a bench folder
-        result = figures(bench("bench_quality.py", *args))
-    assert [p["images"] for p in result["points"]] == [16] * len(result["points"])
+    result = figures(bench("bench_quality.py", *args))
+    assert [p["images"] for p in result["points"]] == [16] * len(result["points"])  # as many as training images
+    # the second run empties the first's folder (it is a bench folder); --samples scores fewer than auto
+    result = figures(bench("bench_quality.py", *args, "--samples", "10"))
+    assert [p["images"] for p in result["points"]] == [10] * len(result["points"]) and result["samples"] == "10"
     assert result["points"][-1]["steps"] >= 1 and result["points"][-1]["fid"] > 0
     assert result["real_split_half_fid"] > 0 and result["training_images"] == 16
     assert (out / "fid_vs_minutes.png").is_file() and (out / "final_grid.png").is_file()
     assert not list(out.glob("samples-*"))  # the scored samples are removed after scoring
+
+
+@pytest.mark.parametrize("samples", ["1", "some", "-5"])
+def test_quality_bench_refuses_a_sample_count_it_cannot_score(tmp_path, samples):
+    out = tmp_path / "bench"
+    proc = bench("bench_quality.py", "--model", "dcgan", "--data", str(tmp_path), "--minutes", "1",
+                 "--samples", samples, "--out", str(out))
+    assert proc.returncode == 2 and "--samples" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not out.exists()
 
 
 def test_quality_bench_refuses_to_score_live_weights_of_a_run_without_an_average(tmp_path, shared_data):
