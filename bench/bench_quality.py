@@ -167,7 +167,7 @@ def plot_translation(points: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def plot(points: list[dict], floor: float | None, path: Path, title: str) -> None:
+def plot(points: list[dict], floor: float | None, path: Path, title: str, samples: str = "auto") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -181,7 +181,7 @@ def plot(points: list[dict], floor: float | None, path: Path, title: str) -> Non
     if floor is not None:
         ax.axhline(floor, color="grey", linestyle="--", label=f"real vs real split half {floor:.1f}")
     ax.set_xlabel("training minutes")
-    ax.set_ylabel("FID (equal counts, prepared reals)")
+    ax.set_ylabel("FID (equal counts, prepared reals)" if samples == "auto" else f"FID ({samples} samples, all prepared reals)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -279,7 +279,7 @@ def main() -> None:
     if translation:
         plot_translation(points, out / "fid_vs_minutes.png", title)
     else:
-        plot(points, floor, out / "fid_vs_minutes.png", title)
+        plot(points, floor, out / "fid_vs_minutes.png", title, args.samples)
     print(json.dumps({
         "model": args.model, "data": args.data, "res": args.res, "recipe": args.recipe, "sets": args.sets,
         "seed": args.seed, "device": args.device, "budget_minutes": args.minutes, "batch_size": batch,

@@ -55,6 +55,16 @@ def x_values(run: dict, x: str, source: str = "") -> list[float]:
         raise SystemExit(f"plot_quality: {source or run.get('model')}: its points have no {key!r}") from None
 
 
+def fid_axis(runs: list[dict]) -> str:
+    """The y axis's name: the papers' equal counts, or the sample count when `--samples N` scored fewer (N per run)."""
+    counts = {str(run.get("samples") or "auto") for run in runs}
+    if counts == {"auto"}:
+        return "FID (equal counts, prepared reals)"
+    if len(counts) == 1:
+        return f"FID ({counts.pop()} samples, all prepared reals)"
+    return "FID (sample counts differ: compare with care)"
+
+
 def plot(runs: list[dict], out: Path, title: str, x: str = "minutes", xs: list[list[float]] | None = None) -> None:
     """Draw the runs' FID against ``x``; ``xs``, the positions already read (``x_values``), saves reading them again."""
     import matplotlib
@@ -78,7 +88,7 @@ def plot(runs: list[dict], out: Path, title: str, x: str = "minutes", xs: list[l
         ax.text(0.01, floor, f" real vs real {floor:.1f}", transform=ax.get_yaxis_transform(), fontsize=8,
                 color="grey", va="bottom")
     ax.set_xlabel(AXES[x])
-    ax.set_ylabel("FID (equal counts, prepared reals)")
+    ax.set_ylabel(fid_axis(runs))
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

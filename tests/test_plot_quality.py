@@ -86,3 +86,10 @@ def test_the_axis_positions_follow_the_choice():
     assert mod.x_values(run, "minutes") == [19.5]
     assert mod.x_values(run, "steps") == [1348]
     assert mod.x_values(run, "images") == [21568]
+
+
+def test_the_fid_axis_names_the_sample_count_when_it_is_not_the_papers():
+    mod = plot_quality()
+    assert mod.fid_axis([{"samples": "auto"}, {}]) == "FID (equal counts, prepared reals)"  # older JSONs have none
+    assert mod.fid_axis([{"samples": "1000"}, {"samples": "1000"}]) == "FID (1000 samples, all prepared reals)"
+    assert "differ" in mod.fid_axis([{"samples": "1000"}, {}])
