@@ -172,6 +172,7 @@ def plot(points: list[dict], floor: float | None, path: Path, title: str, sample
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from plot_quality import fid_axis  # the sibling script (bench/ is on the path): one name for the FID axis
 
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     ax.plot([p["minutes"] for p in points], [p["fid"] for p in points], marker="o", color="tab:red", label="FID")
@@ -181,7 +182,7 @@ def plot(points: list[dict], floor: float | None, path: Path, title: str, sample
     if floor is not None:
         ax.axhline(floor, color="grey", linestyle="--", label=f"real vs real split half {floor:.1f}")
     ax.set_xlabel("training minutes")
-    ax.set_ylabel("FID (equal counts, prepared reals)" if samples == "auto" else f"FID ({samples} samples, all prepared reals)")
+    ax.set_ylabel(fid_axis([{"samples": samples}]))
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
