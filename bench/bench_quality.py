@@ -21,6 +21,12 @@ equal minutes on a 2-core machine, run them side by side with `OMP_NUM_THREADS=1
 `--score-live` (for a run that keeps a generator average, `ema=true`) also scores the last step's own
 weights at every point (`medsyn sample --weights live`): the average against what it averages, at the
 same training, since keeping the average does not change the steps taken.
+
+A bench killed part-way (a closed session, a reboot) is picked up by the same command with `--continue`:
+the points already scored (OUT/points.jsonl) are kept, training resumes from the checkpoint written at the
+end of the last finished chunk (`medsyn train --resume`, which drops the steps after it), and the JSON
+records when it was continued and the load average then. The settings must be the ones the bench was
+started with (OUT/bench.json); the summary is also written to OUT/result.json.
 """
 
 from __future__ import annotations
@@ -99,6 +105,56 @@ def fresh_bench_folder(out: Path) -> None:
     write_manifest(out, COMMAND, {})
 
 
+#: The arguments that define a bench; `--continue` refuses settings that differ from the recorded ones.
+SETTINGS = ("model", "data", "res", "minutes", "points", "recipe", "sets", "batch_size", "seed", "device",
+            "fid_weights", "test_data", "samples", "score_live")
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def start_bench(out: Path, settings: dict) -> dict:
+    """A fresh bench folder with its settings recorded (OUT/bench.json); returns that record."""
+    fresh_bench_folder(out)
+    state = {"settings": settings, "date": now(), "load_average_start": load_average(), "continued": []}
+    (out / "bench.json").write_text(json.dumps(state, indent=1) + "\n")
+    return state
+
+
+def continue_bench(out: Path, settings: dict) -> tuple[dict, list[dict]]:
+    """The recorded state and the points already scored of an interrupted bench in ``out``. A folder
+    without a bench record, or settings other than the recorded ones, are a one-line error, exit code 2."""
+    try:
+        state = json.loads((out / "bench.json").read_text())
+        recorded = state["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        print(f"bench_quality: {out} holds no bench to continue (no readable bench.json); run it without --continue",
+              file=sys.stderr)
+        raise SystemExit(2)
+    for key in SETTINGS:
+        if recorded.get(key) != settings[key]:
+            flag = "--" + ("set" if key == "sets" else key.replace("_", "-"))
+            print(f"bench_quality: {out} was started with {flag} {recorded.get(key)!r}, not {settings[key]!r}; "
+                  "--continue needs the settings it was started with", file=sys.stderr)
+            raise SystemExit(2)
+    points = []
+    if (out / "points.jsonl").is_file():
+        for line in (out / "points.jsonl").read_text().splitlines():
+            try:
+                points.append(json.loads(line))
+            except ValueError:
+                break  # a line cut short by the kill: that point is scored again
+    (out / "points.jsonl").write_text("".join(json.dumps(p) + "\n" for p in points))
+    state["continued"].append({"date": now(), "load_average": load_average(), "points_done": len(points)})
+    (out / "bench.json").write_text(json.dumps(state, indent=1) + "\n")
+    return state, points
+
+
 def score(run: Path, out: Path, data: str, weights: str | None, tag: str, baseline: bool,
           which: str = "last", samples: str = "auto") -> dict:
     fake = out / f"samples-{tag}"
@@ -131,8 +187,17 @@ def translation_point(r: dict) -> dict:
             "fid_translated": rnd(d.get("fid_translated_normal_vs_tumor"), 2),
             "fid_untouched": rnd(d.get("fid_normal_vs_tumor"), 2), "fid_ratio": rnd(d.get("fid_ratio_to_tumor")),
             "fid_ratio_reference": rnd(d.get("fid_ratio_reference")),  # real tumors of the judge's cases
+            "fid_ratio_paste": rnd(d.get("fid_ratio_paste")),  # those real tumors pasted into the normals
             "inside_brain": rnd(tt["inside_brain_share"]), "brain_attended": rnd(tt["brain_attended_share"]),
             "dice": rnd(tn.get("dice")), "maps": r["maps"]["kind"], "slices": r["slices"]}
+
+
+def keep_point(out: Path, points: list[dict], point: dict) -> None:
+    """Record a scored point (OUT/points.jsonl, for --continue) and report it on stderr."""
+    points.append(point)
+    with open(out / "points.jsonl", "a") as f:
+        f.write(json.dumps(point) + "\n")
+    print(json.dumps({"point": point}), file=sys.stderr, flush=True)
 
 
 def keeps_average(train: list) -> bool:
@@ -214,6 +279,9 @@ def main() -> None:
                          "the training images' features)")
     ap.add_argument("--score-live", action="store_true",
                     help="also score the last step's weights without the generator average (needs ema=true)")
+    ap.add_argument("--continue", dest="resume_bench", action="store_true",
+                    help="pick up an interrupted bench in --out: keep its scored points, resume its run from the "
+                         "last finished chunk (give the settings it was started with)")
     args = ap.parse_args()
     if args.points < 1 or args.minutes <= 0:
         raise SystemExit("--points must be >= 1 and --minutes > 0")
@@ -221,13 +289,15 @@ def main() -> None:
         print(f"bench_quality: --samples must be auto or a count of at least 2, not {args.samples!r}", file=sys.stderr)
         raise SystemExit(2)
 
+    out = Path(args.out or f"bench-out/{args.model}-{args.res}-{args.recipe}-seed{args.seed}")
+    settings = {key: getattr(args, key) for key in SETTINGS}
+    if args.resume_bench:  # settings it was started with passed the checks below then
+        state, points = continue_bench(out, settings)
     translation = task_of(args.model) == "translation"
     if translation and not args.test_data:
         print("bench_quality: a translation model is scored on held-out cases: give --test-data", file=sys.stderr)
         raise SystemExit(2)
-    out = Path(args.out or f"bench-out/{args.model}-{args.res}-{args.recipe}-seed{args.seed}")
     run = out / "run"
-    load_start = os.getloadavg()
     started = time.time()
     train = ["train", args.model, "--data", args.data, "--res", args.res, "--seed", args.seed, "--device", args.device,
              "--out", run, "--checkpoint-every", 100000, "--sample-every", 100000, "--log-every", 10,
@@ -240,14 +310,20 @@ def main() -> None:
         print("bench_quality: --score-live needs a run that keeps a generator average; "
               "add --set ema=true or a recipe with it", file=sys.stderr)
         raise SystemExit(2)
-    fresh_bench_folder(out)
+    if not args.resume_bench:
+        state, points = start_bench(out, settings), []
 
-    points = []
     floor = prepared = None
     targets = [args.minutes * (i + 1) / args.points for i in range(args.points)]
+    done = len(points)
+    if not done and run.exists() and not list((run / "checkpoints").glob("*.pt")):
+        shutil.rmtree(run)  # killed inside its first chunk before any checkpoint: start the run again
     for i, target in enumerate(targets):
+        if i < done:
+            continue
         # Each chunk ends at the step that spends the point's budget (`--max-minutes`, the run's own clock).
-        medsyn(*train, "--steps", 10 ** 9, "--max-minutes", target, *(["--resume"] if i else []))
+        resume = run.exists()
+        medsyn(*train, "--steps", 10 ** 9, "--max-minutes", target, *(["--resume"] if resume else []))
         steps, seconds = trained(run)
         last = i == len(targets) - 1
         cfg = json.loads((run / "config.json").read_text())
@@ -257,8 +333,7 @@ def main() -> None:
         if translation:
             point.update(translation_point(score_translation(run, args.test_data, args.data, args.fid_weights,
                                                              args.seed)))
-            points.append(point)
-            print(json.dumps({"point": point}), file=sys.stderr, flush=True)
+            keep_point(out, points, point)
             continue
         result = score(run, out, args.data, args.fid_weights, f"{i}", baseline=last, samples=args.samples)
         point.update({"fid": round(result["metrics"]["fid"], 3), "kid_mean": round(result["metrics"]["kid_mean"], 5),
@@ -267,12 +342,15 @@ def main() -> None:
             live = score(run, out, args.data, args.fid_weights, f"{i}-live", baseline=False, which="live",
                          samples=args.samples)
             point.update(fid_live=round(live["metrics"]["fid"], 3), kid_live=round(live["metrics"]["kid_mean"], 5))
-        points.append(point)
-        print(json.dumps({"point": point}), file=sys.stderr, flush=True)
         if last:
             floor = result["metrics"].get("fid_baseline_real_split_half")
             prepared = result["real"].get("prepared")
+            point.update(real_split_half_fid=None if floor is None else round(floor, 3), real_prepared=prepared)
+        keep_point(out, points, point)
 
+    if not translation and points:  # the floor is scored with the last point (kept if that was an earlier session)
+        floor, prepared = points[-1].pop("real_split_half_fid", None), points[-1].pop("real_prepared", None)
+    cfg = json.loads((run / "config.json").read_text())
     grid = sorted((run / "samples").glob("step-*.png"))
     if grid:
         shutil.copy(grid[-1], out / "final_grid.png")
@@ -281,19 +359,22 @@ def main() -> None:
         plot_translation(points, out / "fid_vs_minutes.png", title)
     else:
         plot(points, floor, out / "fid_vs_minutes.png", title, args.samples)
-    print(json.dumps({
+    summary = json.dumps({
         "model": args.model, "data": args.data, "res": args.res, "recipe": args.recipe, "sets": args.sets,
-        "seed": args.seed, "device": args.device, "budget_minutes": args.minutes, "batch_size": batch,
+        "seed": args.seed, "device": args.device, "budget_minutes": args.minutes,
+        "batch_size": cfg["training"]["batch_size"],
         "score_live": args.score_live, "samples": args.samples, "test_data": args.test_data, "amp": cfg["training"].get("amp"),
+        "channels_last": cfg["training"].get("channels_last"),
         "fit": cfg["data"]["fit"], "training_images": cfg["data"]["count"], "points": points,
         "real_split_half_fid": None if floor is None else round(floor, 3), "real_prepared": prepared,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "load_average_start": [round(x, 2) for x in load_start],
-        "load_average_end": [round(x, 2) for x in os.getloadavg()],
-        "wall_minutes": round((time.time() - started) / 60, 1), "commit": commit(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "plot": str(out / "fid_vs_minutes.png"), "grid": str(out / "final_grid.png"), "run": str(run),
-    }, indent=1))
+        "load_average_start": state["load_average_start"], "load_average_end": load_average(),
+        "continued": state["continued"],  # each --continue: when, the load average then, the points kept
+        "wall_minutes": round((time.time() - started) / 60, 1), "commit": commit(), "started": state["date"],
+        "date": now(), "plot": str(out / "fid_vs_minutes.png"), "grid": str(out / "final_grid.png"), "run": str(run),
+    }, indent=1)
+    (out / "result.json").write_text(summary + "\n")
+    print(summary)
 
 
 if __name__ == "__main__":

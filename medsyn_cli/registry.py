@@ -62,6 +62,9 @@ class ModelSpec:
     #: Named bundles of model settings (``medsyn train --recipe NAME``); the paper recipe is the defaults.
     #: A recipe may also give its default batch size (``"batch_size"``); ``--batch-size`` still wins.
     recipes: dict = field(default_factory=dict)
+    #: Train in channels-last memory layout unless ``--no-channels-last``: on for the models whose step
+    #: bench/bench_train.py measured faster that way (bench/README.md); layout changes speed, not the maths.
+    channels_last: bool = False
 
     def __post_init__(self):
         if isinstance(self.factory, str):
@@ -119,6 +122,7 @@ class ModelSpec:
             "channels": list(self.channels),
             "default_batch_size": self.default_batch_size,
             "default_fit": self.default_fit,
+            "channels_last": self.channels_last,
             "summary": self.summary,
             "citation": self.citation,
             "plugin": self.plugin,

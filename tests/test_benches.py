@@ -206,6 +206,53 @@ def test_quality_bench_scores_a_short_run_and_reruns_into_its_own_folder(tmp_pat
     assert not list(out.glob("samples-*"))  # the scored samples are removed after scoring
 
 
+def test_quality_bench_continues_only_a_bench_it_started_with_the_same_settings(tmp_path, shared_data):
+    import bench_quality
+
+    data = str(shared_data / "covid-ct-noncovid")
+    args = ("--model", "dcgan", "--data", data, "--minutes", "1", "--out", str(tmp_path / "bench"), "--continue")
+    empty = bench("bench_quality.py", *args)  # nothing was started there
+    assert empty.returncode == 2 and "no bench to continue" in empty.stderr
+    assert len(empty.stderr.strip().splitlines()) == 1 and not (tmp_path / "bench").exists()
+    settings = {key: None for key in bench_quality.SETTINGS}
+    settings.update(model="dcgan", data=data, res=64, minutes=2.0, points=5, recipe="paper", sets=[], seed=0,
+                    device="cpu", samples="auto", score_live=False)
+    bench_quality.start_bench(tmp_path / "bench", settings)
+    other = bench("bench_quality.py", *args)  # started with 2 minutes, continued with 1
+    assert other.returncode == 2 and "--minutes 2.0, not 1.0" in other.stderr
+    assert len(other.stderr.strip().splitlines()) == 1
+    assert json.loads((tmp_path / "bench" / "bench.json").read_text())["continued"] == []  # refused: not recorded
+
+
+@pytest.mark.slow
+def test_quality_bench_killed_between_points_continues_where_it_stopped(tmp_path, shared_data, fid_weights):
+    import signal
+    import time
+
+    data = covid_subset(tmp_path, shared_data, 12)
+    out = tmp_path / "bench"
+    args = ("--model", "dcgan", "--data", str(data), "--res", "64", "--minutes", "0.04", "--points", "2",
+            "--batch-size", "6", "--fid-weights", str(fid_weights), "--out", str(out))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MEDSYN_PROGRESS": "0"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bench_quality.py"), *args], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    points = out / "points.jsonl"
+    while not (points.is_file() and points.read_text().endswith("\n")) and proc.poll() is None \
+            and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # a closed session: the bench and its medsyn child die at once
+    proc.wait()
+    first = [json.loads(line) for line in points.read_text().splitlines()]
+    assert len(first) == 1 and not (out / "result.json").exists()  # killed after the first point, before the end
+    result = figures(bench("bench_quality.py", *args, "--continue"))
+    assert result["points"][0] == first[0]  # the scored point is kept, not scored again
+    assert result["points"][1]["steps"] > first[0]["steps"] and result["points"][1]["minutes"] >= 0.04
+    assert result["real_split_half_fid"] > 0 and result["continued"][0]["points_done"] == 1
+    assert json.loads((out / "result.json").read_text())["points"] == result["points"]
+    assert (out / "fid_vs_minutes.png").is_file()
+
+
 @pytest.mark.parametrize("samples", ["1", "some", "-5"])
 def test_quality_bench_refuses_a_sample_count_it_cannot_score(tmp_path, samples):
     out = tmp_path / "bench"

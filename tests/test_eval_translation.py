@@ -171,6 +171,27 @@ def test_the_command_with_fid(tiny_run, fid_weights):
     assert d["fid_ratio_reference"] == pytest.approx(d["fid_reference_tumor_vs_tumor"] / d["fid_normal_vs_tumor"])
     # Real phantom tumors are nearer the test tumors than untouched normals are: the reference is a real floor.
     assert d["fid_ratio_reference"] < 1
+    # The paste reference: those real tumors put into the untouched normals, three draws.
+    assert len(d["fid_paste_draws"]) == 3
+    assert d["fid_paste_tumor_into_normal"] == pytest.approx(np.mean(d["fid_paste_draws"]))
+    assert d["fid_ratio_paste"] == pytest.approx(d["fid_paste_tumor_into_normal"] / d["fid_normal_vs_tumor"])
+    assert d["fid_ratio_paste"] < 1  # a phantom tumor pasted in moves the normals toward the tumors
+
+
+def test_paste_puts_real_tumor_pixels_where_the_mask_meets_the_normal_brain():
+    from medsyn_cli.metrics.translation import paste_tumors
+
+    normals = torch.full((2, 1, 6, 6), -0.2)
+    brain = np.zeros((2, 6, 6), bool)
+    brain[:, 1:5, 1:5] = True
+    tumors = torch.stack([torch.full((1, 6, 6), 0.9), torch.full((1, 6, 6), 0.5)])
+    masks = torch.zeros(2, 1, 6, 6)
+    masks[0, 0, 0:3, 0:3] = 1  # overlaps the brain's corner and the frame outside it
+    out = paste_tumors(normals, brain, tumors, masks, np.array([0, 1]))
+    assert (out[0, 0, 1:3, 1:3] == 0.9).all() and out[0, 0, 0, 0] == -0.2  # outside the brain: untouched
+    assert (out[0, 0][~torch.from_numpy(masks[0, 0].numpy() > 0)] == -0.2).all()
+    assert torch.equal(out[1], normals[1])  # slice 1 took tumor slice 1, whose mask is empty
+    assert torch.equal(normals, torch.full((2, 1, 6, 6), -0.2))  # the inputs are not changed
 
 
 def test_the_judge_never_learns_from_the_test_cases(tiny_run):

@@ -21,7 +21,10 @@ torch.set_num_threads(1)
 #: Twice the distance six Adam steps at dcgan's lr (2e-4) can move one weight.
 LR_STEPS_6 = 2 * 6 * 2e-4
 # fp32: the layouts are compared to float tolerance, which bf16 rounding (the CPU default where it is native) exceeds
-COMMON = dict(model="dcgan", batch_size=4, sets=SMALL, log_every=1, checkpoint_every=100, sample_every=2, amp=False)
+# and the plain layout (dcgan's own is channels-last): the layout tests below name theirs
+COMMON = dict(model="dcgan", batch_size=4, sets=SMALL, log_every=1, checkpoint_every=100, sample_every=2, amp=False,
+              channels_last=False)
+CHANNELS_LAST = {**COMMON, "channels_last": True}
 
 
 def networks(run) -> dict:
@@ -90,21 +93,41 @@ def test_a_checkpoint_written_with_the_old_adam_kernel_resumes_on_the_fused_one(
 
 # -- --channels-last and --compile ---------------------------------------------------------------
 def test_speed_flags_are_training_settings_recorded_in_the_run(tmp_path, monkeypatch):
-    plan = resolve_plan(TrainFlags(model="dcgan", out=str(tmp_path / "a"), compile=True))
-    assert plan.settings.compile and not plan.settings.channels_last
+    plan = resolve_plan(TrainFlags(model="hagan", out=str(tmp_path / "a"), compile=True))
+    assert plan.settings.compile and not plan.settings.channels_last  # hagan's own layout: plain
     assert plan.as_dict()["training"]["compile"] is True
+    assert plan.as_dict()["training"]["channels_last"] is False
     monkeypatch.setenv("MEDSYN_CHANNELS_LAST", "1")
-    assert resolve_plan(TrainFlags(model="dcgan", out=str(tmp_path / "b"))).settings.channels_last
+    assert resolve_plan(TrainFlags(model="hagan", out=str(tmp_path / "b"))).settings.channels_last
+    monkeypatch.delenv("MEDSYN_CHANNELS_LAST")
+    assert resolve_plan(TrainFlags(model="dcgan", out=str(tmp_path / "c"))).settings.channels_last  # dcgan's own
+    assert not resolve_plan(TrainFlags(model="dcgan", out=str(tmp_path / "d"), channels_last=False)).settings.channels_last
+
+
+def test_each_model_trains_in_the_layout_bench_train_measured_faster():
+    """bench/README.md (bench_train.py --amp, two repeats): channels-last pays for dcgan and the WGAN-GP
+    family in fp32 and bf16; it does not for hagan and costs the translation models at batch 1."""
+    from medsyn_cli.registry import all_models
+
+    layouts = {spec.name: spec.channels_last for spec in all_models().values()}
+    assert {name for name, on in layouts.items() if on} == {"dcgan", "wgan", "ct-kernel-wgan", "wgan-linconv"}
+    assert {"hagan", "sag-gan", "cyclegan"} <= {name for name, on in layouts.items() if not on}
+
+
+def test_a_run_resumes_in_the_layout_it_was_started_in(tmp_path):
+    train(tmp_path / "run", random_images(8, res=64), steps=1, **COMMON)
+    resumed = resolve_plan(TrainFlags(model="dcgan", out=str(tmp_path / "run"), resume=True))
+    assert resumed.settings.channels_last is False  # not dcgan's default: the layout the run was started in
 
 
 def test_channels_last_trains_the_same_weights_under_the_same_keys_and_resumes_exactly(tmp_path):
     data = random_images(12, res=64)
     train(tmp_path / "plain", data, steps=6, **COMMON)
-    _, model = train(tmp_path / "straight", data, steps=6, channels_last=True, **COMMON)
+    _, model = train(tmp_path / "straight", data, steps=6, **CHANNELS_LAST)
     conv = next(p for p in model.networks["discriminator"].parameters() if p.dim() == 4 and p.shape[1] > 1)
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
-    train(tmp_path / "resumed", data, steps=3, channels_last=True, **COMMON)
-    train(tmp_path / "resumed", data, steps=6, resume=True, **COMMON)  # the run's setting is kept
+    train(tmp_path / "resumed", data, steps=3, **CHANNELS_LAST)
+    train(tmp_path / "resumed", data, steps=6, resume=True, **{**COMMON, "channels_last": None})  # the run's kept
     config = json.loads((tmp_path / "resumed" / "config.json").read_text())
     assert config["training"]["channels_last"] is True
     compare_runs(tmp_path / "straight", tmp_path / "resumed")

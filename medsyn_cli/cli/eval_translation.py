@@ -52,6 +52,9 @@ def _table(r: dict[str, Any]) -> str:
         if "fid_reference_tumor_vs_tumor" in d:
             rows.append(("FID reference", f"{d['fid_reference_tumor_vs_tumor']:.2f} real tumor slices of the judge's "
                                           f"cases (ratio {d['fid_ratio_reference']:.3f}): what real tumors score"))
+        if "fid_paste_tumor_into_normal" in d:
+            rows.append(("FID paste", f"{d['fid_paste_tumor_into_normal']:.2f} their real tumors pasted into the "
+                                      f"untouched normals (ratio {d['fid_ratio_paste']:.3f})"))
         rows.append(("FID to normal", f"{d['fid_translated_tumor_vs_normal']:.2f} translated tumors, "
                                       f"{d['fid_tumor_vs_normal']:.2f} untouched"))
     kind = r["maps"]["kind"]

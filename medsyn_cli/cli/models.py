@@ -92,7 +92,7 @@ def show(
     typer.echo(f"{spec.name} ({spec.task}): {spec.summary}")
     typer.echo(f"  aliases: {', '.join(spec.aliases) or '-'}; resolutions: {', '.join(map(str, spec.resolutions))}; "
                f"channels: {', '.join(map(str, spec.channels))}; default batch: {spec.default_batch_size}; "
-               f"default fit: {spec.default_fit}")
+               f"default fit: {spec.default_fit}; layout: {'channels-last' if spec.channels_last else 'plain'}")
     typer.echo(f"  citation: {spec.citation}")
     typer.echo("settings (--set KEY=VALUE):")
     width = max((len(x["name"]) for x in settings), default=4)

@@ -71,7 +71,8 @@ def train(
              "compiler, else the run stops with exit 1). [default: off]"),
     channels_last: Optional[bool] = typer.Option(
         None, "--channels-last/--no-channels-last",
-        help="Networks and image batches in channels-last memory layout. [default: off]"),
+        help="Networks and image batches in channels-last memory layout. [default: the model's; "
+             "`medsyn models MODEL`]"),
     as_json: bool = typer.Option(False, "--json",
                                  help="Print one JSON object (run directory, steps, final losses, seconds, "
                                       "weights) instead of the run directory."),

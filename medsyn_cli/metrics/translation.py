@@ -12,7 +12,9 @@ image-translation work scores them (docs/metrics.md, "Translation").
   over what the untouched inputs already had: ``(moved - before) / (1 - before)``. A translator that
   copies its input scores 0, one that makes every slice look like the target 1.
 * **FID/KID** of translated normals against the real tumor slices, beside the untouched normals'
-  (and the other direction likewise).
+  (and the other direction likewise). With the judge's cases as a reference, two yardsticks for the
+  FID ratio: real tumor slices of those cases, and those cases' real tumors pasted into the untouched
+  normals (the anatomy kept, a real tumor put in).
 * **Where the change is**: the model's attention map (or, for a model without one, the change
   ``|y - x| / 2``): the share of its mass inside the brain, the share of the brain it covers (above
   the threshold), and for tumor -> normal its Dice with the true masks.
@@ -220,8 +222,29 @@ def _reference(f_test: np.ndarray, features: Callable, sel: MatchedSlices, refer
     rng = np.random.default_rng(seed)
     draws = [fid_from_features(f_test, f_ref[np.sort(rng.choice(len(ref.tumor), n, replace=False))])
              for _ in range(REFERENCE_DRAWS)]
-    return {"fid_reference_tumor_vs_tumor": float(np.mean(draws)), "fid_reference_draws": draws,
-            "fid_reference_slices": int(n), "fid_ratio_reference": float(np.mean(draws)) / max(untouched, 1e-12)}
+    out = {"fid_reference_tumor_vs_tumor": float(np.mean(draws)), "fid_reference_draws": draws,
+           "fid_reference_slices": int(n), "fid_ratio_reference": float(np.mean(draws)) / max(untouched, 1e-12)}
+    if ref.tumor_masks is not None:  # a translation that keeps the anatomy and puts a real tumor in
+        many = len(ref.tumor) < len(sel.normal)
+        pasted = [fid_from_features(f_test, features(paste_tumors(
+            sel.normal, sel.normal_brain, ref.tumor, ref.tumor_masks,
+            rng.choice(len(ref.tumor), len(sel.normal), replace=many)))) for _ in range(REFERENCE_DRAWS)]
+        out.update({"fid_paste_tumor_into_normal": float(np.mean(pasted)), "fid_paste_draws": pasted,
+                    "fid_ratio_paste": float(np.mean(pasted)) / max(untouched, 1e-12)})
+    return out
+
+
+def paste_tumors(normals, normal_brain: np.ndarray, tumors, masks, pick: np.ndarray):
+    """The normal slices with the tumor region of tumor slice ``pick[i]`` copied into slice ``i`` at the
+    same place, where it falls inside that normal slice's brain: real tumors in the untouched anatomy,
+    the paste reference of ``medsyn eval translation``."""
+    import torch
+
+    out = normals.clone()
+    region = (masks[pick, 0] > 0.5) & torch.from_numpy(np.asarray(normal_brain, dtype=bool))
+    region = region[:, None].expand_as(out)
+    out[region] = tumors[pick][region]
+    return out
 
 
 def _distances(features: Callable, sel: MatchedSlices, y_n, y_t, kid_fn: Callable | None, reference=None,

@@ -40,7 +40,6 @@ DEFAULTS: dict[str, Any] = {
     "eval_every": 0,
     "tensorboard": False,
     "compile": False,
-    "channels_last": False,
 }
 
 
@@ -363,7 +362,10 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
         fid_weights=knob("fid_weights", flags.fid_weights, str),
         tensorboard=on_off("tensorboard", knob("tensorboard", flags.tensorboard, boolean)),
         compile=on_off("compile", knob("compile", flags.compile, boolean)),
-        channels_last=on_off("channels_last", knob("channels_last", flags.channels_last, boolean)),
+        # The layout: the model's own default (ModelSpec.channels_last, measured per model), the run's on --resume.
+        channels_last=on_off("channels_last", pick(
+            "channels_last", flags.channels_last,
+            stored_train.get("channels_last", False) if flags.resume else spec.channels_last, boolean)),
         max_minutes=knob("max_minutes", flags.max_minutes, float, check_max_minutes),
         holdout=holdout,
     )

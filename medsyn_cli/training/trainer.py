@@ -215,8 +215,9 @@ class Trainer(SideWork):
         if self.ctx.active:
             what += f" x{self.ctx.world_size} processes ({self.plan.per_rank_batch} images each per step)"
         precision = "bf16 autocast" if self.amp else "fp32"
+        layout = ", channels-last layout" if s.channels_last else ""
         budget = f", at most {s.max_minutes:g} training minutes" if s.max_minutes else ""
-        self.log.line(f"training {what} in {precision} ({self.amp_reason}): {self.data.counts()} images, "
+        self.log.line(f"training {what} in {precision} ({self.amp_reason}){layout}: {self.data.counts()} images, "
                       f"batch {s.batch_size}, {self.bpe} steps/epoch, step {self.step} -> {self.total}{budget}")
         if self.step >= self.total:
             self.log.line(f"already at step {self.step} of {self.total}; pass a larger --steps to train on")

@@ -150,6 +150,7 @@ def register_models(register) -> None:
             default_batch_size=64,  # the thesis's batch size
             default_fit="resize",  # the thesis resized its images to the square (see the card)
             recipes={"fast": FAST_RECIPE},
+            channels_last=True,  # its step is faster in that layout, fp32 and bf16 (bench/README.md)
         )
     )
     register(
@@ -167,5 +168,6 @@ def register_models(register) -> None:
             channels=(1,),
             default_batch_size=64,
             default_fit="resize",  # the paper resized its images to the square (see the card)
+            channels_last=True,  # its step is faster in that layout, fp32 and bf16 (bench/README.md)
         )
     )
