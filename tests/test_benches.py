@@ -21,10 +21,13 @@ if _policy is None:  # _common sets the benches' OpenMP policy; the other tests'
     os.environ.pop("OMP_WAIT_POLICY", None)
 
 
+def bench_env() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MEDSYN_PROGRESS": "0"}
+
+
 def bench(script: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MEDSYN_PROGRESS": "0"}
     return subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True,
-                          env=env, timeout=timeout, cwd=ROOT)
+                          env=bench_env(), timeout=timeout, cwd=ROOT)
 
 
 def figures(proc: subprocess.CompletedProcess) -> dict:
@@ -233,9 +236,8 @@ def test_quality_bench_killed_between_points_continues_where_it_stopped(tmp_path
     out = tmp_path / "bench"
     args = ("--model", "dcgan", "--data", str(data), "--res", "64", "--minutes", "0.04", "--points", "2",
             "--batch-size", "6", "--fid-weights", str(fid_weights), "--out", str(out))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MEDSYN_PROGRESS": "0"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bench_quality.py"), *args], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bench_quality.py"), *args], env=bench_env(),
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     points = out / "points.jsonl"
     while not (points.is_file() and points.read_text().endswith("\n")) and proc.poll() is None \

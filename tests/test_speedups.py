@@ -101,7 +101,8 @@ def test_speed_flags_are_training_settings_recorded_in_the_run(tmp_path, monkeyp
     assert resolve_plan(TrainFlags(model="hagan", out=str(tmp_path / "b"))).settings.channels_last
     monkeypatch.delenv("MEDSYN_CHANNELS_LAST")
     assert resolve_plan(TrainFlags(model="dcgan", out=str(tmp_path / "c"))).settings.channels_last  # dcgan's own
-    assert not resolve_plan(TrainFlags(model="dcgan", out=str(tmp_path / "d"), channels_last=False)).settings.channels_last
+    plain = resolve_plan(TrainFlags(model="dcgan", out=str(tmp_path / "d"), channels_last=False))
+    assert not plain.settings.channels_last
 
 
 def test_each_model_trains_in_the_layout_bench_train_measured_faster():
