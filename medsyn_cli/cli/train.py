@@ -72,7 +72,7 @@ def train(
     channels_last: Optional[bool] = typer.Option(
         None, "--channels-last/--no-channels-last",
         help="Networks and image batches in channels-last memory layout. [default: the model's; "
-             "`medsyn models MODEL`]"),
+             "`medsyn models show MODEL`]"),
     as_json: bool = typer.Option(False, "--json",
                                  help="Print one JSON object (run directory, steps, final losses, seconds, "
                                       "weights) instead of the run directory."),

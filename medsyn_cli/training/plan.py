@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "eval_every": 0,
     "tensorboard": False,
     "compile": False,
+    "channels_last": False,  # what a run recorded without it trained in; a new run takes its model's (ModelSpec)
 }
 
 
@@ -340,8 +341,11 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
             length = (DEFAULT_STEPS, None) if epochs is None else (None, epochs)
     steps, epochs = length
 
-    def knob(name: str, flag: Any, cast=int, check=None) -> Any:
-        default = stored_train.get(name, DEFAULTS.get(name)) if flags.resume else DEFAULTS.get(name)
+    def knob(name: str, flag: Any, cast=int, check=None, fresh: Any = None) -> Any:
+        """Flag, config file, environment, then the run's recorded value on --resume, else ``fresh`` (a
+        model's own default) or DEFAULTS."""
+        base = DEFAULTS.get(name) if fresh is None else fresh
+        default = stored_train.get(name, DEFAULTS.get(name)) if flags.resume else base
         return pick(name, flag, default, cast, check)
 
     # On --resume the run's recorded setting (auto stays auto), not the precision it resolved to.
@@ -362,10 +366,8 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
         fid_weights=knob("fid_weights", flags.fid_weights, str),
         tensorboard=on_off("tensorboard", knob("tensorboard", flags.tensorboard, boolean)),
         compile=on_off("compile", knob("compile", flags.compile, boolean)),
-        # The layout: the model's own default (ModelSpec.channels_last, measured per model), the run's on --resume.
-        channels_last=on_off("channels_last", pick(
-            "channels_last", flags.channels_last,
-            stored_train.get("channels_last", False) if flags.resume else spec.channels_last, boolean)),
+        channels_last=on_off("channels_last", knob("channels_last", flags.channels_last, boolean,
+                                                   fresh=spec.channels_last)),  # measured per model
         max_minutes=knob("max_minutes", flags.max_minutes, float, check_max_minutes),
         holdout=holdout,
     )
