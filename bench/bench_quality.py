@@ -189,7 +189,17 @@ def translation_point(r: dict) -> dict:
             "fid_ratio_reference": rnd(d.get("fid_ratio_reference")),  # real tumors of the judge's cases
             "fid_ratio_paste": rnd(d.get("fid_ratio_paste")),  # those real tumors pasted into the normals
             "inside_brain": rnd(tt["inside_brain_share"]), "brain_attended": rnd(tt["brain_attended_share"]),
-            "dice": rnd(tn.get("dice")), "maps": r["maps"]["kind"], "slices": r["slices"]}
+            "dice": rnd(tn.get("dice")), "maps": r["maps"]["kind"], "slices": r["slices"],
+            **region_point(r.get("to_tumor_in_region"), rnd)}
+
+
+def region_point(rr: dict | None, rnd) -> dict:
+    """The figures of a tumor grown in the paste reference's regions (none for a model that takes no region)."""
+    if not rr:
+        return {}
+    return {"region_conversion_to_tumor": rnd(rr["conversion"]),
+            "region_paste_conversion": rnd(rr["paste_conversion"]), "region_filled": rnd(rr["region_filled_share"]),
+            "region_fid_ratio": rnd(rr.get("fid_ratio_to_tumor"))}
 
 
 def keep_point(out: Path, points: list[dict], point: dict) -> None:

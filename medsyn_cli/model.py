@@ -229,3 +229,11 @@ def step_function(model: GANModel) -> Callable[[dict[str, torch.Tensor], int, in
     if len(positional) >= 3:
         return fn
     return lambda batch, step, epoch: fn(batch, step)
+
+
+def supports_region(model) -> bool:
+    """Whether ``model.translate`` takes ``region`` (a model written before it existed does not)."""
+    try:
+        return "region" in inspect.signature(model.translate).parameters
+    except (TypeError, ValueError):  # a builtin or C callable without a signature
+        return False

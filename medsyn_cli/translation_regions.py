@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Sequence
 
@@ -30,14 +29,6 @@ from medsyn_cli.metrics.translation import CHANGE_LEVEL
 #: A resampled region, and an attention map, count as inside above this.
 THRESHOLD = 0.5
 _NIFTI = (".nii.gz", ".nii")
-
-
-def supports_region(model) -> bool:
-    """Whether ``model.translate`` takes ``region`` (a model written before it existed does not)."""
-    try:
-        return "region" in inspect.signature(model.translate).parameters
-    except (TypeError, ValueError):  # a builtin or C callable without a signature
-        return False
 
 
 # -- finding and reading the masks ------------------------------------------------------------------

@@ -125,6 +125,45 @@ def test_a_model_without_attention_is_judged_by_what_it_changed(pairs, judge):
     assert result["to_tumor"]["inside_brain_share"] > 0.9
 
 
+class FillRegion(Copy):
+    """Grows a bright lesion in exactly the region it is given (the region is its attention map)."""
+
+    def translate(self, x, to, region=None):
+        if region is None or to != "tumor":
+            return super().translate(x, to)
+        return torch.where(region > 0.5, torch.full_like(x, 0.9), x), region.clone()
+
+
+class IgnoreRegion(Copy):
+    """Takes a region and changes nothing: a model that cannot honour one."""
+
+    def translate(self, x, to, region=None):
+        return super().translate(x, to)
+
+
+def test_a_tumor_in_a_given_region_is_scored_with_the_paste_references_regions(pairs, judge):
+    filled = score_translation(FillRegion(), pairs[1], judge, seed=0, reference=pairs[0])["to_tumor_in_region"]
+    assert filled["region_filled_share"] == pytest.approx(1.0) and filled["draws"] == 3
+    assert filled["conversion"] >= 0.5  # bright lesions where real tumors are: the judge calls them tumors
+    assert filled["paste_conversion"] >= 0.5  # and real tumors pasted into the same regions
+    ignored = score_translation(IgnoreRegion(), pairs[1], judge, seed=0, reference=pairs[0])["to_tumor_in_region"]
+    assert ignored["region_filled_share"] == 0.0 and ignored["conversion"] == 0.0
+    # a model whose translate takes no region, or no reference cases: nothing to score
+    assert "to_tumor_in_region" not in score_translation(Copy(), pairs[1], judge, seed=0, reference=pairs[0])
+    assert "to_tumor_in_region" not in score_translation(FillRegion(), pairs[1], judge, seed=0)
+
+
+def test_the_regions_are_reference_masks_at_their_place_inside_the_normal_brain(pairs):
+    from medsyn_cli.metrics.translation import paste_regions
+
+    sel = select_slices(pairs[1], seed=0)
+    ref = select_slices(pairs[0], seed=0)
+    pick = np.arange(len(sel.normal)) % len(ref.tumor)
+    regions = paste_regions(ref, sel.normal_brain, pick)[:, 0].numpy() > 0.5
+    assert (regions <= sel.normal_brain).all()
+    assert (regions == ((ref.tumor_masks[pick, 0].numpy() > 0.5) & sel.normal_brain)).all()
+
+
 def test_the_judge_is_cached_by_data_and_settings(pairs):
     first, cached = load_or_train(pairs[0], JudgeSettings(epochs=1, members=1))
     again, cached_again = load_or_train(pairs[0], JudgeSettings(epochs=1, members=1))
@@ -176,6 +215,10 @@ def test_the_command_with_fid(tiny_run, fid_weights):
     assert d["fid_paste_tumor_into_normal"] == pytest.approx(np.mean(d["fid_paste_draws"]))
     assert d["fid_ratio_paste"] == pytest.approx(d["fid_paste_tumor_into_normal"] / d["fid_normal_vs_tumor"])
     assert d["fid_ratio_paste"] < 1  # a phantom tumor pasted in moves the normals toward the tumors
+    # sag-gan takes a region: the same regions as the paste reference, scored with the same FID
+    r = result["to_tumor_in_region"]
+    assert len(r["fid_draws"]) == 3 and r["fid_ratio_paste"] == d["fid_ratio_paste"]
+    assert r["fid_ratio_to_tumor"] == pytest.approx(r["fid_translated_normal_vs_tumor"] / d["fid_normal_vs_tumor"])
 
 
 def test_paste_puts_real_tumor_pixels_where_the_mask_meets_the_normal_brain():
@@ -204,3 +247,21 @@ def test_an_unconditional_run_is_refused(tmp_path):
     ok(run_cli("train", "dcgan", "--res", 64, "-b", 2, "--steps", 1, "--out", run))
     proc = run_cli("eval", "translation", run, "--data", "phantom:brain?n=8", "--no-fid")
     assert proc.returncode == 2 and "translates nothing" in proc.stderr
+
+
+def test_plot_region_translations_draws_each_run_inside_the_paste_references_regions(tiny_run, tmp_path):
+    import importlib.util
+
+    from PIL import Image
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("plot_regions", ROOT / "bench" / "plot_region_translations.py")
+    plot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plot)
+    png = tmp_path / "regions.png"
+    assert plot.main([f"{tiny_run}=tiny", "--data", "phantom:brain?n=64&seed=2", "--judge-data",
+                      "phantom:brain?n=160&seed=1", "--n", "3", "--out", str(png)]) == 0
+    with Image.open(png) as im:
+        width, height = im.size
+    assert height > width  # three rows for the run and one of pasted real tumors, three columns

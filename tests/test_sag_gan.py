@@ -300,11 +300,12 @@ def test_each_ablation_row_trains_and_translates(row):
     assert set(model.inference_networks) == expected_nets
 
 
-def test_resume_from_state_and_rng_repeats_the_uninterrupted_run_exactly():
+@pytest.mark.parametrize("extra", [{}, {"region_training": "0.5"}])
+def test_resume_from_state_and_rng_repeats_the_uninterrupted_run_exactly(extra):
     torch.manual_seed(0)
     batches = [batch() for _ in range(4)]
     torch.manual_seed(1)
-    model = build(pool_size="2", n_epochs="1", n_epochs_decay="3")
+    model = build(pool_size="2", n_epochs="1", n_epochs_decay="3", **extra)
     for s in range(2):
         model.train_step(batches[s], s)
     model.on_epoch_end(0)
@@ -315,7 +316,7 @@ def test_resume_from_state_and_rng_repeats_the_uninterrupted_run_exactly():
     state, rng = torch.load(buf, weights_only=True), torch.get_rng_state()
     straight = [model.train_step(batches[s], s) for s in (2, 3)]
 
-    resumed = build(pool_size="2", n_epochs="1", n_epochs_decay="3")
+    resumed = build(pool_size="2", n_epochs="1", n_epochs_decay="3", **extra)
     resumed.load_state_dict(state)
     torch.set_rng_state(rng)
     again = [resumed.train_step(batches[s], s) for s in (2, 3)]

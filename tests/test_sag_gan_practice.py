@@ -132,6 +132,66 @@ def test_a_region_keeps_the_input_outside_it(name):
         assert float(att[outside].abs().max()) == 0.0
 
 
+def _spy_translations(model) -> list[tuple[str, torch.Tensor]]:
+    """Record (to, attention map) of every translation a train step makes."""
+    calls, inner = [], model._translate
+
+    def spy(x, to, region=None, place=None):
+        y, att = inner(x, to, region=region, place=place)
+        calls.append((to, att.detach().clone()))
+        return y, att
+    model._translate = spy
+    return calls
+
+
+def test_region_training_grows_tumors_in_the_batchs_masks_and_puts_removed_ones_back_in_theirs():
+    model = build(region_training=1.0, lambda_area=10.0, area_min=0.9, area_max=1.0)
+    calls = _spy_translations(model)
+    b = batch()
+    b["tumor_has_mask"] = torch.tensor([True, False])
+    with torch.no_grad():
+        a_n = model.networks["attn_normal"](b["normal"])  # A_N before the step changes it
+    losses = model.train_step(b, 0)
+    (_, forward), _, _, (_, cycle) = calls  # n -> t, t -> n, cycle to n, cycle to t
+    borrowed = b["tumor_mask"] * head_mask(b["normal"])
+    torch.testing.assert_close(forward[0], borrowed[0])  # row 0: the tumor row's mask, inside this head
+    torch.testing.assert_close(cycle[0], b["tumor_mask"][0])  # the removed tumor goes back into its own mask
+    torch.testing.assert_close(forward[1], a_n[1])  # row 1's tumor has no mask: A_N chooses
+    assert float(losses["area"]) > 0  # the prior still holds A_N on the row it placed
+
+
+def test_without_region_training_a_train_step_places_nothing():
+    model = build()
+    calls = _spy_translations(model)
+    b = batch()
+    model.train_step(b, 0)
+    with torch.no_grad():
+        a_n = model.networks["attn_normal"](b["normal"])
+    assert not torch.equal(calls[0][1], b["tumor_mask"] * head_mask(b["normal"]))
+    assert calls[0][1].shape == a_n.shape
+
+
+def test_the_area_prior_leaves_out_rows_whose_map_was_given():
+    losses = build(region_training=1.0, lambda_area=10.0, area_min=0.5, area_max=0.6).train_step(batch(), 0)
+    assert float(losses["area"]) == 0.0  # every row grew its tumor in a given region
+
+
+def test_a_region_trained_run_fills_the_whole_region_it_is_given():
+    model = build(region_training=0.5, attention_in_brain=True)
+    x = head_images()
+    region = torch.zeros(2, 1, RES, RES)
+    region[..., 4:14, 4:14] = 1  # partly outside the head
+    y, att = model.translate(x, "tumor", region=region)
+    torch.testing.assert_close(att, region * head_mask(x))
+    with torch.no_grad():
+        generated = model.networks["gen_normal_to_tumor"](x)
+    inside = att > 0.5
+    torch.testing.assert_close(y[inside], generated[inside])
+    torch.testing.assert_close(y[~inside], x[~inside])
+    with pytest.raises(InputError, match="needs attention=true"):
+        build(attention=False, attention_in_d=False, mask_supervision=False, region_training=0.5)
+
+
 def test_cyclegan_keep_background_changes_only_the_head():
     model = build("cyclegan", keep_background=True)
     x = head_images()

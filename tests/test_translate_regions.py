@@ -16,7 +16,8 @@ from PIL import Image
 
 from conftest import run_cli
 from medsyn_cli.metrics.translation import CHANGE_LEVEL
-from medsyn_cli.translation_regions import changed_mask, effective_region, supports_region
+from medsyn_cli.model import supports_region
+from medsyn_cli.translation_regions import changed_mask, effective_region
 from test_translate import ONE_THREAD, _one_line_error, export_run, force_attention, head_volume, tiny_model, \
     write_nifti
 

@@ -57,6 +57,14 @@ def _table(r: dict[str, Any]) -> str:
                                       f"untouched normals (ratio {d['fid_ratio_paste']:.3f})"))
         rows.append(("FID to normal", f"{d['fid_translated_tumor_vs_normal']:.2f} translated tumors, "
                                       f"{d['fid_tumor_vs_normal']:.2f} untouched"))
+    rr = r.get("to_tumor_in_region")
+    if rr:
+        fid = (f"; FID ratio {rr['fid_ratio_to_tumor']:.3f} (paste {_fmt(rr.get('fid_ratio_paste'))})"
+               if "fid_ratio_to_tumor" in rr else "")
+        rows.append(("to tumor, in a region", f"conversion {_fmt(rr['conversion'])} (real tumors pasted there: "
+                                              f"{_fmt(rr['paste_conversion'])}), "
+                                              f"{_fmt(rr['region_filled_share'])} of each region filled{fid} "
+                                              f"(the paste reference's regions)"))
     kind = r["maps"]["kind"]
     rows.append((f"{kind}", f"normal -> tumor: {_fmt(tt['inside_brain_share'])} of its mass inside the brain, "
                             f"{_fmt(tt['brain_attended_share'])} of the brain above {r['maps']['level']:g}"))

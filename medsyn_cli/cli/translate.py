@@ -119,7 +119,7 @@ def translate(
         translate_image,
         translate_volume,
     )
-    from medsyn_cli.translation_regions import check_regions, plan_masks, region_paths, supports_region
+    from medsyn_cli.translation_regions import check_regions, plan_masks, region_paths
 
     to = to.strip().lower()
     if to not in ("tumor", "normal"):
@@ -146,6 +146,8 @@ def translate(
     if attention_out is not None and not getattr(net.config, "attention", False):
         raise InputError(f"model {meta.get('model', '?')!r} has no attention maps", path=weights,
                          hint="drop --attention-out, or use a sag-gan run with attention=true")
+    from medsyn_cli.model import supports_region  # torch is loaded with the model by now
+
     if where is not None and not supports_region(net):
         raise InputError(f"model {meta.get('model', '?')!r} cannot keep its change inside a region: its "
                          "translate() takes no 'region'", path=weights, hint="drop --where, or use a sag-gan or "

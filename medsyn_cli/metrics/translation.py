@@ -15,6 +15,10 @@ image-translation work scores them (docs/metrics.md, "Translation").
   (and the other direction likewise). With the judge's cases as a reference, two yardsticks for the
   FID ratio: real tumor slices of those cases, and those cases' real tumors pasted into the untouched
   normals (the anatomy kept, a real tumor put in).
+* **A tumor where it is asked for** (a model whose ``translate`` takes a ``region``, with the judge's
+  cases as a reference): the held-out normals translated inside the paste reference's regions (real
+  tumor masks at their place, clipped to the brain): conversion, the share of each region filled, and
+  the FID ratio beside the paste reference's with the same regions.
 * **Where the change is**: the model's attention map (or, for a model without one, the change
   ``|y - x| / 2``): the share of its mass inside the brain, the share of the brain it covers (above
   the threshold), and for tumor -> normal its Dice with the true masks.
@@ -117,14 +121,17 @@ def select_slices(pair, *, seed: int, min_tumor_share: float = MIN_TUMOR_SHARE) 
                 "normal": int(len(i_n)), "tumor": int(len(t_idx))})
 
 
-def translate_all(model, images, to: str, batch_size: int = 32):
-    """(translated images, attention maps or None), float32 on the CPU."""
+def translate_all(model, images, to: str, batch_size: int = 32, regions=None):
+    """(translated images, attention maps or None), float32 on the CPU; ``regions`` (N, 1, H, W) are
+    passed to ``model.translate(..., region=...)``."""
     import torch
 
     outs, atts = [], []
     for start in range(0, len(images), batch_size):
+        part = slice(start, start + batch_size)
+        extra = {} if regions is None else {"region": regions[part].to(model.device)}
         with torch.inference_mode():
-            y, a = model.translate(images[start:start + batch_size].to(model.device), to=to)
+            y, a = model.translate(images[part].to(model.device), to=to, **extra)
         outs.append(y.float().cpu().clamp(-1, 1))
         atts.append(None if a is None else a.float().cpu().clamp(0, 1))
     y = torch.cat(outs)
@@ -170,6 +177,12 @@ def score_translation(model, pair, judge, *, seed: int = 0, features: Callable |
     from medsyn_cli.metrics.attention import dice
 
     sel = select_slices(pair, seed=seed, min_tumor_share=min_tumor_share)
+    ref = None
+    if reference is not None:
+        try:
+            ref = select_slices(reference, seed=seed, min_tumor_share=min_tumor_share)
+        except InputError:
+            ref = None
     y_n, att_n = translate_all(model, sel.normal, "tumor", batch_size)
     y_t, att_t = translate_all(model, sel.tumor, "normal", batch_size)
 
@@ -201,34 +214,86 @@ def score_translation(model, pair, judge, *, seed: int = 0, features: Callable |
                           / max(sel.normal_brain.sum(), 1)),
         "to_normal": float(((y_t - sel.tumor).abs().mean(1).numpy() * sel.tumor_brain).sum()
                            / max(sel.tumor_brain.sum(), 1))}
+    f_tumor = features(sel.tumor) if features is not None else None
     if features is not None:
-        result["distances"] = _distances(features, sel, y_n, y_t, kid_fn, reference, seed, min_tumor_share)
+        result["distances"] = _distances(features, sel, y_n, y_t, kid_fn, ref, seed, f_tumor)
+    from medsyn_cli.model import supports_region
+
+    if ref is not None and ref.tumor_masks is not None and supports_region(model):
+        result["to_tumor_in_region"] = _in_region(model, sel, ref, judge, features, f_tumor, seed, batch_size,
+                                                  result.get("distances"))
     return result
 
 
-def _reference(f_test: np.ndarray, features: Callable, sel: MatchedSlices, reference, seed: int,
-               min_tumor_share: float, untouched: float) -> dict[str, Any]:
-    """FID of real, area-matched tumor slices of other cases against the test tumors (``f_test``, their
-    features), in REFERENCE_DRAWS draws of as many slices as there are translated normals (FID's bias
+def reference_picks(seed: int, n_ref: int, n_test: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The reference draws (``min(n_test, n_ref)`` slices each, for the real-tumor FID) and the paste picks
+    (one reference tumor slice per test normal), REFERENCE_DRAWS of each from one seeded stream."""
+    rng = np.random.default_rng(seed)
+    n = min(n_test, n_ref)
+    draws = [np.sort(rng.choice(n_ref, n, replace=False)) for _ in range(REFERENCE_DRAWS)]
+    picks = [rng.choice(n_ref, n_test, replace=n_ref < n_test) for _ in range(REFERENCE_DRAWS)]
+    return draws, picks
+
+
+def paste_regions(ref: MatchedSlices, normal_brain: np.ndarray, pick: np.ndarray):
+    """(N, 1, H, W) float {0, 1}: reference tumor ``pick[i]``'s mask at its place, inside normal ``i``'s brain."""
+    import torch
+
+    return ((ref.tumor_masks[pick, :1] > 0.5) & torch.from_numpy(np.asarray(normal_brain, bool))[:, None]).float()
+
+
+def _in_region(model, sel: MatchedSlices, ref: MatchedSlices, judge, features: Callable | None, f_test, seed: int,
+               batch_size: int, distances: dict[str, Any] | None) -> dict[str, Any]:
+    """The held-out normals translated to tumor inside the paste reference's regions, per draw: the judge's
+    conversion, the share of each region the map fills (above THRESHOLD), and with ``features`` the FID
+    against the test tumors, as a ratio to the untouched normals' beside the paste reference's."""
+    _, picks = reference_picks(seed, len(ref.tumor), len(sel.normal))
+    before = float((judge.prob_tumor(sel.normal) >= 0.5).mean())
+    after, pasted, filled, fids = [], [], [], []
+    for pick in picks:
+        regions = paste_regions(ref, sel.normal_brain, pick)
+        y, att = translate_all(model, sel.normal, "tumor", batch_size, regions=regions)
+        after.append(float((judge.prob_tumor(y) >= 0.5).mean()))
+        real = paste_tumors(sel.normal, sel.normal_brain, ref.tumor, ref.tumor_masks, pick)
+        pasted.append(float((judge.prob_tumor(real) >= 0.5).mean()))  # the same regions holding real tumors
+        maps, level, _ = change_maps(sel.normal, y, att)
+        inside = regions[:, 0].numpy() > 0.5
+        rows = inside.sum((1, 2)) > 0
+        shares = ((maps > level) & inside).sum((1, 2))[rows] / inside.sum((1, 2))[rows]
+        filled.append(float(shares.mean()) if rows.any() else 0.0)
+        if f_test is not None:
+            from medsyn_cli.metrics.fid import fid_from_features
+
+            fids.append(fid_from_features(f_test, features(y)))
+    out: dict[str, Any] = {
+        "regions": "the paste reference's: a judge's-case tumor mask at its place, inside the normal's brain",
+        "draws": len(picks), "judged_tumor_before": before, "judged_tumor_after": float(np.mean(after)),
+        "conversion": conversion(before, float(np.mean(after))),
+        "paste_conversion": conversion(before, float(np.mean(pasted))), "region_filled_share": float(np.mean(filled))}
+    if fids and distances:
+        untouched = distances["fid_normal_vs_tumor"]
+        out.update({"fid_translated_normal_vs_tumor": float(np.mean(fids)), "fid_draws": fids,
+                    "fid_ratio_to_tumor": float(np.mean(fids)) / max(untouched, 1e-12),
+                    "fid_ratio_paste": distances.get("fid_ratio_paste")})
+    return out
+
+
+def _reference(f_test: np.ndarray, features: Callable, sel: MatchedSlices, ref: MatchedSlices, seed: int,
+               untouched: float) -> dict[str, Any]:
+    """FID of real, area-matched tumor slices of other cases (``ref``) against the test tumors (``f_test``,
+    their features), in REFERENCE_DRAWS draws of as many slices as there are translated normals (FID's bias
     depends on the count). Each reference slice's features are computed once, whatever the draws."""
     from medsyn_cli.metrics.fid import fid_from_features
 
-    try:
-        ref = select_slices(reference, seed=seed, min_tumor_share=min_tumor_share)
-    except InputError:
-        return {}
-    n = min(len(sel.normal), len(ref.tumor))
+    index, picks = reference_picks(seed, len(ref.tumor), len(sel.normal))
     f_ref = features(ref.tumor)
-    rng = np.random.default_rng(seed)
-    draws = [fid_from_features(f_test, f_ref[np.sort(rng.choice(len(ref.tumor), n, replace=False))])
-             for _ in range(REFERENCE_DRAWS)]
+    draws = [fid_from_features(f_test, f_ref[i]) for i in index]
     out = {"fid_reference_tumor_vs_tumor": float(np.mean(draws)), "fid_reference_draws": draws,
-           "fid_reference_slices": int(n), "fid_ratio_reference": float(np.mean(draws)) / max(untouched, 1e-12)}
+           "fid_reference_slices": int(len(index[0])),
+           "fid_ratio_reference": float(np.mean(draws)) / max(untouched, 1e-12)}
     if ref.tumor_masks is not None:  # a translation that keeps the anatomy and puts a real tumor in
-        many = len(ref.tumor) < len(sel.normal)
         pasted = [fid_from_features(f_test, features(paste_tumors(
-            sel.normal, sel.normal_brain, ref.tumor, ref.tumor_masks,
-            rng.choice(len(ref.tumor), len(sel.normal), replace=many)))) for _ in range(REFERENCE_DRAWS)]
+            sel.normal, sel.normal_brain, ref.tumor, ref.tumor_masks, pick))) for pick in picks]
         out.update({"fid_paste_tumor_into_normal": float(np.mean(pasted)), "fid_paste_draws": pasted,
                     "fid_ratio_paste": float(np.mean(pasted)) / max(untouched, 1e-12)})
     return out
@@ -247,13 +312,13 @@ def paste_tumors(normals, normal_brain: np.ndarray, tumors, masks, pick: np.ndar
     return out
 
 
-def _distances(features: Callable, sel: MatchedSlices, y_n, y_t, kid_fn: Callable | None, reference=None,
-               seed: int = 0, min_tumor_share: float = MIN_TUMOR_SHARE) -> dict[str, Any]:
+def _distances(features: Callable, sel: MatchedSlices, y_n, y_t, kid_fn: Callable | None,
+               ref: MatchedSlices | None = None, seed: int = 0, f_tumor=None) -> dict[str, Any]:
     """FID (and KID) of each translation against the target domain's real slices, beside the inputs';
-    with ``reference`` also what real tumor slices of those cases score (``_reference``)."""
+    with ``ref`` (the reference cases' matched slices) also what their real tumor slices score (``_reference``)."""
     from medsyn_cli.metrics.fid import fid_from_features
 
-    f = {"normal": features(sel.normal), "tumor": features(sel.tumor),
+    f = {"normal": features(sel.normal), "tumor": features(sel.tumor) if f_tumor is None else f_tumor,
          "to_tumor": features(y_n), "to_normal": features(y_t)}
     out: dict[str, Any] = {
         "fid_translated_normal_vs_tumor": fid_from_features(f["tumor"], f["to_tumor"]),
@@ -265,6 +330,6 @@ def _distances(features: Callable, sel: MatchedSlices, y_n, y_t, kid_fn: Callabl
     if kid_fn is not None:
         out["kid_translated_normal_vs_tumor"] = kid_fn(f["to_tumor"], f["tumor"])
         out["kid_normal_vs_tumor"] = kid_fn(f["normal"], f["tumor"])
-    if reference is not None:
-        out.update(_reference(f["tumor"], features, sel, reference, seed, min_tumor_share, out["fid_normal_vs_tumor"]))
+    if ref is not None:
+        out.update(_reference(f["tumor"], features, sel, ref, seed, out["fid_normal_vs_tumor"]))
     return out

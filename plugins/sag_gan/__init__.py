@@ -66,6 +66,10 @@ class SAGGANConfig:
     # translate, score and export an exponential moving average of the generators' and attention networks'
     # weights (--ema-decay) instead of the last step's; training is unchanged
     ema: bool = False
+    # share of training rows whose tumor is grown in a given region instead of where A_N puts it: the normal
+    # slice gets the (head-clipped) mask of the batch's tumor slice, and the cycle puts a removed tumor back
+    # in its own mask (a supervised inpainting signal); a run trained so fills a `--where` region itself
+    region_training: float = field(default=0.0, metadata={"min": 0, "max": 1})
 
     def __post_init__(self) -> None:
         if self.gan_loss not in ("bce", "lsgan"):
@@ -74,7 +78,8 @@ class SAGGANConfig:
             raise InputError(f"sag-gan setting area_min ({self.area_min}) is above area_max ({self.area_max})")
         if not self.attention:
             needs = [k for k in ("attention_in_d", "mask_supervision", "attention_in_brain") if getattr(self, k)]
-            needs += [k for k in ("lambda_area", "lambda_cycle_mask", "lambda_tumor_found") if getattr(self, k)]
+            needs += [k for k in ("lambda_area", "lambda_cycle_mask", "lambda_tumor_found", "region_training")
+                      if getattr(self, k)]
             if needs:
                 raise InputError(
                     f"sag-gan setting {needs[0]}=true needs attention=true",

@@ -18,6 +18,10 @@ One ``train_step`` (CycleGAN's order):
 
 Each component has a config switch (attention, attention_in_d, amse, spectral_norm,
 mask_supervision, cycle_adversarial); with one off the step above simply skips it.
+
+``region_training`` (later practice, beyond the paper): on a drawn share of the rows the normal slice's
+tumor is grown in the batch's tumor mask (clipped to its head) instead of where A_N puts it, and the cycle
+puts the removed tumor back in its own mask, so G_nt learns to fill a region it is given (``--where``).
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ from medsyn_plugins.sag_gan.networks import (
     attention_compose,
     make_generator,
 )
+
+
+#: A borrowed tumor mask that keeps less than this share of the image inside a normal slice's head is not
+#: used (that row keeps A_N's map).
+MIN_REGION_SHARE = 0.005
 
 
 def masked_l1(attention: torch.Tensor, mask: torch.Tensor, has_mask: torch.Tensor) -> torch.Tensor:
@@ -88,17 +97,41 @@ class SAGGAN(TwoDomainGAN):
             attention = net(x)
         return attention * head_mask(x).to(attention.dtype) if self.config.attention_in_brain else attention
 
-    def _translate(self, x: torch.Tensor, to: str, region: torch.Tensor | None = None
+    def _translate(self, x: torch.Tensor, to: str, region: torch.Tensor | None = None,
+                   place: tuple[torch.Tensor, torch.Tensor] | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``place`` (training): (rows, maps), the rows whose map is the given region, not the attention's."""
         source = "normal" if to == "tumor" else "tumor"
         attention = self._attend(x, source)
         generated = self.networks[f"gen_{source}_to_{to}"](x)
+        if place is not None and attention is not None:
+            rows, maps = place
+            attention = torch.where(rows.view(-1, 1, 1, 1), maps.to(attention.dtype), attention)
+        if region is not None and to == "tumor" and attention is not None and self.config.region_training:
+            # a run trained to fill regions grows the tumor in all of it (the region is the tumor's extent)
+            attention = region.to(attention.dtype)
+            if self.config.attention_in_brain:
+                attention = attention * head_mask(x).to(attention.dtype)
+            return attention_compose(generated, x, attention), attention
         if region is not None:  # --where: the map (or, without attention, the change) only inside it
             attention = region.to(generated.dtype) if attention is None else attention * region.to(attention.dtype)
             return attention_compose(generated, x, attention), attention if self.config.attention else None
         if attention is None:
             return generated, None
         return attention_compose(generated, x, attention), attention
+
+    def _regions(self, real_n: torch.Tensor, real_t: torch.Tensor, batch: dict[str, torch.Tensor]):
+        """(place for normal -> tumor, place for the cycle back to tumor) of ``region_training``: a drawn
+        share of the rows with a mask; normal row i borrows tumor row i's mask, clipped to its head."""
+        masks = (batch["tumor_mask"].to(self.device)[:, :1] > 0.5).float()
+        has = batch.get("tumor_has_mask", torch.ones(len(real_t), dtype=torch.bool)).to(self.device, torch.bool)
+        drawn = (torch.rand(len(real_t)) < self.config.region_training).to(self.device) & has
+        place_t = (drawn, masks)
+        if len(real_n) != len(real_t):  # unpaired batches of different sizes: only the cycle uses regions
+            return None, place_t
+        borrowed = masks * head_mask(real_n)
+        kept = borrowed.flatten(1).mean(1) >= MIN_REGION_SHARE
+        return (drawn & kept, borrowed), place_t
 
     def _seen(self, image: torch.Tensor, attention: torch.Tensor | None) -> torch.Tensor:
         """What a discriminator sees of ``image``: ``attention * image`` when guided, else the image."""
@@ -113,15 +146,18 @@ class SAGGAN(TwoDomainGAN):
         real_n = batch["normal"].to(self.device)
         real_t = batch["tumor"].to(self.device)
         d_t, d_n = self.discriminators()
+        place_n = place_t = None
+        if cfg.attention and cfg.region_training and "tumor_mask" in batch:
+            place_n, place_t = self._regions(real_n, real_t, batch)
 
         # Generators and attention networks, with the discriminators frozen.
         self.requires_grad(d_t, False)
         self.requires_grad(d_n, False)
         with self.autocast():
-            fake_t, att_n = self._translate(real_n, "tumor")  # T_g^r and M_N' = A_N(n)
+            fake_t, att_n = self._translate(real_n, "tumor", place=place_n)  # T_g^r and M_N' = A_N(n)
             fake_n, att_t = self._translate(real_t, "normal")  # N_g^r and M_T' = A_T(t)
             rec_n, att_cyc_t = self._translate(fake_t, "normal")  # N_g^g, through A_T(T_g^r)
-            rec_t, att_cyc_n = self._translate(fake_n, "tumor")  # T_g^g, through A_N(N_g^r)
+            rec_t, att_cyc_n = self._translate(fake_n, "tumor", place=place_t)  # T_g^g, through A_N(N_g^r)
             # Each generated image is judged through the map that placed its change.
             judged_t, judged_n = self._seen(fake_t, att_n), self._seen(fake_n, att_t)
             if cfg.cycle_adversarial:  # Sec. II: D_T also judges tumors generated from generated normals
@@ -144,7 +180,10 @@ class SAGGAN(TwoDomainGAN):
                 found = self._attend(fake_t, "tumor", frozen=True)
             losses["tumor_found"] = l1(found, att_n.detach()) * cfg.lambda_tumor_found
         if cfg.attention and cfg.lambda_area:  # A_N on real normals: a tumor-sized region of the brain
-            losses["area"] = area_prior(att_n, head_mask(real_n), cfg.area_min, cfg.area_max) * cfg.lambda_area
+            own = torch.ones(len(real_n), dtype=torch.bool, device=att_n.device) if place_n is None else ~place_n[0]
+            # rows whose map is a given region are left out (an empty selection gives 0)
+            losses["area"] = area_prior(att_n[own], head_mask(real_n[own]), cfg.area_min, cfg.area_max
+                                        ).nan_to_num(0.0) * cfg.lambda_area
         loss_g = sum(losses.values())
         self.optimize("generators", loss_g)
 
