@@ -28,6 +28,7 @@ class TinyConfig:
     nan_at: int = -1  # the step index (0-based) whose losses become NaN
     signal_at: int = -1  # the step index (0-based) during which the process sends itself SIGINT
     ema: bool = False
+    betas: tuple[float, float] = (0.5, 0.999)  # a tuple setting: config.json records it as a list
 
 
 class TinyGAN(GANModel):

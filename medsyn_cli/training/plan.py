@@ -164,6 +164,16 @@ def world_size_from_env() -> int:
         raise InputError(f"WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not an integer") from None
 
 
+def _as_recorded(value: Any) -> Any:
+    """A setting as config.json holds it (tuples become lists), so that an unchanged tuple setting such as
+    ``betas`` is not reported as changed on --resume."""
+    if isinstance(value, (list, tuple)):
+        return [_as_recorded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _as_recorded(v) for k, v in value.items()}
+    return value
+
+
 def _length(flags: TrainFlags, file_train: dict, *, explicit_only: bool) -> tuple[int | None, int | None] | None:
     """The run's total length, from the first level that gives one (steps or epochs, not both); a bad
     value is refused naming its level."""
@@ -323,7 +333,7 @@ def resolve_plan(flags: TrainFlags) -> TrainPlan:
         base = dict(stored.get("model_config", {}))
         overrides, sources = _model_overrides(flags, file_model, spec, with_env=False)
         config = build_config(spec.config_cls, {**base, **overrides}, model=spec.name, sources=sources)
-        new = dataclasses.asdict(config)
+        new = {k: _as_recorded(v) for k, v in dataclasses.asdict(config).items()}
         changes = {k: [base.get(k), v] for k, v in new.items() if base.get(k) != v}
     else:
         overrides, sources = _model_overrides(flags, file_model, spec, with_env=True, recipe=recipe_settings)
