@@ -20,7 +20,7 @@ Prints one JSON object:
 
 ``--amp`` also times each model's training under bf16 autocast (a fresh model, same seed: ``bf16`` and
 ``bf16_over_fp32`` in each ``train`` entry) and translates the volume again under bf16 autocast, as
-``medsyn translate`` does by default where the CPU has native bf16 (``translate_bf16``,
+``medsyn translate`` does by default where the CPU has native bf16 that measures faster (``translate_bf16``,
 ``translate_bf16_speedup``: fp32 seconds over bf16 seconds); the other figures stay float32.
 
 The JSON also records the flags (applied to training as ``medsyn train`` applies them; the volume is

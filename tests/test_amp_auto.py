@@ -1,5 +1,6 @@
-"""``--amp`` auto (the default): bf16 autocast on CUDA and on CPUs with native bf16, fp32 elsewhere; the
-choice and its reason are in the run's config and log line; ``--amp/--no-amp`` force it."""
+"""``--amp`` auto (the default): bf16 autocast on CUDA and on CPUs with native bf16 where it measures faster
+than fp32, fp32 elsewhere; the choice and its reason are in the run's config and log line; ``--amp/--no-amp``
+force it. The measurement itself: tests/test_amp_probe.py."""
 
 from __future__ import annotations
 
@@ -16,11 +17,19 @@ from medsyn_cli.training.plan_values import amp_mode
 CPU = torch.device("cpu")
 
 
-@pytest.mark.parametrize("native,expected", [("avx512_bf16", (True, "auto: CPU with avx512_bf16")),
-                                             ("amx", (True, "auto: CPU with amx")),
-                                             (None, (False, "auto: CPU without native bf16"))])
-def test_auto_follows_the_cpus_native_bf16(monkeypatch, native, expected):
+@pytest.mark.parametrize("native,speedup,expected", [
+    ("avx512_bf16", 1.9, (True, "auto: CPU with avx512_bf16, bf16 measured 1.90x fp32")),
+    ("amx", 3.0, (True, "auto: CPU with amx, bf16 measured 3.00x fp32")),
+    ("avx512_bf16", 0.57, (False, "auto: CPU with avx512_bf16, but bf16 measured 0.57x fp32")),
+    ("avx512_bf16", 1.1, (False, "auto: CPU with avx512_bf16, but bf16 measured 1.10x fp32")),  # too small a gain
+    (None, None, (False, "auto: CPU without native bf16"))])
+def test_auto_follows_the_cpus_native_bf16_and_its_measured_speed(monkeypatch, native, speedup, expected):
+    def measured() -> float:
+        assert native is not None, "no native bf16: nothing to measure"
+        return speedup
+
     monkeypatch.setattr(device_mod, "cpu_bf16", lambda: native)
+    monkeypatch.setattr(device_mod, "bf16_speedup", measured)
     assert device_mod.amp_choice(CPU, None) == expected
 
 
@@ -28,6 +37,9 @@ def test_the_flags_force_it_either_way(monkeypatch):
     monkeypatch.setattr(device_mod, "cpu_bf16", lambda: None)
     assert device_mod.amp_choice(CPU, True) == (True, "--amp")
     monkeypatch.setattr(device_mod, "cpu_bf16", lambda: "amx")
+    monkeypatch.setattr(device_mod, "bf16_speedup", lambda: 0.5)
+    assert device_mod.amp_choice(CPU, True) == (True, "--amp")  # forced on even where it measured slower
+    monkeypatch.setattr(device_mod, "bf16_speedup", lambda: 2.0)
     assert device_mod.amp_choice(CPU, False) == (False, "--no-amp")
     assert device_mod.amp_choice(torch.device("cuda"), None) == (True, "auto: CUDA")
     assert device_mod.amp_choice(torch.device("mps"), None)[0] is False
@@ -53,10 +65,11 @@ def test_the_run_records_what_it_chose_and_why_and_resume_stays_auto(tmp_path):
     run = tmp_path / "run"
     ok(run_cli("train", "dcgan", "--res", 64, "-b", 2, "--steps", 1, "--out", run))
     training = json.loads((run / "config.json").read_text())["training"]
-    native = device_mod.cpu_bf16()
-    assert training["amp_setting"] == "auto" and training["amp"] is (native is not None)
-    assert training["amp_reason"] == (f"auto: CPU with {native}" if native else "auto: CPU without native bf16")
-    assert ("bf16 autocast" if native else "fp32") in (run / "log.txt").read_text().splitlines()[0]
+    on, reason = device_mod.amp_choice(CPU, None)  # this machine's flags and (cached) measurement
+    assert training["amp_setting"] == "auto" and (training["amp"], training["amp_reason"]) == (on, reason)
+    assert reason.startswith("auto: CPU")
+    first = (run / "log.txt").read_text().splitlines()[0]
+    assert ("bf16 autocast" if on else "fp32") in first and reason in first
     ok(run_cli("train", "dcgan", "--out", run, "--resume", "--steps", 2))
     assert json.loads((run / "config.json").read_text())["training"]["amp_setting"] == "auto"
 

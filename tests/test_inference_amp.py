@@ -82,8 +82,11 @@ def test_auto_follows_the_training_rule_and_library_callers_keep_float32(tmp_pat
     assert load_for_inference(run, amp=None)[1]["amp"] is False
     assert load_for_inference(run, amp=True)[1]["amp"] is True  # forced
     monkeypatch.setattr(device_mod, "cpu_bf16", lambda: "avx512_bf16")
+    monkeypatch.setattr(device_mod, "bf16_speedup", lambda: 1.8)
     _, meta = load_for_inference(run, amp=None)
-    assert (meta["amp"], meta["amp_reason"]) == (True, "auto: CPU with avx512_bf16")
+    assert (meta["amp"], meta["amp_reason"]) == (True, "auto: CPU with avx512_bf16, bf16 measured 1.80x fp32")
+    monkeypatch.setattr(device_mod, "bf16_speedup", lambda: 0.6)  # the flag, but slower: float32
+    assert load_for_inference(run, amp=None)[1]["amp"] is False
 
 
 def _sample(capsys, run, out, **kw):

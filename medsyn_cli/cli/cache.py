@@ -1,6 +1,7 @@
-"""``medsyn cache``: list, locate and clear the preprocessed-dataset cache and FID statistics.
+"""``medsyn cache``: list, locate and clear the preprocessed-dataset cache, FID statistics and the bf16 speed
+measurement of ``--amp auto``.
 
-Both are derived data, rebuilt when next needed. Imported FID weights (``medsyn weights``) are
+All are derived data, rebuilt when next needed. Imported FID weights (``medsyn weights``) are
 never touched here: an offline machine could not get them back.
 """
 
@@ -46,14 +47,17 @@ def ls(as_json: bool = typer.Option(False, "--json", help="Print one JSON object
         medsyn cache ls --json | jq '.entries[].what.path'
     """
     from medsyn_cli.data import cache
+    from medsyn_cli.training.amp_probe import probe_path, probe_records
 
     entries = cache.entries()
+    probes = probe_records()
     stats_folder, stats_files = _fid_stats()
     stats_size = sum(f.stat().st_size for f in stats_files)
     if as_json:
         echo_json({"dir": str(cache.datasets_dir()), "entries": entries,
                    "total_size": sum(e["size"] for e in entries),
-                   "fid_stats": {"dir": str(stats_folder), "files": len(stats_files), "size": stats_size}})
+                   "fid_stats": {"dir": str(stats_folder), "files": len(stats_files), "size": stats_size},
+                   "amp_probe": {"path": str(probe_path()), "measurements": probes}})
         return
     for e in entries:
         what = e["what"]
@@ -61,6 +65,8 @@ def ls(as_json: bool = typer.Option(False, "--json", help="Print one JSON object
                    f"{e['count']}\t{e['created']}\t{what.get('path', '')}")
     log(f"{len(entries)} cached dataset(s), {_size(sum(e['size'] for e in entries))} in {cache.datasets_dir()}")
     log(f"{len(stats_files)} FID statistics file(s), {_size(stats_size)} in {stats_folder}")
+    for key, record in probes.items():
+        log(f"bf16 measured {record.get('speedup')}x fp32 on {key} ({record.get('measured')}; --amp auto uses it)")
 
 
 @cache_app.command("clear")
@@ -68,8 +74,8 @@ def clear(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (what was removed, bytes freed)."),
 ) -> None:
-    """Delete every cached dataset and the cached FID reference statistics (both are rebuilt when
-    next used). Imported FID weights are kept.
+    """Delete every cached dataset, the cached FID reference statistics and the bf16 speed measurement
+    (all are rebuilt when next used). Imported FID weights are kept.
 
     Examples:
 
@@ -78,6 +84,7 @@ def clear(
     """
     from medsyn_cli.data import cache
     from medsyn_cli.errors import InputError
+    from medsyn_cli.training.amp_probe import probe_path
 
     if not yes:
         if not sys.stdin.isatty():
@@ -91,11 +98,16 @@ def clear(
     for f in stats_files:
         stats_freed += f.stat().st_size
         f.unlink()
+    probe = probe_path()
+    probe_removed = probe.is_file()
+    if probe_removed:
+        probe.unlink()
     log(f"removed {removed} cached dataset(s) and {len(stats_files)} FID statistics file(s), "
-        f"freed {_size(freed + stats_freed)}")
+        f"freed {_size(freed + stats_freed)}" + ("; the bf16 speed measurement will be taken again" if probe_removed
+                                                   else ""))
     if as_json:
         echo_json({"datasets_removed": removed, "fid_statistics_removed": len(stats_files),
-                   "bytes_freed": freed + stats_freed})
+                   "bytes_freed": freed + stats_freed, "amp_probe_removed": probe_removed})
 
 
 @cache_app.command("path")

@@ -11,5 +11,5 @@ Modules (import what you need; nothing here imports torch at package import time
 * ``export``: ``weights.safetensors`` with string metadata.
 * ``distributed``: torchrun detection, explicit gradient averaging, collective helpers.
 * ``tensorboard``: the optional TensorBoard writer (``--tensorboard``).
-* ``device``, ``ema``, ``stats``, ``grids``, ``plots``, ``signals``: the small pieces.
+* ``device`` (with ``amp_probe``, its torch-free store), ``ema``, ``stats``, ``grids``, ``plots``, ``signals``: the small pieces.
 """

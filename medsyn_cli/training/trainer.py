@@ -117,6 +117,8 @@ class Trainer(SideWork):
         self.model.to(device)
         prepare_networks(self.model, device, compile=self.s.compile, channels_last=self.s.channels_last)
         self.amp, self.amp_reason = amp_choice(device, self.s.amp)
+        if ctx.active and self.s.amp is None:  # a measured choice could differ by rank: rank 0's holds for all
+            self.amp, self.amp_reason = ctx.gather((self.amp, self.amp_reason))[0]
         self.model.autocast = autocast_factory(device, self.amp)
         self.model.grad_sync = ctx.grad_sync()
         self.ema = EMA(self.model, self.s.ema_decay) if self.model.wants_ema and ctx.is_main else None

@@ -1,0 +1,43 @@
+"""Where ``--amp auto`` keeps its bf16-against-fp32 measurement on the CPU (no torch import: ``medsyn cache``
+lists and clears it)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+PROBE_FILE = "amp-probe.json"  # in the user cache dir: one measurement per CPU model and torch version
+
+
+def probe_path() -> Path:
+    """The file of measurements, by CPU key."""
+    from medsyn_cli.paths import cache_dir
+
+    return cache_dir() / PROBE_FILE
+
+
+def probe_records() -> dict:
+    """The kept measurements, by CPU key; {} if there are none or the file is unreadable."""
+    try:
+        known = json.loads(probe_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def write_probe(path: Path, data: dict) -> None:
+    """Best effort, atomic: a read-only or full cache dir only means measuring again next time."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".amp-probe-")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=1)
+        os.replace(tmp, path)
+    except OSError:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
