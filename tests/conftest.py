@@ -24,11 +24,28 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session")
+def amp_probe_record() -> dict:
+    """``--amp auto``'s bf16 measurement, taken once per session (a real one) and given to every test's
+    home: each process of a test then chooses the same precision, as a user's runs on one machine do
+    (a fresh measurement per process could fall either side of the threshold on a busy machine)."""
+    from medsyn_cli.training import device
+
+    if device.cpu_bf16() is None:
+        return {}
+    return {device._cpu_key(): {"speedup": round(device.measure_bf16_speedup(), 3), "threads": 0,
+                                "measured": "once for this test session"}}
+
+
 @pytest.fixture(autouse=True)
-def medsyn_home(tmp_path_factory, monkeypatch) -> Path:
+def medsyn_home(tmp_path_factory, monkeypatch, amp_probe_record) -> Path:
     home = tmp_path_factory.mktemp("medsyn-home")
     monkeypatch.setenv("MEDSYN_HOME", str(home))
     monkeypatch.delenv("MEDSYN_DEBUG", raising=False)
+    if amp_probe_record:
+        from medsyn_cli.training import amp_probe
+
+        amp_probe.write_probe(amp_probe.probe_path(), amp_probe_record)
     return home
 
 

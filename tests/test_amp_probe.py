@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 
@@ -14,8 +15,10 @@ from medsyn_cli.training import device as device_mod
 
 
 @pytest.fixture
-def counted(monkeypatch):
-    """A fake measurement that counts its calls; the in-process memo starts empty."""
+def counted(monkeypatch, medsyn_home):
+    """A fake measurement that counts its calls; no measurement kept yet (conftest gives every home the
+    session's), and the in-process memo starts empty."""
+    shutil.rmtree(medsyn_home / "cache", ignore_errors=True)
     calls = []
 
     def measure() -> float:
