@@ -265,3 +265,23 @@ def test_plot_region_translations_draws_each_run_inside_the_paste_references_reg
     with Image.open(png) as im:
         width, height = im.size
     assert height > width  # three rows for the run and one of pasted real tumors, three columns
+
+
+def test_the_judge_is_the_same_whatever_the_thread_count(pairs):
+    """Its seeded training must not depend on OMP_NUM_THREADS: on BraTS one thread gave a judge of 0.794
+    and two of 0.814 on the same machine (docs/lab/brats-translation-yardstick.md)."""
+    from medsyn_cli.metrics.judge import train_judge
+
+    settings = JudgeSettings(epochs=2, members=1)
+    before = torch.get_num_threads()
+    states = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            judge = train_judge(pairs[0], settings)
+            assert torch.get_num_threads() == threads  # the caller's setting is given back
+            states.append(judge.nets[0].state_dict())
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    assert judge.describe()["trained_with"]["threads"] == 1

@@ -86,16 +86,19 @@ def measure_bf16_speedup(rounds: int = 5) -> float:
     return best[False] / best[True]
 
 
-def _cpu_key() -> str:
-    model = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``, else what :mod:`platform` knows)."""
     try:
         for line in open("/proc/cpuinfo"):
             if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"{model} | {cpu_bf16()} | torch {torch.__version__}"
+    return platform.processor() or platform.machine()
+
+
+def _cpu_key() -> str:
+    return f"{cpu_model()} | {cpu_bf16()} | torch {torch.__version__}"
 
 
 _SPEEDUPS: dict[tuple[str, str], float] = {}  # by (file, CPU key): this process asks the file once
