@@ -23,7 +23,7 @@ LOWER_FLOORS = ["training", "metrics", "data", "report", "gan", "nn"]
 FLOORS = {
     # 1: the bottom, no medsyn module above it
     "medsyn_cli": 1, "console": 1, "errors": 1, "fileio": 1, "paths": 1, "plugins": 1, "hookspecs": 1,
-    "notices": 1, "stdin_paths": 1,
+    "notices": 1, "stdin_paths": 1, "machine": 1,
     # 2: data, the model contract and its building blocks, settings, the output layer
     "data": 2, "gan": 2, "model": 2, "nn": 2, "registry": 2, "config": 2, "config_rules": 2, "formats": 2,
     "runs_index": 2, "run_config": 2, "outputs": 2, "manifest": 2, "locks": 2,

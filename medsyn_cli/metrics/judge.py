@@ -140,7 +140,7 @@ def train_judge(pair, settings: JudgeSettings = JudgeSettings(), device: str = "
         judge = _train_judge(pair, settings, device, on_epoch)
     finally:
         torch.set_num_threads(threads)
-    from medsyn_cli.training.device import cpu_model
+    from medsyn_cli.machine import cpu_model
 
     judge.info["trained_with"] = {"device": str(device), "threads": 1 if cpu else threads,
                                   "cpu": cpu_model(), "torch": str(torch.__version__)}

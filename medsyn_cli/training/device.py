@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import platform
 import time
 from datetime import datetime, timezone
 from typing import Callable
@@ -14,6 +13,7 @@ from typing import Callable
 import torch
 
 from medsyn_cli.errors import InputError
+from medsyn_cli.machine import cpu_model
 from medsyn_cli.training.amp_probe import probe_path, probe_records, write_probe
 
 
@@ -84,17 +84,6 @@ def measure_bf16_speedup(rounds: int = 5) -> float:
         for amp in (False, True):
             best[amp] = min(best[amp], seconds(amp))
     return best[False] / best[True]
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``, else what :mod:`platform` knows)."""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _cpu_key() -> str:
