@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -23,6 +22,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from medsyn_cli.machine import cpu_model as cpu_name  # noqa: E402,F401  (re-exported for the benches)
 
 
 class _NoModuleTracking:
@@ -149,17 +150,6 @@ def matmul_flops_per_s(n: int = 2048, device: torch.device | str = "cpu", min_se
         elapsed = time.perf_counter() - start
         if elapsed >= min_seconds and reps >= 3:
             return 2 * n**3 * reps / elapsed
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def add_step_flags(parser: argparse.ArgumentParser, *, batch_size: int | None, warmup: int, steps: int) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 PROBE_FILE = "amp-probe.json"  # in the user cache dir: one measurement per CPU model and torch version
@@ -30,14 +28,7 @@ def probe_records() -> dict:
 
 def write_probe(path: Path, data: dict) -> None:
     """Best effort, atomic: a read-only or full cache dir only means measuring again next time."""
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".amp-probe-")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1)
-        os.replace(tmp, path)
-    except OSError:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    from medsyn_cli.fileio import write_text_atomic
+
+    with contextlib.suppress(OSError):
+        write_text_atomic(path, json.dumps(data, indent=1))
