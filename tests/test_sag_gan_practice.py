@@ -9,8 +9,9 @@ import torch
 
 from medsyn_cli.config import build_config
 from medsyn_cli.errors import InputError
-from medsyn_cli.nn.masks import area_prior, head_mask, share_inside
+from medsyn_cli.nn.masks import area_prior, head_mask, quantile_distance, share_inside
 from medsyn_cli.registry import get_model
+from medsyn_plugins.sag_gan.model import lesion_intensity
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -66,10 +67,10 @@ def test_attention_in_brain_is_zero_outside_the_head():
 
 def test_each_new_loss_is_logged_only_when_weighted():
     base = build().train_step(batch(), 0)
-    assert not {"area", "cycle_mask", "tumor_found"} & set(base)
+    assert not {"area", "cycle_mask", "tumor_found", "lesion_intensity"} & set(base)
     losses = build(lambda_area=1.0, area_min=0.1, area_max=0.3, lambda_cycle_mask=1.0,
-                   lambda_tumor_found=1.0).train_step(batch(), 0)
-    assert {"area", "cycle_mask", "tumor_found"} <= set(losses)
+                   lambda_tumor_found=1.0, lambda_lesion_intensity=1.0).train_step(batch(), 0)
+    assert {"area", "cycle_mask", "tumor_found", "lesion_intensity"} <= set(losses)
     assert all(torch.isfinite(torch.as_tensor(losses[k])) for k in ("area", "cycle_mask", "tumor_found"))
 
 
@@ -265,3 +266,41 @@ def test_ema_averages_generators_and_attention_and_translate_uses_it(tmp_path):
         assert out.returncode == 0, out.stderr
         images[which] = Image.open(target).tobytes()
     assert images["last"] != images["live"]
+
+
+def test_quantile_distance_compares_whole_distributions():
+    a = torch.linspace(-1, 1, 101)
+    assert float(quantile_distance(a, a.flip(0))) == pytest.approx(0.0, abs=1e-6)  # order does not matter
+    assert float(quantile_distance(a, a + 0.5)) == pytest.approx(0.5, abs=1e-5)  # a shift is its size
+    assert float(quantile_distance(a, a * 0.0)) > 0.4  # same mean, no spread: far apart
+
+
+def test_lesion_intensity_is_zero_without_enough_grown_or_tumor_pixels():
+    b = batch()
+    fake = b["normal"].clone().requires_grad_()
+    none = torch.zeros_like(b["tumor_mask"])
+    assert float(lesion_intensity(fake, none, b["tumor"], b["tumor_mask"], b["tumor_has_mask"])) == 0.0
+    everywhere = torch.ones_like(none)
+    assert float(lesion_intensity(fake, everywhere, b["tumor"], none, b["tumor_has_mask"])) == 0.0
+    assert float(lesion_intensity(fake, everywhere, b["tumor"], b["tumor_mask"],
+                                  torch.zeros(2, dtype=torch.bool))) == 0.0  # masks on unlabelled rows are not used
+
+
+def test_lesion_intensity_alone_makes_the_grown_tissue_as_bright_as_the_tumors():
+    """With the term as the only loss, G_nt learns to fill A_N's region with tissue whose intensities match
+    the tumors' inside their masks (here 0.8, against a head of 0-0.5)."""
+    torch.manual_seed(0)
+    model = build(lambda_lesion_intensity=1.0, lambda_gan=0.0, lambda_cycle=0.0, mask_supervision=False,
+                  attention_in_brain=True, lr=2e-3)
+    b = batch()
+    b["tumor"][b["tumor_mask"].bool()] = 0.8
+
+    def grown_mean() -> float:
+        y, att = model.translate(b["normal"], "tumor")
+        return float(y[att >= 0.5].mean())
+
+    first = model.train_step(b, 0)["lesion_intensity"]
+    for step in range(1, 60):
+        last = model.train_step(b, step)["lesion_intensity"]
+    assert float(last) < 0.5 * float(first)
+    assert grown_mean() == pytest.approx(0.8, abs=0.15)

@@ -32,3 +32,11 @@ def area_prior(maps: torch.Tensor, mask: torch.Tensor, low: float, high: float) 
     """Mean over images of how far each map's share of its mask lies outside [low, high] (0 inside)."""
     share = share_inside(maps, mask)
     return (F.relu(low - share) + F.relu(share - high)).mean()
+
+
+def quantile_distance(values: torch.Tensor, reference: torch.Tensor, n: int = 32) -> torch.Tensor:
+    """Mean |difference| between ``n`` evenly spaced quantiles of two 1-D samples (the 1-D Wasserstein-1
+    distance, estimated): it compares whole intensity distributions (brightness and spread), not only
+    means. Gradients reach ``values`` through the sort; ``reference`` is treated as a target."""
+    levels = torch.linspace(0.0, 1.0, n, device=values.device)
+    return (torch.quantile(values.float(), levels) - torch.quantile(reference.detach().float(), levels)).abs().mean()

@@ -70,6 +70,10 @@ class SAGGANConfig:
     # slice gets the (head-clipped) mask of the batch's tumor slice, and the cycle puts a removed tumor back
     # in its own mask (a supervised inpainting signal); a run trained so fills a `--where` region itself
     region_training: float = field(default=0.0, metadata={"min": 0, "max": 1})
+    # the distance (32 quantiles) between the intensities of the grown tissue (translated normals where A_N >= 0.5)
+    # and of real tumor tissue (the batch's tumor slices inside their masks): the adversarial term alone left it to
+    # the seed whether the grown tissue became a bright lesion or grey speckle
+    lambda_lesion_intensity: float = field(default=0.0, metadata={"min": 0})
 
     def __post_init__(self) -> None:
         if self.gan_loss not in ("bce", "lsgan"):
@@ -78,7 +82,8 @@ class SAGGANConfig:
             raise InputError(f"sag-gan setting area_min ({self.area_min}) is above area_max ({self.area_max})")
         if not self.attention:
             needs = [k for k in ("attention_in_d", "mask_supervision", "attention_in_brain") if getattr(self, k)]
-            needs += [k for k in ("lambda_area", "lambda_cycle_mask", "lambda_tumor_found", "region_training")
+            needs += [k for k in ("lambda_area", "lambda_cycle_mask", "lambda_tumor_found", "region_training",
+                                   "lambda_lesion_intensity")
                       if getattr(self, k)]
             if needs:
                 raise InputError(

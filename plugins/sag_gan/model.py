@@ -33,7 +33,7 @@ import torch
 from medsyn_cli.gan.networks import default_n_blocks, init_weights
 from medsyn_cli.gan.two_domain import TwoDomainGAN, adversarial, check_direction, discriminator_step, l1
 from medsyn_cli.model import Losses
-from medsyn_cli.nn.masks import area_prior, head_mask
+from medsyn_cli.nn.masks import area_prior, head_mask, quantile_distance
 from medsyn_plugins.sag_gan import SAGGANConfig
 from medsyn_plugins.sag_gan.networks import (
     AttentionGuidedDiscriminator,
@@ -46,6 +46,23 @@ from medsyn_plugins.sag_gan.networks import (
 #: A borrowed tumor mask that keeps less than this share of the image inside a normal slice's head is not
 #: used (that row keeps A_N's map).
 MIN_REGION_SHARE = 0.005
+
+#: ``lambda_lesion_intensity``: pixels with A_N at or above this are grown tissue; fewer than ``LESION_MIN_PIXELS``
+#: on either side (grown, or real tumor in the batch's masks) and the term is 0 for the step.
+LESION_LEVEL = 0.5
+LESION_MIN_PIXELS = 32
+
+
+def lesion_intensity(fake_t: torch.Tensor, attention: torch.Tensor, real_t: torch.Tensor, mask: torch.Tensor,
+                     has_mask: torch.Tensor) -> torch.Tensor:
+    """Distance between the intensities of the grown tissue (translated normals where the map that placed the
+    change is >= LESION_LEVEL) and of real tumor tissue (tumor slices inside their masks), by quantiles."""
+    grown = fake_t.float().mean(1)[attention.detach().float().mean(1) >= LESION_LEVEL]
+    rows = has_mask.to(real_t.device, torch.bool)
+    tumor = real_t[rows].float().mean(1)[mask.to(real_t.device)[rows][:, 0] > 0.5]
+    if grown.numel() < LESION_MIN_PIXELS or tumor.numel() < LESION_MIN_PIXELS:
+        return fake_t.new_zeros((), dtype=torch.float32)
+    return quantile_distance(grown, tumor)
 
 
 def masked_l1(attention: torch.Tensor, mask: torch.Tensor, has_mask: torch.Tensor) -> torch.Tensor:
@@ -179,6 +196,9 @@ class SAGGAN(TwoDomainGAN):
             with self.autocast():
                 found = self._attend(fake_t, "tumor", frozen=True)
             losses["tumor_found"] = l1(found, att_n.detach()) * cfg.lambda_tumor_found
+        if cfg.attention and cfg.lambda_lesion_intensity and "tumor_mask" in batch:  # grown tissue as bright as tumors
+            losses["lesion_intensity"] = lesion_intensity(fake_t, att_n, real_t, batch["tumor_mask"], has_mask
+                                                          ) * cfg.lambda_lesion_intensity
         if cfg.attention and cfg.lambda_area:  # A_N on real normals: a tumor-sized region of the brain
             own = torch.ones(len(real_n), dtype=torch.bool, device=att_n.device) if place_n is None else ~place_n[0]
             # rows whose map is a given region are left out (an empty selection gives 0)
