@@ -114,6 +114,31 @@ def test_pasting_true_tumors_scores_near_one(pairs, judge):
     assert 0 < result["to_tumor"]["brain_attended_share"] <= 0.35
 
 
+def test_what_grows_is_measured_against_the_real_tumors_intensities(pairs, judge):
+    """Pasted true tumors grow tissue with the tumors' own intensities (distance near 0); a translator that
+    paints its region the brain's grey (the speckle a seed can settle on) is far from them, and a copy grows
+    nothing."""
+    pasted = score_translation(Paste(pairs[1]), pairs[1], judge, seed=0)["to_tumor"]["intensity"]
+    assert pasted["grown"]["pixels"] > 0 and pasted["real_tumor"]["pixels"] > 0
+    assert pasted["quantile_distance"] < 0.1
+    assert pasted["grown"]["mean"] == pytest.approx(pasted["real_tumor"]["mean"], abs=0.1)
+
+    class Grey(Paste):  # the paste's regions, filled with the brain's median instead of a tumor
+        def translate(self, x, to):
+            y, att = super().translate(x, to)
+            if to == "tumor":
+                brains = torch.from_numpy(brain_masks(x))[:, None]
+                for i in range(len(x)):
+                    y[i][att[i].bool()] = x[i][brains[i]].median()
+            return y, att
+
+    grey = score_translation(Grey(pairs[1]), pairs[1], judge, seed=0)["to_tumor"]["intensity"]
+    assert grey["quantile_distance"] > pasted["quantile_distance"] + 0.2
+    assert grey["grown"]["mean"] < grey["real_tumor"]["mean"] - 0.1
+    copy = score_translation(Copy(), pairs[1], judge, seed=0)["to_tumor"]["intensity"]
+    assert copy["grown"] is None and copy["quantile_distance"] is None
+
+
 def test_a_model_without_attention_is_judged_by_what_it_changed(pairs, judge):
     class Brighten(Copy):  # changes every brain pixel, returns no attention
         def translate(self, x, to):
@@ -195,6 +220,7 @@ def test_the_command_prints_one_json_and_reuses_its_judge(tiny_run):
     assert result["judge_data"] == "phantom:brain?n=160&seed=1" and result["judge_cached"] is False
     assert {"to_tumor", "to_normal", "judge", "slices", "maps"} <= set(result)
     assert result["maps"]["kind"] == "attention" and 0 <= result["to_normal"]["dice"] <= 1
+    assert {"grown", "real_tumor", "quantile_distance"} <= set(result["to_tumor"]["intensity"])
     assert json.loads(ok(run_cli(*args)))["judge_cached"] is True
 
 

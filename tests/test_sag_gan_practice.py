@@ -137,8 +137,8 @@ def _spy_translations(model) -> list[tuple[str, torch.Tensor]]:
     """Record (to, attention map) of every translation a train step makes."""
     calls, inner = [], model._translate
 
-    def spy(x, to, region=None, place=None):
-        y, att = inner(x, to, region=region, place=place)
+    def spy(x, to, region=None, place=None, keep=None):
+        y, att = inner(x, to, region=region, place=place, keep=keep)
         calls.append((to, att.detach().clone()))
         return y, att
     model._translate = spy
@@ -277,18 +277,32 @@ def test_quantile_distance_compares_whole_distributions():
 
 def test_lesion_intensity_is_zero_without_enough_grown_or_tumor_pixels():
     b = batch()
-    fake = b["normal"].clone().requires_grad_()
+    grown, x = torch.zeros_like(b["normal"]), b["normal"]
     none = torch.zeros_like(b["tumor_mask"])
-    assert float(lesion_intensity(fake, none, b["tumor"], b["tumor_mask"], b["tumor_has_mask"])) == 0.0
+    assert float(lesion_intensity(grown, x, none, b["tumor"], b["tumor_mask"], b["tumor_has_mask"])) == 0.0
     everywhere = torch.ones_like(none)
-    assert float(lesion_intensity(fake, everywhere, b["tumor"], none, b["tumor_has_mask"])) == 0.0
-    assert float(lesion_intensity(fake, everywhere, b["tumor"], b["tumor_mask"],
+    assert float(lesion_intensity(grown, x, everywhere, b["tumor"], none, b["tumor_has_mask"])) == 0.0
+    assert float(lesion_intensity(grown, x, everywhere, b["tumor"], b["tumor_mask"],
                                   torch.zeros(2, dtype=torch.bool))) == 0.0  # masks on unlabelled rows are not used
+    assert float(lesion_intensity(grown, x, everywhere, b["tumor"], b["tumor_mask"], b["tumor_has_mask"])) > 0
+
+
+def test_lesion_intensity_trains_the_generator_not_the_attention():
+    """Shrinking A_N below the level would empty the term: the map is detached, so only G_nt answers for it."""
+    model = build(lambda_lesion_intensity=1.0, lambda_gan=0.0, lambda_cycle=0.0, mask_supervision=False)
+    grads = {}
+    model.optimize = lambda name, loss, **kw: (loss.backward(), grads.update(
+        {k: [p.grad for p in net.parameters()] for k, net in model.networks.items()}))[0]
+    b = batch()
+    b["tumor"][b["tumor_mask"].bool()] = 0.8
+    model.train_step(b, 0)
+    assert all(g is None or float(g.abs().max()) == 0 for g in grads["attn_normal"])
+    assert any(g is not None and float(g.abs().max()) > 0 for g in grads["gen_normal_to_tumor"])
 
 
 def test_lesion_intensity_alone_makes_the_grown_tissue_as_bright_as_the_tumors():
-    """With the term as the only loss, G_nt learns to fill A_N's region with tissue whose intensities match
-    the tumors' inside their masks (here 0.8, against a head of 0-0.5)."""
+    """With the term as the only loss, G_nt learns to fill A_N's region with tissue whose intensities approach
+    the tumors' inside their masks (here 0.8, against a head of 0-0.5; A_N's untrained map blends the input in)."""
     torch.manual_seed(0)
     model = build(lambda_lesion_intensity=1.0, lambda_gan=0.0, lambda_cycle=0.0, mask_supervision=False,
                   attention_in_brain=True, lr=2e-3)
@@ -299,8 +313,9 @@ def test_lesion_intensity_alone_makes_the_grown_tissue_as_bright_as_the_tumors()
         y, att = model.translate(b["normal"], "tumor")
         return float(y[att >= 0.5].mean())
 
+    before = grown_mean()
     first = model.train_step(b, 0)["lesion_intensity"]
     for step in range(1, 60):
         last = model.train_step(b, step)["lesion_intensity"]
     assert float(last) < 0.5 * float(first)
-    assert grown_mean() == pytest.approx(0.8, abs=0.15)
+    assert abs(grown_mean() - 0.8) < 0.5 * abs(before - 0.8)

@@ -70,6 +70,12 @@ def _table(r: dict[str, Any]) -> str:
                             f"{_fmt(tt['brain_attended_share'])} of the brain above {r['maps']['level']:g}"))
     rows.append(("", f"tumor -> normal: {_fmt(tn['inside_brain_share'])} inside the brain, "
                      f"{_fmt(tn['brain_attended_share'])} of the brain, Dice with the masks {_fmt(tn.get('dice'))}"))
+    li = tt.get("intensity")
+    if li and li["grown"] and li["real_tumor"]:
+        g, t = li["grown"], li["real_tumor"]
+        rows.append(("what grows", f"intensity {g['mean']:.3f} ± {g['std']:.3f} where {kind} > {r['maps']['level']:g}, "
+                                   f"real tumors {t['mean']:.3f} ± {t['std']:.3f} in their masks "
+                                   f"(quantile distance {li['quantile_distance']:.3f})"))
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
 

@@ -53,15 +53,17 @@ LESION_LEVEL = 0.5
 LESION_MIN_PIXELS = 32
 
 
-def lesion_intensity(fake_t: torch.Tensor, attention: torch.Tensor, real_t: torch.Tensor, mask: torch.Tensor,
-                     has_mask: torch.Tensor) -> torch.Tensor:
-    """Distance between the intensities of the grown tissue (translated normals where the map that placed the
-    change is >= LESION_LEVEL) and of real tumor tissue (tumor slices inside their masks), by quantiles."""
-    grown = fake_t.float().mean(1)[attention.detach().float().mean(1) >= LESION_LEVEL]
+def lesion_intensity(generated: torch.Tensor, source: torch.Tensor, attention: torch.Tensor, real_t: torch.Tensor,
+                     mask: torch.Tensor, has_mask: torch.Tensor) -> torch.Tensor:
+    """Distance between the intensities of the grown tissue (the translation where the map that placed the change
+    is >= LESION_LEVEL) and of real tumor tissue (tumor slices inside their masks), by quantiles. The map is
+    detached: only the generator answers for what it grows, so shrinking the map is no way out of the term."""
+    att = attention.detach().float()
+    grown = (att * generated.float() + (1 - att) * source.float()).mean(1)[att.mean(1) >= LESION_LEVEL]
     rows = has_mask.to(real_t.device, torch.bool)
     tumor = real_t[rows].float().mean(1)[mask.to(real_t.device)[rows][:, 0] > 0.5]
     if grown.numel() < LESION_MIN_PIXELS or tumor.numel() < LESION_MIN_PIXELS:
-        return fake_t.new_zeros((), dtype=torch.float32)
+        return generated.new_zeros((), dtype=torch.float32)
     return quantile_distance(grown, tumor)
 
 
@@ -115,12 +117,15 @@ class SAGGAN(TwoDomainGAN):
         return attention * head_mask(x).to(attention.dtype) if self.config.attention_in_brain else attention
 
     def _translate(self, x: torch.Tensor, to: str, region: torch.Tensor | None = None,
-                   place: tuple[torch.Tensor, torch.Tensor] | None = None
+                   place: tuple[torch.Tensor, torch.Tensor] | None = None, keep: list | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``place`` (training): (rows, maps), the rows whose map is the given region, not the attention's."""
+        """``place`` (training): (rows, maps), the rows whose map is the given region, not the attention's.
+        ``keep``: a list the generator's own output (before the composition) is appended to."""
         source = "normal" if to == "tumor" else "tumor"
         attention = self._attend(x, source)
         generated = self.networks[f"gen_{source}_to_{to}"](x)
+        if keep is not None:
+            keep.append(generated)
         if place is not None and attention is not None:
             rows, maps = place
             attention = torch.where(rows.view(-1, 1, 1, 1), maps.to(attention.dtype), attention)
@@ -171,7 +176,8 @@ class SAGGAN(TwoDomainGAN):
         self.requires_grad(d_t, False)
         self.requires_grad(d_n, False)
         with self.autocast():
-            fake_t, att_n = self._translate(real_n, "tumor", place=place_n)  # T_g^r and M_N' = A_N(n)
+            grown: list[torch.Tensor] = []  # G_nt(n), before the composition
+            fake_t, att_n = self._translate(real_n, "tumor", place=place_n, keep=grown)  # T_g^r and M_N' = A_N(n)
             fake_n, att_t = self._translate(real_t, "normal")  # N_g^r and M_T' = A_T(t)
             rec_n, att_cyc_t = self._translate(fake_t, "normal")  # N_g^g, through A_T(T_g^r)
             rec_t, att_cyc_n = self._translate(fake_n, "tumor", place=place_t)  # T_g^g, through A_N(N_g^r)
@@ -197,8 +203,8 @@ class SAGGAN(TwoDomainGAN):
                 found = self._attend(fake_t, "tumor", frozen=True)
             losses["tumor_found"] = l1(found, att_n.detach()) * cfg.lambda_tumor_found
         if cfg.attention and cfg.lambda_lesion_intensity and "tumor_mask" in batch:  # grown tissue as bright as tumors
-            losses["lesion_intensity"] = lesion_intensity(fake_t, att_n, real_t, batch["tumor_mask"], has_mask
-                                                          ) * cfg.lambda_lesion_intensity
+            losses["lesion_intensity"] = lesion_intensity(grown[0], real_n, att_n, real_t, batch["tumor_mask"],
+                                                          has_mask) * cfg.lambda_lesion_intensity
         if cfg.attention and cfg.lambda_area:  # A_N on real normals: a tumor-sized region of the brain
             own = torch.ones(len(real_n), dtype=torch.bool, device=att_n.device) if place_n is None else ~place_n[0]
             # rows whose map is a given region are left out (an empty selection gives 0)
