@@ -74,6 +74,9 @@ class SAGGANConfig:
     # and of real tumor tissue (the batch's tumor slices inside their masks): the adversarial term alone left it to
     # the seed whether the grown tissue became a bright lesion or grey speckle
     lambda_lesion_intensity: float = field(default=0.0, metadata={"min": 0})
+    # ... compared as the means over this many pixels square (1: per pixel; per pixel a pattern of bright and
+    # dark dots has a tumor's spread)
+    lesion_scale: int = field(default=3, metadata={"min": 1})
 
     def __post_init__(self) -> None:
         if self.gan_loss not in ("bce", "lsgan"):

@@ -29,6 +29,7 @@ from __future__ import annotations
 import itertools
 
 import torch
+import torch.nn.functional as F
 
 from medsyn_cli.gan.networks import default_n_blocks, init_weights
 from medsyn_cli.gan.two_domain import TwoDomainGAN, adversarial, check_direction, discriminator_step, l1
@@ -53,15 +54,26 @@ LESION_LEVEL = 0.5
 LESION_MIN_PIXELS = 32
 
 
+def local_mean(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """(N, H, W): the channel mean of ``x`` averaged over ``scale`` x ``scale`` pixels (1: unchanged)."""
+    x = x.float().mean(1, keepdim=True)
+    if scale > 1:
+        x = F.avg_pool2d(x, scale, stride=1, padding=scale // 2, count_include_pad=False)[..., :x.shape[-2], :x.shape[-1]]
+    return x[:, 0]
+
+
 def lesion_intensity(generated: torch.Tensor, source: torch.Tensor, attention: torch.Tensor, real_t: torch.Tensor,
-                     mask: torch.Tensor, has_mask: torch.Tensor) -> torch.Tensor:
+                     mask: torch.Tensor, has_mask: torch.Tensor, scale: int = 1) -> torch.Tensor:
     """Distance between the intensities of the grown tissue (the translation where the map that placed the change
-    is >= LESION_LEVEL) and of real tumor tissue (tumor slices inside their masks), by quantiles. The map is
-    detached: only the generator answers for what it grows, so shrinking the map is no way out of the term."""
+    is >= LESION_LEVEL) and of real tumor tissue (tumor slices inside their masks), by quantiles of their
+    ``scale``-pixel local means: per pixel, a regular pattern of bright and dark dots has a tumor's spread, so
+    the means over a few pixels ask for the spread at the scale of tissue. The map is detached: only the
+    generator answers for what it grows, so shrinking the map is no way out of the term."""
     att = attention.detach().float()
-    grown = (att * generated.float() + (1 - att) * source.float()).mean(1)[att.mean(1) >= LESION_LEVEL]
+    composed = att * generated.float() + (1 - att) * source.float()
+    grown = local_mean(composed, scale)[att.mean(1) >= LESION_LEVEL]
     rows = has_mask.to(real_t.device, torch.bool)
-    tumor = real_t[rows].float().mean(1)[mask.to(real_t.device)[rows][:, 0] > 0.5]
+    tumor = local_mean(real_t[rows], scale)[mask.to(real_t.device)[rows][:, 0] > 0.5]
     if grown.numel() < LESION_MIN_PIXELS or tumor.numel() < LESION_MIN_PIXELS:
         return generated.new_zeros((), dtype=torch.float32)
     return quantile_distance(grown, tumor)
@@ -204,7 +216,7 @@ class SAGGAN(TwoDomainGAN):
             losses["tumor_found"] = l1(found, att_n.detach()) * cfg.lambda_tumor_found
         if cfg.attention and cfg.lambda_lesion_intensity and "tumor_mask" in batch:  # grown tissue as bright as tumors
             losses["lesion_intensity"] = lesion_intensity(grown[0], real_n, att_n, real_t, batch["tumor_mask"],
-                                                          has_mask) * cfg.lambda_lesion_intensity
+                                                          has_mask, cfg.lesion_scale) * cfg.lambda_lesion_intensity
         if cfg.attention and cfg.lambda_area:  # A_N on real normals: a tumor-sized region of the brain
             own = torch.ones(len(real_n), dtype=torch.bool, device=att_n.device) if place_n is None else ~place_n[0]
             # rows whose map is a given region are left out (an empty selection gives 0)
