@@ -287,6 +287,22 @@ def test_lesion_intensity_is_zero_without_enough_grown_or_tumor_pixels():
     assert float(lesion_intensity(grown, x, everywhere, b["tumor"], b["tumor_mask"], b["tumor_has_mask"])) > 0
 
 
+def test_lesion_intensity_at_a_few_pixels_tells_a_dot_pattern_from_tissue():
+    """The same per-pixel histogram (half 0.2, half 0.9) as a checkerboard of dots and as two smooth halves: equal
+    per pixel, far apart as 3-pixel means."""
+    region = torch.zeros(1, 1, RES, RES)
+    region[..., 4:28, 4:28] = 1
+    smooth = torch.full((1, 1, RES, RES), -1.0)
+    smooth[..., 4:28, 4:16], smooth[..., 4:28, 16:28] = 0.2, 0.9
+    dots = torch.full((1, 1, RES, RES), -1.0)
+    dots[..., 4:28, 4:28] = 0.2
+    dots[..., 4:28:2, 4:28:2] = dots[..., 5:28:2, 5:28:2] = 0.9
+    has = torch.ones(1, dtype=torch.bool)
+    assert float(lesion_intensity(dots, dots, region, smooth, region, has, scale=1)) == pytest.approx(0.0, abs=1e-6)
+    assert float(lesion_intensity(dots, dots, region, smooth, region, has, scale=3)) > 0.1
+    assert float(lesion_intensity(smooth, smooth, region, smooth, region, has, scale=3)) == pytest.approx(0.0, abs=1e-6)
+
+
 def test_lesion_intensity_trains_the_generator_not_the_attention():
     """Shrinking A_N below the level would empty the term: the map is detached, so only G_nt answers for it."""
     model = build(lambda_lesion_intensity=1.0, lambda_gan=0.0, lambda_cycle=0.0, mask_supervision=False)
