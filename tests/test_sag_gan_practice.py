@@ -310,7 +310,7 @@ def test_lesion_intensity_trains_the_generator_not_the_attention():
     model.optimize = lambda name, loss, **kw: (loss.backward(), grads.update(
         {k: [p.grad for p in net.parameters()] for k, net in model.networks.items()}))[0]
     b = batch()
-    b["tumor"][b["tumor_mask"].bool()] = 0.8
+    b["tumor"][b["tumor_mask"].bool()] = 0.6
     model.train_step(b, 0)
     assert all(g is None or float(g.abs().max()) == 0 for g in grads["attn_normal"])
     assert any(g is not None and float(g.abs().max()) > 0 for g in grads["gen_normal_to_tumor"])
@@ -318,12 +318,13 @@ def test_lesion_intensity_trains_the_generator_not_the_attention():
 
 def test_lesion_intensity_alone_makes_the_grown_tissue_as_bright_as_the_tumors():
     """With the term as the only loss, G_nt learns to fill A_N's region with tissue whose intensities approach
-    the tumors' inside their masks (here 0.8, against a head of 0-0.5; A_N's untrained map blends the input in)."""
+    the tumors' inside their masks (here 0.6, against a head of 0-0.5; A_N's untrained map, about 0.5, blends
+    the input in, so a brighter target would be out of reach)."""
     torch.manual_seed(0)
     model = build(lambda_lesion_intensity=1.0, lambda_gan=0.0, lambda_cycle=0.0, mask_supervision=False,
                   attention_in_brain=True, lr=2e-3)
     b = batch()
-    b["tumor"][b["tumor_mask"].bool()] = 0.8
+    b["tumor"][b["tumor_mask"].bool()] = 0.6
 
     def grown_mean() -> float:
         y, att = model.translate(b["normal"], "tumor")
@@ -334,4 +335,17 @@ def test_lesion_intensity_alone_makes_the_grown_tissue_as_bright_as_the_tumors()
     for step in range(1, 60):
         last = model.train_step(b, step)["lesion_intensity"]
     assert float(last) < 0.5 * float(first)
-    assert abs(grown_mean() - 0.8) < 0.5 * abs(before - 0.8)
+    assert abs(grown_mean() - 0.6) < 0.5 * abs(before - 0.6)
+
+
+def test_lesion_contrast_compares_each_lesion_with_the_brain_around_it():
+    """A tumor slice's brain at -0.2 with its tumor at 0.3, a normal slice's brain at 0.2 with a grown lesion at
+    0.7: the same contrast (0.5), far apart in absolute intensity."""
+    region = torch.zeros(1, 1, RES, RES)
+    region[..., 12:20, 12:20] = 1
+    tumor, grown = torch.full((1, 1, RES, RES), -1.0), torch.full((1, 1, RES, RES), -1.0)
+    tumor[..., 4:28, 4:28], grown[..., 4:28, 4:28] = -0.2, 0.2
+    tumor[region.bool()], grown[region.bool()] = 0.3, 0.7
+    has = torch.ones(1, dtype=torch.bool)
+    assert float(lesion_intensity(grown, grown, region, tumor, region, has, scale=1, contrast=True)) == pytest.approx(0.0, abs=1e-6)
+    assert float(lesion_intensity(grown, grown, region, tumor, region, has, scale=1, contrast=False)) == pytest.approx(0.4, abs=1e-5)

@@ -77,6 +77,9 @@ class SAGGANConfig:
     # ... compared as the means over this many pixels square (1: per pixel; per pixel a pattern of bright and
     # dark dots has a tumor's spread)
     lesion_scale: int = field(default=3, metadata={"min": 1})
+    # ... each slice's intensities taken relative to the median of the rest of its brain (its contrast); BraTS
+    # volumes are normalised one by one, so a tumor slice's brain is darker than a normal slice's
+    lesion_contrast: bool = True
 
     def __post_init__(self) -> None:
         if self.gan_loss not in ("bce", "lsgan"):

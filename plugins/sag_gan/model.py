@@ -62,18 +62,35 @@ def local_mean(x: torch.Tensor, scale: int) -> torch.Tensor:
     return x[:, 0]
 
 
+def relative_to_brain(values: torch.Tensor, around: torch.Tensor, region: torch.Tensor, brain: torch.Tensor
+                      ) -> torch.Tensor:
+    """(N, H, W) ``values`` minus, per slice, the median of ``around`` (the slice before any change) in its brain
+    outside ``region`` (0 where there is no such pixel): a lesion is seen by its contrast with the tissue around it."""
+    rest = brain & ~region
+    medians = [around[i][rest[i]].median() if bool(rest[i].any()) else around.new_zeros(()) for i in range(len(around))]
+    return values - torch.stack(medians).view(-1, 1, 1).detach()
+
+
 def lesion_intensity(generated: torch.Tensor, source: torch.Tensor, attention: torch.Tensor, real_t: torch.Tensor,
-                     mask: torch.Tensor, has_mask: torch.Tensor, scale: int = 1) -> torch.Tensor:
+                     mask: torch.Tensor, has_mask: torch.Tensor, scale: int = 1, contrast: bool = False
+                     ) -> torch.Tensor:
     """Distance between the intensities of the grown tissue (the translation where the map that placed the change
     is >= LESION_LEVEL) and of real tumor tissue (tumor slices inside their masks), by quantiles of their
     ``scale``-pixel local means: per pixel, a regular pattern of bright and dark dots has a tumor's spread, so
-    the means over a few pixels ask for the spread at the scale of tissue. The map is detached: only the
-    generator answers for what it grows, so shrinking the map is no way out of the term."""
+    the means over a few pixels ask for the spread at the scale of tissue. With ``contrast`` each slice's values
+    are taken relative to the median of the rest of its brain (BraTS volumes are normalised one by one, so a
+    tumor slice's brain is darker than a normal slice's). The map is detached: only the generator answers for
+    what it grows, so shrinking the map is no way out of the term."""
     att = attention.detach().float()
-    composed = att * generated.float() + (1 - att) * source.float()
-    grown = local_mean(composed, scale)[att.mean(1) >= LESION_LEVEL]
+    grown_region = att.mean(1) >= LESION_LEVEL
+    grown = local_mean(att * generated.float() + (1 - att) * source.float(), scale)
     rows = has_mask.to(real_t.device, torch.bool)
-    tumor = local_mean(real_t[rows], scale)[mask.to(real_t.device)[rows][:, 0] > 0.5]
+    real_t, tumor_region = real_t[rows], mask.to(real_t.device)[rows][:, 0] > 0.5
+    tumor = local_mean(real_t, scale)
+    if contrast:
+        grown = relative_to_brain(grown, local_mean(source, scale), grown_region, head_mask(source)[:, 0].bool())
+        tumor = relative_to_brain(tumor, tumor, tumor_region, head_mask(real_t)[:, 0].bool())
+    grown, tumor = grown[grown_region], tumor[tumor_region]
     if grown.numel() < LESION_MIN_PIXELS or tumor.numel() < LESION_MIN_PIXELS:
         return generated.new_zeros((), dtype=torch.float32)
     return quantile_distance(grown, tumor)
@@ -216,7 +233,8 @@ class SAGGAN(TwoDomainGAN):
             losses["tumor_found"] = l1(found, att_n.detach()) * cfg.lambda_tumor_found
         if cfg.attention and cfg.lambda_lesion_intensity and "tumor_mask" in batch:  # grown tissue as bright as tumors
             losses["lesion_intensity"] = lesion_intensity(grown[0], real_n, att_n, real_t, batch["tumor_mask"],
-                                                          has_mask, cfg.lesion_scale) * cfg.lambda_lesion_intensity
+                                                          has_mask, cfg.lesion_scale, cfg.lesion_contrast
+                                                          ) * cfg.lambda_lesion_intensity
         if cfg.attention and cfg.lambda_area:  # A_N on real normals: a tumor-sized region of the brain
             own = torch.ones(len(real_n), dtype=torch.bool, device=att_n.device) if place_n is None else ~place_n[0]
             # rows whose map is a given region are left out (an empty selection gives 0)
