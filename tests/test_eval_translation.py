@@ -122,6 +122,7 @@ def test_what_grows_is_measured_against_the_real_tumors_intensities(pairs, judge
     assert pasted["grown"]["pixels"] > 0 and pasted["real_tumor"]["pixels"] > 0
     assert pasted["quantile_distance"] < 0.1
     assert pasted["grown"]["mean"] == pytest.approx(pasted["real_tumor"]["mean"], abs=0.1)
+    assert pasted["contrast"]["quantile_distance"] < 0.1 and pasted["contrast"]["real_tumor"]["mean"] > 0
 
     class Grey(Paste):  # the paste's regions, filled with the brain's median instead of a tumor
         def translate(self, x, to):
@@ -135,6 +136,7 @@ def test_what_grows_is_measured_against_the_real_tumors_intensities(pairs, judge
     grey = score_translation(Grey(pairs[1]), pairs[1], judge, seed=0)["to_tumor"]["intensity"]
     assert grey["quantile_distance"] > pasted["quantile_distance"] + 0.2
     assert grey["grown"]["mean"] < grey["real_tumor"]["mean"] - 0.1
+    assert abs(grey["contrast"]["grown"]["mean"]) < 0.05  # the brain's median: no contrast at all
     copy = score_translation(Copy(), pairs[1], judge, seed=0)["to_tumor"]["intensity"]
     assert copy["grown"] is None and copy["quantile_distance"] is None
 

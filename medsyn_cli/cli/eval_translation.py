@@ -76,6 +76,9 @@ def _table(r: dict[str, Any]) -> str:
         rows.append(("what grows", f"intensity {g['mean']:.3f} ± {g['std']:.3f} where {kind} > {r['maps']['level']:g}, "
                                    f"real tumors {t['mean']:.3f} ± {t['std']:.3f} in their masks "
                                    f"(quantile distance {li['quantile_distance']:.3f})"))
+        c = li["contrast"]
+        rows.append(("", f"over the rest of the brain: {c['grown']['mean']:+.3f} grown, {c['real_tumor']['mean']:+.3f} "
+                         f"real tumors (quantile distance {c['quantile_distance']:.3f})"))
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
 

@@ -173,17 +173,39 @@ def intensity_stats(values: np.ndarray) -> dict[str, Any] | None:
             **{f"p{round(level * 100)}": float(v) for level, v in zip(INTENSITY_QUANTILES, q)}}
 
 
-def lesion_intensity(y_n, maps_n: np.ndarray, level: float, brains: np.ndarray, tumors, masks) -> dict[str, Any]:
+def _minus_brain_median(values: np.ndarray, around: np.ndarray, region: np.ndarray, brains: np.ndarray) -> np.ndarray:
+    """(N, H, W) ``values`` minus each slice's median of ``around`` over its brain outside ``region``."""
+    out = values.copy()
+    for i in range(len(values)):
+        rest = brains[i] & ~region[i]
+        if rest.any():
+            out[i] -= np.median(around[i][rest])
+    return out
+
+
+def _quantile_distance(a: np.ndarray, b: np.ndarray) -> float | None:
+    if not (a.size and b.size):
+        return None
+    levels = np.linspace(0.0, 1.0, 32)
+    return float(np.abs(np.quantile(a, levels) - np.quantile(b, levels)).mean())
+
+
+def lesion_intensity(x_n, y_n, maps_n: np.ndarray, level: float, brains: np.ndarray, tumors, masks,
+                     tumor_brains: np.ndarray) -> dict[str, Any]:
     """What the grown tissue looks like next to real tumor tissue: intensities (channel mean) of the translated
     normals where the map is above ``level`` inside the brain, of the real test tumors inside their masks, and
-    the mean distance between 32 quantiles of the two (a 1-D Wasserstein estimate; 0 for the same distribution)."""
-    grown = y_n.mean(1).numpy()[(maps_n > level) & brains]
-    real = tumors.mean(1).numpy()[masks[:, 0].numpy() > 0.5]
-    distance = None
-    if grown.size and real.size:
-        levels = np.linspace(0.0, 1.0, 32)
-        distance = float(np.abs(np.quantile(grown, levels) - np.quantile(real, levels)).mean())
-    return {"grown": intensity_stats(grown), "real_tumor": intensity_stats(real), "quantile_distance": distance}
+    the mean distance between 32 quantiles of the two (a 1-D Wasserstein estimate; 0 for the same distribution);
+    ``contrast``: the same with each slice's values less the median of its brain outside the region (for a
+    translated normal, of the input), since volumes are normalised one by one."""
+    grown_at, tumor_at = (maps_n > level) & brains, masks[:, 0].numpy() > 0.5
+    y, x, t = y_n.mean(1).numpy(), x_n.mean(1).numpy(), tumors.mean(1).numpy()
+    grown, real = y[grown_at], t[tumor_at]
+    grown_c = _minus_brain_median(y, x, grown_at, brains)[grown_at]
+    real_c = _minus_brain_median(t, t, tumor_at, tumor_brains)[tumor_at]
+    return {"grown": intensity_stats(grown), "real_tumor": intensity_stats(real),
+            "quantile_distance": _quantile_distance(grown, real),
+            "contrast": {"grown": intensity_stats(grown_c), "real_tumor": intensity_stats(real_c),
+                         "quantile_distance": _quantile_distance(grown_c, real_c)}}
 
 
 def conversion(before: float, after: float) -> float | None:
@@ -234,8 +256,8 @@ def score_translation(model, pair, judge, *, seed: int = 0, features: Callable |
     if sel.tumor_masks is not None:
         truth = sel.tumor_masks[:, 0].numpy() > 0.5
         result["to_normal"]["dice"] = float(np.mean([dice(m > level, t) for m, t in zip(maps_t, truth)]))
-        result["to_tumor"]["intensity"] = lesion_intensity(y_n, maps_n, level, sel.normal_brain, sel.tumor,
-                                                           sel.tumor_masks)
+        result["to_tumor"]["intensity"] = lesion_intensity(sel.normal, y_n, maps_n, level, sel.normal_brain,
+                                                           sel.tumor, sel.tumor_masks, sel.tumor_brain)
     result["maps"] = {"kind": kind, "level": level}
     result["change_in_brain"] = {  # mean |y - x| over brain pixels, in [-1, 1] units
         "to_tumor": float(((y_n - sel.normal).abs().mean(1).numpy() * sel.normal_brain).sum()
