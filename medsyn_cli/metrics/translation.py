@@ -196,7 +196,8 @@ def lesion_intensity(x_n, y_n, maps_n: np.ndarray, level: float, brains: np.ndar
     normals where the map is above ``level`` inside the brain, of the real test tumors inside their masks, and
     the mean distance between 32 quantiles of the two (a 1-D Wasserstein estimate; 0 for the same distribution);
     ``contrast``: the same with each slice's values less the median of its brain outside the region (for a
-    translated normal, of the input), since volumes are normalised one by one."""
+    translated normal, of the input), for data whose normal and tumor slices come from differently normalised
+    volumes."""
     grown_at, tumor_at = (maps_n > level) & brains, masks[:, 0].numpy() > 0.5
     y, x, t = y_n.mean(1).numpy(), x_n.mean(1).numpy(), tumors.mean(1).numpy()
     grown, real = y[grown_at], t[tumor_at]

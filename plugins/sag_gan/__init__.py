@@ -77,9 +77,10 @@ class SAGGANConfig:
     # ... compared as the means over this many pixels square (1: per pixel; per pixel a pattern of bright and
     # dark dots has a tumor's spread)
     lesion_scale: int = field(default=3, metadata={"min": 1})
-    # ... each slice's intensities taken relative to the median of the rest of its brain (its contrast); BraTS
-    # volumes are normalised one by one, so a tumor slice's brain is darker than a normal slice's
-    lesion_contrast: bool = True
+    # ... each slice's intensities taken relative to the median of the rest of its brain (its contrast): for normal
+    # slices from other volumes than the tumors (healthy subjects, other normalisations); on BraTS as `medsyn data
+    # prepare` writes it both sides come from the same volumes and their brain medians agree
+    lesion_contrast: bool = False
 
     def __post_init__(self) -> None:
         if self.gan_loss not in ("bce", "lsgan"):

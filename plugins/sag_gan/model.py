@@ -78,8 +78,8 @@ def lesion_intensity(generated: torch.Tensor, source: torch.Tensor, attention: t
     is >= LESION_LEVEL) and of real tumor tissue (tumor slices inside their masks), by quantiles of their
     ``scale``-pixel local means: per pixel, a regular pattern of bright and dark dots has a tumor's spread, so
     the means over a few pixels ask for the spread at the scale of tissue. With ``contrast`` each slice's values
-    are taken relative to the median of the rest of its brain (BraTS volumes are normalised one by one, so a
-    tumor slice's brain is darker than a normal slice's). The map is detached: only the generator answers for
+    are taken relative to the median of the rest of its brain (for normal slices from other, differently
+    normalised volumes than the tumors). The map is detached: only the generator answers for
     what it grows, so shrinking the map is no way out of the term."""
     att = attention.detach().float()
     grown_region = att.mean(1) >= LESION_LEVEL
