@@ -273,6 +273,9 @@ def test_quantile_distance_compares_whole_distributions():
     assert float(quantile_distance(a, a.flip(0))) == pytest.approx(0.0, abs=1e-6)  # order does not matter
     assert float(quantile_distance(a, a + 0.5)) == pytest.approx(0.5, abs=1e-5)  # a shift is its size
     assert float(quantile_distance(a, a * 0.0)) > 0.4  # same mean, no spread: far apart
+    darker = torch.where(a < 0, a - 0.5, a)  # only the lower half differs
+    assert float(quantile_distance(a, darker)) > 0.1
+    assert float(quantile_distance(a, darker, low=0.5)) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_lesion_intensity_is_zero_without_enough_grown_or_tumor_pixels():

@@ -34,9 +34,10 @@ def area_prior(maps: torch.Tensor, mask: torch.Tensor, low: float, high: float) 
     return (F.relu(low - share) + F.relu(share - high)).mean()
 
 
-def quantile_distance(values: torch.Tensor, reference: torch.Tensor, n: int = 32) -> torch.Tensor:
-    """Mean |difference| between ``n`` evenly spaced quantiles of two 1-D samples (the 1-D Wasserstein-1
-    distance, estimated): it compares whole intensity distributions (brightness and spread), not only
-    means. Gradients reach ``values`` through the sort; ``reference`` is treated as a target."""
-    levels = torch.linspace(0.0, 1.0, n, device=values.device)
+def quantile_distance(values: torch.Tensor, reference: torch.Tensor, n: int = 32, low: float = 0.0) -> torch.Tensor:
+    """Mean |difference| between ``n`` evenly spaced quantiles (levels ``low`` to 1) of two 1-D samples (with
+    ``low`` 0 the 1-D Wasserstein-1 distance, estimated): it compares intensity distributions (brightness and
+    spread), not only means; a higher ``low`` compares only their upper parts. Gradients reach ``values``
+    through the sort; ``reference`` is treated as a target."""
+    levels = torch.linspace(low, 1.0, n, device=values.device)
     return (torch.quantile(values.float(), levels) - torch.quantile(reference.detach().float(), levels)).abs().mean()

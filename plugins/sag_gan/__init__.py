@@ -81,6 +81,9 @@ class SAGGANConfig:
     # slices from other volumes than the tumors (healthy subjects, other normalisations); on BraTS as `medsyn data
     # prepare` writes it both sides come from the same volumes and their brain medians agree
     lesion_contrast: bool = False
+    # ... from this quantile level up (0: whole distributions; 0.5: only their brighter halves, the part a tumor is
+    # recognised by, without asking for the dark pixels a per-pixel match fills in with a dot pattern)
+    lesion_from: float = field(default=0.0, metadata={"min": 0, "max": 0.9})
 
     def __post_init__(self) -> None:
         if self.gan_loss not in ("bce", "lsgan"):

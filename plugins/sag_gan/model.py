@@ -72,15 +72,16 @@ def relative_to_brain(values: torch.Tensor, around: torch.Tensor, region: torch.
 
 
 def lesion_intensity(generated: torch.Tensor, source: torch.Tensor, attention: torch.Tensor, real_t: torch.Tensor,
-                     mask: torch.Tensor, has_mask: torch.Tensor, scale: int = 1, contrast: bool = False
-                     ) -> torch.Tensor:
+                     mask: torch.Tensor, has_mask: torch.Tensor, scale: int = 1, contrast: bool = False,
+                     low: float = 0.0) -> torch.Tensor:
     """Distance between the intensities of the grown tissue (the translation where the map that placed the change
     is >= LESION_LEVEL) and of real tumor tissue (tumor slices inside their masks), by quantiles of their
     ``scale``-pixel local means: per pixel, a regular pattern of bright and dark dots has a tumor's spread, so
     the means over a few pixels ask for the spread at the scale of tissue. With ``contrast`` each slice's values
     are taken relative to the median of the rest of its brain (for normal slices from other, differently
     normalised volumes than the tumors). The map is detached: only the generator answers for
-    what it grows, so shrinking the map is no way out of the term."""
+    what it grows, so shrinking the map is no way out of the term. ``low``: the lowest quantile level compared
+    (0.5: only the brighter half of each distribution)."""
     att = attention.detach().float()
     grown_region = att.mean(1) >= LESION_LEVEL
     grown = local_mean(att * generated.float() + (1 - att) * source.float(), scale)
@@ -93,7 +94,7 @@ def lesion_intensity(generated: torch.Tensor, source: torch.Tensor, attention: t
     grown, tumor = grown[grown_region], tumor[tumor_region]
     if grown.numel() < LESION_MIN_PIXELS or tumor.numel() < LESION_MIN_PIXELS:
         return generated.new_zeros((), dtype=torch.float32)
-    return quantile_distance(grown, tumor)
+    return quantile_distance(grown, tumor, low=low)
 
 
 def masked_l1(attention: torch.Tensor, mask: torch.Tensor, has_mask: torch.Tensor) -> torch.Tensor:
@@ -233,8 +234,8 @@ class SAGGAN(TwoDomainGAN):
             losses["tumor_found"] = l1(found, att_n.detach()) * cfg.lambda_tumor_found
         if cfg.attention and cfg.lambda_lesion_intensity and "tumor_mask" in batch:  # grown tissue as bright as tumors
             losses["lesion_intensity"] = lesion_intensity(grown[0], real_n, att_n, real_t, batch["tumor_mask"],
-                                                          has_mask, cfg.lesion_scale, cfg.lesion_contrast
-                                                          ) * cfg.lambda_lesion_intensity
+                                                          has_mask, cfg.lesion_scale, cfg.lesion_contrast,
+                                                          cfg.lesion_from) * cfg.lambda_lesion_intensity
         if cfg.attention and cfg.lambda_area:  # A_N on real normals: a tumor-sized region of the brain
             own = torch.ones(len(real_n), dtype=torch.bool, device=att_n.device) if place_n is None else ~place_n[0]
             # rows whose map is a given region are left out (an empty selection gives 0)
