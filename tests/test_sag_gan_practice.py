@@ -11,7 +11,7 @@ from medsyn_cli.config import build_config
 from medsyn_cli.errors import InputError
 from medsyn_cli.nn.masks import area_prior, head_mask, quantile_distance, share_inside
 from medsyn_cli.registry import get_model
-from medsyn_plugins.sag_gan.model import lesion_intensity
+from medsyn_plugins.sag_gan.lesion import lesion_intensity
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
