@@ -184,10 +184,14 @@ def _minus_brain_median(values: np.ndarray, around: np.ndarray, region: np.ndarr
 
 
 def _quantile_distance(a: np.ndarray, b: np.ndarray) -> float | None:
+    """The distance sag-gan's ``lambda_lesion_intensity`` trains on (None when a side is empty)."""
     if not (a.size and b.size):
         return None
-    levels = np.linspace(0.0, 1.0, 32)
-    return float(np.abs(np.quantile(a, levels) - np.quantile(b, levels)).mean())
+    import torch
+
+    from medsyn_cli.nn.masks import quantile_distance
+
+    return float(quantile_distance(torch.from_numpy(a), torch.from_numpy(b)))
 
 
 def lesion_intensity(x_n, y_n, maps_n: np.ndarray, level: float, brains: np.ndarray, tumors, masks,

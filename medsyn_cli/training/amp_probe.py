@@ -7,6 +7,8 @@ import contextlib
 import json
 from pathlib import Path
 
+from medsyn_cli.fileio import write_text_atomic
+
 PROBE_FILE = "amp-probe.json"  # in the user cache dir: one measurement per CPU model and torch version
 
 
@@ -28,7 +30,5 @@ def probe_records() -> dict:
 
 def write_probe(path: Path, data: dict) -> None:
     """Best effort, atomic: a read-only or full cache dir only means measuring again next time."""
-    from medsyn_cli.fileio import write_text_atomic
-
     with contextlib.suppress(OSError):
         write_text_atomic(path, json.dumps(data, indent=1))
