@@ -278,6 +278,20 @@ def test_quantile_distance_compares_whole_distributions():
     assert float(quantile_distance(a, darker, low=0.5)) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_quantile_distance_below_only_is_a_floor():
+    """``below_only``: tissue darker than the reference costs as before, brighter tissue costs nothing, and a mix
+    costs only its darker quantiles."""
+    a = torch.linspace(-1, 1, 101)
+    assert float(quantile_distance(a - 0.5, a, below_only=True)) == pytest.approx(0.5, abs=1e-5)
+    assert float(quantile_distance(a + 0.5, a, below_only=True)) == pytest.approx(0.0, abs=1e-6)
+    wider = a * 2  # darker in its lower half, brighter in its upper half
+    assert 0 < float(quantile_distance(wider, a, below_only=True)) < float(quantile_distance(wider, a))
+    assert float(quantile_distance(wider, a, low=0.5, below_only=True)) == pytest.approx(0.0, abs=1e-6)
+    values = (a - 0.3).requires_grad_()
+    quantile_distance(values, a, below_only=True).backward()  # the floor pushes darker tissue up
+    assert float(values.grad.sum()) < 0
+
+
 def test_lesion_intensity_is_zero_without_enough_grown_or_tumor_pixels():
     b = batch()
     grown, x = torch.zeros_like(b["normal"]), b["normal"]
@@ -352,3 +366,23 @@ def test_lesion_contrast_compares_each_lesion_with_the_brain_around_it():
     has = torch.ones(1, dtype=torch.bool)
     assert float(lesion_intensity(grown, grown, region, tumor, region, has, scale=1, contrast=True)) == pytest.approx(0.0, abs=1e-6)
     assert float(lesion_intensity(grown, grown, region, tumor, region, has, scale=1, contrast=False)) == pytest.approx(0.4, abs=1e-5)
+
+
+def test_lesion_below_only_leaves_a_brighter_lesion_alone():
+    """With ``lesion_below_only`` a lesion brighter than the tumors costs nothing and a darker one costs its gap;
+    the setting reaches the term through the model's config."""
+    region = torch.zeros(1, 1, RES, RES)
+    region[..., 12:20, 12:20] = 1
+    tumor, grown = torch.full((1, 1, RES, RES), -1.0), torch.full((1, 1, RES, RES), -1.0)
+    tumor[..., 4:28, 4:28] = grown[..., 4:28, 4:28] = 0.0
+    has = torch.ones(1, dtype=torch.bool)
+    tumor[region.bool()] = 0.5
+    for level, cost in ((0.8, 0.0), (0.2, 0.3)):
+        grown[region.bool()] = level
+        assert float(lesion_intensity(grown, grown, region, tumor, region, has, scale=1, below_only=True)) \
+            == pytest.approx(cost, abs=1e-5)
+    assert float(lesion_intensity(grown, grown, region, tumor, region, has, scale=1)) == pytest.approx(0.3, abs=1e-5)
+    model = build(lambda_lesion_intensity=1.0, lesion_below_only=True)
+    b = batch()
+    b["tumor"][b["tumor_mask"].bool()] = -1.0  # tumors darker than anything grown: the floor is met
+    assert float(model.train_step(b, 0)["lesion_intensity"]) == pytest.approx(0.0, abs=1e-6)

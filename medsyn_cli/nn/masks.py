@@ -34,10 +34,13 @@ def area_prior(maps: torch.Tensor, mask: torch.Tensor, low: float, high: float) 
     return (F.relu(low - share) + F.relu(share - high)).mean()
 
 
-def quantile_distance(values: torch.Tensor, reference: torch.Tensor, n: int = 32, low: float = 0.0) -> torch.Tensor:
+def quantile_distance(values: torch.Tensor, reference: torch.Tensor, n: int = 32, low: float = 0.0,
+                      below_only: bool = False) -> torch.Tensor:
     """Mean |difference| between ``n`` evenly spaced quantiles (levels ``low`` to 1) of two 1-D samples (with
     ``low`` 0 the 1-D Wasserstein-1 distance, estimated): it compares intensity distributions (brightness and
-    spread), not only means; a higher ``low`` compares only their upper parts. Gradients reach ``values``
-    through the sort; ``reference`` is treated as a target."""
+    spread), not only means; a higher ``low`` compares only their upper parts. ``below_only``: only the
+    quantiles of ``values`` below the reference's count (a floor, not a target: brighter is no cost).
+    Gradients reach ``values`` through the sort; ``reference`` is treated as a target."""
     levels = torch.linspace(low, 1.0, n, device=values.device)
-    return (torch.quantile(values.float(), levels) - torch.quantile(reference.detach().float(), levels)).abs().mean()
+    gap = torch.quantile(values.float(), levels) - torch.quantile(reference.detach().float(), levels)
+    return (gap.clamp(max=0) if below_only else gap).abs().mean()

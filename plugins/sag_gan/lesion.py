@@ -33,7 +33,7 @@ def relative_to_brain(values: torch.Tensor, around: torch.Tensor, region: torch.
 
 def lesion_intensity(generated: torch.Tensor, source: torch.Tensor, attention: torch.Tensor, real_t: torch.Tensor,
                      mask: torch.Tensor, has_mask: torch.Tensor, scale: int = 1, contrast: bool = False,
-                     low: float = 0.0) -> torch.Tensor:
+                     low: float = 0.0, below_only: bool = False) -> torch.Tensor:
     """Distance between the intensities of the grown tissue (the translation where the map that placed the change
     is >= LESION_LEVEL) and of real tumor tissue (tumor slices inside their masks), by quantiles of their
     ``scale``-pixel local means: per pixel, a regular pattern of bright and dark dots has a tumor's spread, so
@@ -41,7 +41,8 @@ def lesion_intensity(generated: torch.Tensor, source: torch.Tensor, attention: t
     are taken relative to the median of the rest of its brain (for normal slices from other, differently
     normalised volumes than the tumors). The map is detached: only the generator answers for
     what it grows, so shrinking the map is no way out of the term. ``low``: the lowest quantile level compared
-    (0.5: only the brighter half of each distribution)."""
+    (0.5: only the brighter half of each distribution). ``below_only``: only grown quantiles darker than the
+    tumors' cost (a floor on brightness; a brighter lesion is not pulled back)."""
     att = attention.detach().float()
     grown_region = att.mean(1) >= LESION_LEVEL
     grown = local_mean(att * generated.float() + (1 - att) * source.float(), scale)
@@ -54,4 +55,4 @@ def lesion_intensity(generated: torch.Tensor, source: torch.Tensor, attention: t
     grown, tumor = grown[grown_region], tumor[tumor_region]
     if grown.numel() < LESION_MIN_PIXELS or tumor.numel() < LESION_MIN_PIXELS:
         return generated.new_zeros((), dtype=torch.float32)
-    return quantile_distance(grown, tumor, low=low)
+    return quantile_distance(grown, tumor, low=low, below_only=below_only)

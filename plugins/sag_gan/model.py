@@ -186,7 +186,8 @@ class SAGGAN(TwoDomainGAN):
         if cfg.attention and cfg.lambda_lesion_intensity and "tumor_mask" in batch:  # grown tissue as bright as tumors
             losses["lesion_intensity"] = lesion_intensity(grown[0], real_n, att_n, real_t, batch["tumor_mask"],
                                                           has_mask, cfg.lesion_scale, cfg.lesion_contrast,
-                                                          cfg.lesion_from) * cfg.lambda_lesion_intensity
+                                                          cfg.lesion_from, cfg.lesion_below_only
+                                                          ) * cfg.lambda_lesion_intensity
         if cfg.attention and cfg.lambda_area:  # A_N on real normals: a tumor-sized region of the brain
             own = torch.ones(len(real_n), dtype=torch.bool, device=att_n.device) if place_n is None else ~place_n[0]
             # rows whose map is a given region are left out (an empty selection gives 0)
