@@ -308,9 +308,9 @@ def _in_region(model, sel: MatchedSlices, ref: MatchedSlices, judge, features: C
     for pick in picks:
         regions = paste_regions(ref, sel.normal_brain, pick)
         y, att = translate_all(model, sel.normal, "tumor", batch_size, regions=regions)
-        after.append(float((judge.prob_tumor(y) >= 0.5).mean()))
+        after.append(judge.prob_tumor(y) >= 0.5)
         real = paste_tumors(sel.normal, sel.normal_brain, ref.tumor, ref.tumor_masks, pick)
-        pasted.append(float((judge.prob_tumor(real) >= 0.5).mean()))  # the same regions holding real tumors
+        pasted.append(judge.prob_tumor(real) >= 0.5)  # the same regions holding real tumors
         maps, level, _ = change_maps(sel.normal, y, att)
         inside = regions[:, 0].numpy() > 0.5
         rows = inside.sum((1, 2)) > 0
@@ -320,11 +320,15 @@ def _in_region(model, sel: MatchedSlices, ref: MatchedSlices, judge, features: C
             from medsyn_cli.metrics.fid import fid_from_features
 
             fids.append(fid_from_features(f_test, features(y)))
+    # the draws' calls pooled (equal counts per draw): a share of slices, so an unchanged translation gives
+    # exactly ``before`` (a mean of per-draw shares could differ from it in the last bit)
+    judged_after = float(np.concatenate(after).mean())
     out: dict[str, Any] = {
         "regions": "the paste reference's: a judge's-case tumor mask at its place, inside the normal's brain",
-        "draws": len(picks), "judged_tumor_before": before, "judged_tumor_after": float(np.mean(after)),
-        "conversion": conversion(before, float(np.mean(after))),
-        "paste_conversion": conversion(before, float(np.mean(pasted))), "region_filled_share": float(np.mean(filled))}
+        "draws": len(picks), "judged_tumor_before": before, "judged_tumor_after": judged_after,
+        "conversion": conversion(before, judged_after),
+        "paste_conversion": conversion(before, float(np.concatenate(pasted).mean())),
+        "region_filled_share": float(np.mean(filled))}
     if fids and distances:
         untouched = distances["fid_normal_vs_tumor"]
         out.update({"fid_translated_normal_vs_tumor": float(np.mean(fids)), "fid_draws": fids,
